@@ -1,0 +1,221 @@
+"""The composition root: the only place that reads Settings and wires concrete adapters together.
+
+`Runtime` is built without I/O; `lifecycle` (an aiohttp cleanup_ctx) migrates, starts the background
+work (write batcher, outbox sender, reconciler, Telegram) and closes everything in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import httpx
+from aiohttp import web
+
+from bot.settings import ConfigError, Settings, check_startable
+from bot.telegram import TelegramChannel
+from handlers.i18n import render_notice
+from handlers.router import Conversation
+from handlers.wallet import WalletServices
+from services.batcher import WriteBatcher
+from services.clock import Clock, SystemClock
+from services.messaging import Messenger
+from services.outbox import OutboxSender
+from services.pacing import Pacer
+from services.payments import PaymentGateway
+from services.payments.midtrans import MidtransGateway
+from services.payments.sandbox import SandboxGateway
+from services.reconcile import Reconciler
+from services.settlement import Settlement
+from services.stats import Stats
+from services.topups import AmountRules, Topups
+from services.wallet import Wallet
+from storage.db import Database
+from storage.migrate import upgrade
+from webhooks.app import create_app
+from webhooks.deps import TelegramHook, WebDeps
+
+log = logging.getLogger(__name__)
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """Every configured secret, for the log redaction filter."""
+    values: list[str] = []
+
+    def walk(model: object) -> None:
+        for name in getattr(type(model), "model_fields", {}):
+            value = getattr(model, name)
+            if hasattr(value, "get_secret_value"):
+                values.append(value.get_secret_value())
+            elif hasattr(type(value), "model_fields"):
+                walk(value)
+
+    walk(settings)
+    return [v for v in values if v]
+
+
+def _build_gateways(settings: Settings, http: httpx.AsyncClient) -> tuple[list[PaymentGateway], dict[str, str]]:
+    """The usable gateways in failover order, and why each unusable one is off."""
+    pay = settings.payments
+    usable: list[PaymentGateway] = []
+    off: dict[str, str] = {}
+    for name in pay.gateways:
+        if name == "sandbox":
+            secret = pay.sandbox.secret.get_secret_value() if pay.sandbox.secret else secrets.token_urlsafe(32)
+            usable.append(SandboxGateway(secret=secret, public_url=settings.server.public_url, http=http))
+        elif name == "midtrans":
+            if pay.midtrans.server_key is None or not pay.midtrans.server_key.get_secret_value():
+                off[name] = "set payments.midtrans.server_key (BOT_PAYMENTS__MIDTRANS__SERVER_KEY)"
+                continue
+            usable.append(
+                MidtransGateway(
+                    server_key=pay.midtrans.server_key.get_secret_value(),
+                    snap_base_url=pay.midtrans.snap_url(),
+                    api_base_url=pay.midtrans.api_url(),
+                    http=http,
+                    enabled_payments=pay.midtrans.enabled_payments,
+                )
+            )
+        else:
+            off[name] = "this version has no adapter for it yet"
+    return usable, off
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    clock: Clock
+    http: httpx.AsyncClient
+    gateways: list[PaymentGateway]
+    batcher: WriteBatcher
+    settlement: Settlement
+    wallet: Wallet
+    topups: Topups
+    reconciler: Reconciler
+    outbox: OutboxSender
+    conversation: Conversation
+    stats: Stats
+    telegram: TelegramChannel | None
+    channels: dict[str, str]
+    disabled_gateways: dict[str, str]
+    tasks: list[asyncio.Task] = field(default_factory=list)
+
+    def web_deps(self) -> WebDeps:
+        sandbox = next((g for g in self.gateways if isinstance(g, SandboxGateway)), None)
+        hook = None
+        if self.telegram is not None and self.telegram.mode == "webhook":
+            hook = TelegramHook(self.telegram.webhook_secret, self.telegram.feed, self.telegram.ready.is_set)
+        return WebDeps(
+            settlement=self.settlement,
+            topups=self.topups,
+            stats=self.stats,
+            sandbox=sandbox,
+            telegram=hook,
+            channels=self.channels,
+            gateways=[g.name for g in self.gateways],
+            max_body_bytes=self.settings.server.max_body_bytes,
+        )
+
+    async def lifecycle(self, app: web.Application | None = None) -> AsyncIterator[None]:
+        """aiohttp cleanup_ctx: start everything, yield while serving, then close in reverse order."""
+        await upgrade(self.db)
+        self.batcher.start()
+        self.tasks.append(asyncio.create_task(self.outbox.run(), name="outbox"))
+        if self.settings.reconcile.enabled:
+            self.tasks.append(
+                asyncio.create_task(self.reconciler.run_forever(self.settings.reconcile.interval_s), name="reconcile")
+            )
+        if self.telegram is not None:
+            self.tasks.append(asyncio.create_task(self.telegram.start(), name="telegram-start"))
+        self.log_readiness()
+        try:
+            yield
+        finally:
+            for task in reversed(self.tasks):
+                task.cancel()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+            self.tasks.clear()
+            if self.telegram is not None:
+                await self.telegram.stop()
+            await self.batcher.stop()
+            await self.http.aclose()
+            await self.db.close()
+
+    def log_readiness(self) -> None:
+        for channel, state in self.channels.items():
+            if state == "enabled":
+                log.info("channel %s: enabled", channel)
+            else:
+                log.warning("channel %s: disabled — %s", channel, state)
+        log.info("payment gateways (failover order): %s", ", ".join(g.name for g in self.gateways))
+        for name, why in self.disabled_gateways.items():
+            log.warning("gateway %s: disabled — %s", name, why)
+
+
+def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx.AsyncClient | None = None) -> Runtime:
+    check_startable(settings)
+    clock = clock or SystemClock()
+    http = http or httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=5.0))
+    db = Database(settings.database.url)
+    gateways, disabled = _build_gateways(settings, http)
+    if not gateways:
+        raise ConfigError(f"payments.gateways has no usable gateway: {disabled}")
+    batcher = WriteBatcher(db)
+    admins = [("telegram", i) for i in settings.admin.telegram_ids] + [
+        ("whatsapp", i) for i in settings.admin.whatsapp_ids
+    ]
+    messengers: dict[str, Messenger] = {}
+    pacers: dict[str, Pacer] = {}
+    outbox_ref: list[OutboxSender] = []
+    settlement = Settlement(
+        {g.name: g for g in gateways}, batcher, clock, admins=admins,
+        on_notice=lambda: outbox_ref[0].wake() if outbox_ref else None,
+    )
+    wallet = Wallet(db, clock)
+    w = settings.wallet
+    topups = Topups(
+        db, gateways, settlement, clock,
+        rules=AmountRules(w.min_topup, w.max_topup, tuple(w.presets)),
+        public_url=settings.server.public_url,
+        expiry_minutes=settings.payments.expiry_minutes,
+    )
+    conversation = Conversation(WalletServices(wallet=wallet, topups=topups))
+    channels: dict[str, str] = {}
+    telegram = None
+    tg = settings.telegram
+    if tg.token is not None and tg.token.get_secret_value():
+        pacers["telegram"] = Pacer(tg.rate_per_second, tg.per_chat_interval_s)
+        # Without a configured secret (development only: production refuses to start), a fresh random one.
+        secret = tg.webhook_secret.get_secret_value() if tg.webhook_secret else secrets.token_urlsafe(32)
+        telegram = TelegramChannel(
+            token=tg.token.get_secret_value(), api_base_url=tg.api_base_url, mode=tg.mode, webhook_secret=secret,
+            public_url=settings.server.public_url, conversation=conversation, pacer=pacers["telegram"],
+        )
+        messengers["telegram"] = telegram
+        channels["telegram"] = "enabled"
+    else:
+        channels["telegram"] = "set telegram.token (BOT_TELEGRAM__TOKEN) to enable it"
+    channels["whatsapp"] = "not available in this version yet (whatsapp.* settings are read but unused)"
+    outbox = OutboxSender(
+        db, messengers, pacers, render_notice, clock,
+        poll_interval_s=settings.outbox.poll_interval_s, max_attempts=settings.outbox.max_attempts,
+    )
+    outbox_ref.append(outbox)
+    r = settings.reconcile
+    reconciler = Reconciler(db, settlement, clock, concurrency=r.concurrency, grace_hours=r.grace_hours)
+    return Runtime(
+        settings=settings, db=db, clock=clock, http=http, gateways=gateways, batcher=batcher,
+        settlement=settlement, wallet=wallet, topups=topups, reconciler=reconciler, outbox=outbox,
+        conversation=conversation, stats=Stats(db), telegram=telegram, channels=channels,
+        disabled_gateways=disabled,
+    )
+
+
+def build_web_app(runtime: Runtime) -> web.Application:
+    app = create_app(runtime.web_deps())
+    app.cleanup_ctx.append(runtime.lifecycle)
+    return app

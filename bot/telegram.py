@@ -1,0 +1,214 @@
+"""Telegram via python-telegram-bot, run inside our own event loop and web server.
+
+Turns updates into neutral `Incoming` messages for the conversation, and neutral `OutgoingMessage`s into
+Bot API calls (the `Messenger` port). Webhook mode takes updates from our aiohttp route; polling mode
+(local development) uses PTB's updater.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
+from telegram.ext import Application, CallbackQueryHandler, ContextTypes, MessageHandler, filters
+from telegram.request import HTTPXRequest
+
+from handlers.router import Conversation, Incoming
+from services.errors import PermanentDeliveryError, RetryLater
+from services.messaging import OutgoingMessage, SentMessage
+from services.pacing import Pacer
+
+log = logging.getLogger(__name__)
+
+COMMANDS = [
+    ("topup", "Isi saldo / top up"),
+    ("saldo", "Lihat saldo / balance"),
+    ("riwayat", "Transaksi terakhir / history"),
+    ("cek", "Cek pembayaran / re-check payment"),
+    ("bahasa", "Bahasa / language"),
+    ("bantuan", "Bantuan / help"),
+]
+ALLOWED_UPDATES = ["message", "callback_query"]
+
+
+def _markup(message: OutgoingMessage) -> InlineKeyboardMarkup | None:
+    if not message.buttons:
+        return None
+    rows = [
+        [
+            InlineKeyboardButton(b.label, url=b.url) if b.url else InlineKeyboardButton(b.label, callback_data=b.data)
+            for b in row
+        ]
+        for row in message.buttons
+    ]
+    return InlineKeyboardMarkup(rows)
+
+
+class TelegramChannel:
+    channel = "telegram"
+
+    def __init__(
+        self,
+        *,
+        token: str,
+        api_base_url: str,
+        mode: str,
+        webhook_secret: str,
+        public_url: str,
+        conversation: Conversation,
+        pacer: Pacer,
+    ) -> None:
+        self.mode = mode
+        self.webhook_secret = webhook_secret
+        self._public_url = public_url.rstrip("/")
+        self._conversation = conversation
+        self._pacer = pacer
+        self.ready = asyncio.Event()
+        builder = (
+            Application.builder()
+            .token(token)
+            .base_url(api_base_url.rstrip("/"))
+            .base_file_url(api_base_url.rstrip("/").removesuffix("/bot") + "/file/bot")
+            # Updates are handled concurrently: one slow gateway call must not stall every chat.
+            .concurrent_updates(128)
+            .request(HTTPXRequest(connection_pool_size=64, read_timeout=15, write_timeout=15, pool_timeout=5))
+        )
+        if mode == "webhook":
+            builder = builder.updater(None)
+        else:
+            builder = builder.get_updates_request(HTTPXRequest(read_timeout=30))
+        self.app = builder.build()
+        self.app.add_handler(MessageHandler(filters.ALL, self._on_message))
+        self.app.add_handler(CallbackQueryHandler(self._on_callback))
+        self.app.add_error_handler(self._on_error)
+
+    async def start(self) -> None:
+        """Connect (getMe), register commands, set the webhook or start polling; retried until it works."""
+        delay = 1.0
+        while True:
+            try:
+                await self.app.initialize()
+                break
+            except InvalidToken:
+                log.error("telegram.token is rejected by the Bot API; Telegram stays disabled")
+                return
+            except (NetworkError, TelegramError) as exc:
+                log.warning("Telegram Bot API unreachable (%s); retrying in %.0fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60)
+        try:
+            await self.app.bot.set_my_commands([BotCommand(name, text) for name, text in COMMANDS])
+        except TelegramError as exc:
+            log.warning("set_my_commands failed: %s", exc)
+        await self.app.start()
+        if self.mode == "webhook":
+            url = f"{self._public_url}/telegram/webhook"
+            try:
+                await self.app.bot.set_webhook(
+                    url=url, secret_token=self.webhook_secret, allowed_updates=ALLOWED_UPDATES
+                )
+                log.info("Telegram webhook set to %s", url)
+            except TelegramError as exc:
+                log.error("set_webhook(%s) failed: %s (Telegram needs a public https URL)", url, exc)
+        else:
+            assert self.app.updater is not None
+            await self.app.updater.start_polling(allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False)
+            log.info("Telegram long polling started")
+        self.ready.set()
+
+    async def stop(self) -> None:
+        if not self.ready.is_set():
+            return
+        if self.app.updater is not None and self.app.updater.running:
+            await self.app.updater.stop()
+        await self.app.stop()
+        await self.app.shutdown()
+
+    async def feed(self, data: dict[str, Any]) -> None:
+        """A webhook update: queue it for PTB and return at once (the route answers 200 immediately)."""
+        await self.app.update_queue.put(Update.de_json(data, self.app.bot))
+
+    async def send(self, chat_id: str, message: OutgoingMessage) -> SentMessage:
+        """Messenger port: one message, errors mapped to RetryLater / PermanentDeliveryError."""
+        try:
+            if message.photo is not None:
+                sent = await self.app.bot.send_photo(
+                    chat_id=chat_id, photo=message.photo, caption=message.text[:1024], reply_markup=_markup(message)
+                )
+            elif message.document is not None:
+                sent = await self.app.bot.send_document(
+                    chat_id=chat_id, document=message.document, filename=message.document_name,
+                    caption=message.text[:1024], reply_markup=_markup(message),
+                )
+            else:
+                sent = await self.app.bot.send_message(
+                    chat_id=chat_id, text=message.text[:4096], reply_markup=_markup(message)
+                )
+        except RetryAfter as exc:
+            seconds = exc.retry_after.total_seconds() if hasattr(exc.retry_after, "total_seconds") else exc.retry_after
+            raise RetryLater(f"telegram 429: retry after {seconds}s", retry_after=float(seconds)) from exc
+        except (Forbidden, BadRequest) as exc:
+            raise PermanentDeliveryError(f"telegram refused: {exc.message}") from exc
+        except NetworkError as exc:  # includes timeouts and 5xx
+            raise RetryLater(f"telegram unavailable: {exc.message}") from exc
+        except TelegramError as exc:
+            raise RetryLater(f"telegram error: {exc.message}") from exc
+        return SentMessage(provider_message_id=str(sent.message_id))
+
+    async def _reply(self, chat_id: str, replies: list[OutgoingMessage]) -> None:
+        for reply in replies:
+            for attempt in range(3):
+                await self._pacer.wait(chat_id)
+                try:
+                    await self.send(chat_id, reply)
+                    break
+                except RetryLater as exc:
+                    if exc.retry_after:
+                        self._pacer.back_off(exc.retry_after, chat_id)
+                    log.warning("reply to %s: %s (attempt %d)", chat_id, exc, attempt + 1)
+                except PermanentDeliveryError as exc:
+                    log.warning("reply to %s undeliverable: %s", chat_id, exc)
+                    return
+
+    async def _on_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Any message: handled by the shared conversation; replies go back to the same chat."""
+        message = update.effective_message
+        user = update.effective_user
+        chat = update.effective_chat
+        if message is None or user is None or chat is None or user.is_bot:
+            return
+        incoming = Incoming(
+            channel=self.channel,
+            chat_id=str(chat.id),
+            user_id=str(user.id),
+            display_name=user.full_name,
+            text=message.text or message.caption or "",
+            update_key=str(update.update_id),
+        )
+        await self._reply(incoming.chat_id, await self._conversation.handle(incoming))
+
+    async def _on_callback(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A tapped inline button (preset amount, language): acknowledged, then handled like a command."""
+        query = update.callback_query
+        if query is None or query.from_user is None:
+            return
+        try:
+            await query.answer()
+        except TelegramError as exc:
+            log.debug("answerCallbackQuery failed: %s", exc)
+        chat_id = str(query.message.chat.id) if query.message else str(query.from_user.id)
+        incoming = Incoming(
+            channel=self.channel,
+            chat_id=chat_id,
+            user_id=str(query.from_user.id),
+            display_name=query.from_user.full_name,
+            callback_data=query.data or "",
+            update_key=str(update.update_id),
+        )
+        await self._reply(chat_id, await self._conversation.handle(incoming))
+
+    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        log.error("Telegram update failed", exc_info=context.error)

@@ -1,0 +1,1 @@
+"""The conversation, written once for every channel: grammar, feature handlers, translation catalogs."""

@@ -1,0 +1,99 @@
+"""One entry point for every channel: a neutral incoming message in, neutral replies out."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from handlers import wallet as wallet_handlers
+from handlers.grammar import parse_command
+from handlers.i18n import Translator
+from services.errors import AllGatewaysFailed, StorageUnavailable, UserInputError
+from services.messaging import OutgoingMessage
+from services.wallet import UserView
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """What a channel adapter makes of an update: who, where, and what they typed or tapped."""
+
+    channel: str  # "telegram" | "whatsapp"
+    chat_id: str
+    user_id: str  # Telegram user id / WhatsApp wa_id
+    display_name: str | None
+    text: str = ""
+    callback_data: str | None = None  # a tapped button
+    update_key: str | None = None  # Telegram update_id / WhatsApp wamid: the dedupe key
+    alt_id: str | None = None  # WhatsApp business-scoped user id
+
+
+Feature = Callable[[wallet_handlers.WalletServices, UserView, Translator, str], Awaitable[list[OutgoingMessage]]]
+
+FEATURES: dict[str, Feature] = {
+    "topup": wallet_handlers.topup,
+    "saldo": wallet_handlers.saldo,
+    "riwayat": wallet_handlers.riwayat,
+    "cek": wallet_handlers.cek,
+    "bahasa": wallet_handlers.bahasa,
+}
+
+
+class Conversation:
+    def __init__(self, services: wallet_handlers.WalletServices) -> None:
+        self._services = services
+
+    async def handle(self, message: Incoming) -> list[OutgoingMessage]:
+        """The replies to send back to `message.chat_id`; [] for a retried (already handled) update."""
+        try:
+            inbound = await self._services.wallet.register_inbound(
+                channel=message.channel,
+                external_id=message.user_id,
+                display_name=message.display_name,
+                update_key=message.update_key,
+                alt_id=message.alt_id,
+            )
+        except StorageUnavailable:
+            return [OutgoingMessage(Translator("id", message.channel)("storage_down"))]
+        if not inbound.first_delivery:
+            log.info("%s update %s already handled; ignoring the retry", message.channel, message.update_key)
+            return []
+        user = inbound.user
+        t = Translator(user.language, message.channel)
+        try:
+            return await self._dispatch(user, t, message)
+        except UserInputError as exc:
+            return [OutgoingMessage(t(exc.key, **exc.params))]
+        except AllGatewaysFailed as exc:
+            log.error("top-up for user %s: every gateway failed: %s", user.id, exc)
+            return [OutgoingMessage(t("gateways_down"))]
+        except StorageUnavailable:
+            log.exception("database unavailable while handling %s", message.update_key)
+            return [OutgoingMessage(t("storage_down"))]
+        except Exception:
+            log.exception("handler failed for %s update %s", message.channel, message.update_key)
+            return [OutgoingMessage(t("internal_error"))]
+
+    async def _dispatch(self, user: UserView, t: Translator, message: Incoming) -> list[OutgoingMessage]:
+        if message.callback_data:
+            action, _, value = message.callback_data.partition(":")
+            if action == "topup":
+                return await wallet_handlers.topup(self._services, user, t, value)
+            if action == "lang":
+                return await wallet_handlers.bahasa(self._services, user, t, value)
+            return [OutgoingMessage(t("not_a_command"))]
+        command = parse_command(message.text)
+        if command is None:
+            return [OutgoingMessage(t("not_a_command"))]
+        if command.name in ("start", "bantuan"):
+            help_text = t("help")
+            if command.name == "start":
+                return [OutgoingMessage(t("welcome", name=user.display_name or "", help=help_text))]
+            return [OutgoingMessage(help_text)]
+        feature = FEATURES.get(command.name)
+        if feature is None:
+            key = "unknown_command" if message.text.strip().startswith("/") else "not_a_command"
+            return [OutgoingMessage(t(key, word=command.name[:30]))]
+        return await feature(self._services, user, t, command.args)

@@ -1,0 +1,1 @@
+"""Use cases and money rules, in plain values. Never imports a channel library or aiohttp."""

@@ -1,0 +1,89 @@
+"""The one error tree. Services raise these; the edges translate them (HTTP status, chat reply).
+
+    TitipError
+    ├── UserInputError            a chat user asked for something invalid   -> a helpful reply
+    │   ├── AmountError           outside min/max, or not an amount        (carries min/max)
+    │   └── InsufficientFunds     a debit larger than the balance
+    ├── CallbackError             a gateway/messenger request we refuse
+    │   ├── BadSignature          forged or unsigned                        -> 401
+    │   └── MalformedCallback     unparseable or missing fields             -> 400
+    ├── GatewayError              a gateway API call failed                 -> try the next gateway
+    │   └── GatewayUnavailable    timeout, 5xx, refused: worth retrying later
+    ├── AllGatewaysFailed         no configured gateway could create a link -> "try again later"
+    ├── DeliveryError             a messenger refused a send
+    │   ├── RetryLater            429 / 5xx / network (carries retry_after)
+    │   └── PermanentDeliveryError blocked bot, unknown chat
+    └── StorageUnavailable        the database cannot be reached            -> 503
+"""
+
+from __future__ import annotations
+
+
+class TitipError(Exception):
+    """Base of every error Titip raises on purpose."""
+
+
+class UserInputError(TitipError):
+    """Something a chat user asked for that cannot be done; `key` names the catalog message."""
+
+    def __init__(self, key: str, **params: object) -> None:
+        super().__init__(key)
+        self.key = key
+        self.params = params
+
+
+class AmountError(UserInputError):
+    pass
+
+
+class InsufficientFunds(UserInputError):
+    def __init__(self, balance: int, needed: int) -> None:
+        super().__init__("insufficient_funds", balance=balance, needed=needed)
+        self.balance = balance
+        self.needed = needed
+
+
+class CallbackError(TitipError):
+    pass
+
+
+class BadSignature(CallbackError):
+    pass
+
+
+class MalformedCallback(CallbackError):
+    pass
+
+
+class GatewayError(TitipError):
+    def __init__(self, gateway: str, message: str) -> None:
+        super().__init__(f"{gateway}: {message}")
+        self.gateway = gateway
+
+
+class GatewayUnavailable(GatewayError):
+    pass
+
+
+class AllGatewaysFailed(TitipError):
+    def __init__(self, failures: list[str]) -> None:
+        super().__init__("; ".join(failures) or "no gateway configured")
+        self.failures = failures
+
+
+class DeliveryError(TitipError):
+    pass
+
+
+class RetryLater(DeliveryError):
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentDeliveryError(DeliveryError):
+    pass
+
+
+class StorageUnavailable(TitipError):
+    pass

@@ -1,0 +1,36 @@
+"""Neutral outgoing messages and the `Messenger` port each channel adapter implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Button:
+    label: str
+    data: str | None = None  # a callback the bot receives back (Telegram callback_data, WhatsApp reply id)
+    url: str | None = None  # or a link to open
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    text: str
+    buttons: tuple[tuple[Button, ...], ...] = ()
+    photo: bytes | None = None  # sent as a photo with `text` as its caption
+    photo_name: str = "image.png"
+    document: bytes | None = None
+    document_name: str = "file.bin"
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    provider_message_id: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class Messenger(Protocol):
+    channel: str
+
+    async def send(self, chat_id: str, message: OutgoingMessage) -> SentMessage:
+        """Deliver one message; raise RetryLater (429/5xx/network) or PermanentDeliveryError."""

@@ -1,0 +1,219 @@
+"""The durable outbox: notices are written in the same transaction as the change they announce, and a
+background sender delivers them with pacing, retries and leases, so a crash never loses one.
+
+Rows are claimed with a lease (`lease_until`) taken in a write transaction (with FOR UPDATE SKIP LOCKED on
+PostgreSQL), so two processes never send the same notice at once and a dead process's claims expire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.clock import Clock
+from services.errors import PermanentDeliveryError, RetryLater
+from services.messaging import Messenger, OutgoingMessage
+from services.pacing import Pacer
+from storage.db import Database
+from storage.models import OutboxMessage
+from storage.queries import insert_ignore
+
+log = logging.getLogger(__name__)
+
+Renderer = Callable[[str, str, str, dict[str, Any]], OutgoingMessage]  # (channel, language, template, params)
+
+
+async def enqueue(
+    session: AsyncSession,
+    *,
+    channel: str,
+    chat_id: str,
+    language: str,
+    template: str,
+    params: dict[str, Any],
+    now: datetime,
+    dedupe_key: str | None = None,
+) -> bool:
+    """Queue a notice in the caller's transaction; False when `dedupe_key` was already queued."""
+    values = {
+        "channel": channel,
+        "chat_id": chat_id,
+        "language": language,
+        "template": template,
+        "params": params,
+        "dedupe_key": dedupe_key,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+    result = await session.execute(insert_ignore(session, OutboxMessage.__table__, values, ["dedupe_key"]))
+    return result.scalar_one_or_none() is not None
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    id: int
+    channel: str
+    chat_id: str
+    language: str
+    template: str
+    params: dict[str, Any]
+    attempts: int
+
+
+@dataclass(frozen=True)
+class _Result:
+    id: int
+    sent: bool
+    provider_message_id: str | None = None
+    error: str | None = None
+    retry_after: float | None = None
+    permanent: bool = False
+
+
+def backoff_seconds(attempts: int) -> float:
+    """2, 4, 8 ... capped at 10 minutes, with jitter so retries from many rows do not align."""
+    return min(600.0, 2.0 ** max(1, attempts)) * random.uniform(0.8, 1.2)
+
+
+class OutboxSender:
+    def __init__(
+        self,
+        db: Database,
+        messengers: dict[str, Messenger],
+        pacers: dict[str, Pacer],
+        render: Renderer,
+        clock: Clock,
+        *,
+        poll_interval_s: float = 1.0,
+        max_attempts: int = 12,
+        lease_s: float = 60.0,
+        batch_size: int = 200,
+        parallel_sends: int = 32,
+    ) -> None:
+        self._db = db
+        self._messengers = messengers
+        self._pacers = pacers
+        self._render = render
+        self._clock = clock
+        self._poll = poll_interval_s
+        self._max_attempts = max_attempts
+        self._lease = timedelta(seconds=lease_s)
+        self._batch = batch_size
+        self._parallel = asyncio.Semaphore(parallel_sends)
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Something was queued: look now rather than at the next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Deliver until cancelled; a failure of one round is logged and the next round goes on."""
+        while True:
+            try:
+                delivered = await self.deliver_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox round failed; retrying at next poll")
+                delivered = 0
+            if delivered == 0:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
+                except TimeoutError:
+                    pass
+                self._wake.clear()
+
+    async def deliver_due(self) -> int:
+        """Claim the due notices for the channels we can send on, send them, record the results."""
+        if not self._messengers:
+            return 0
+        claimed = await self._claim()
+        if not claimed:
+            return 0
+        results = await asyncio.gather(*(self._send(row) for row in claimed))
+        await self._record(claimed, results)
+        return len(claimed)
+
+    async def _claim(self) -> list[_Claimed]:
+        now = self._clock.now()
+        async with self._db.write() as session:
+            rows = (
+                await session.scalars(
+                    select(OutboxMessage)
+                    .where(
+                        OutboxMessage.status == "pending",
+                        OutboxMessage.next_attempt_at <= now,
+                        OutboxMessage.channel.in_(list(self._messengers)),
+                        or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until < now),
+                    )
+                    .order_by(OutboxMessage.id)
+                    .limit(self._batch)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not rows:
+                return []
+            ids = [r.id for r in rows]
+            await session.execute(
+                update(OutboxMessage).where(OutboxMessage.id.in_(ids)).values(lease_until=now + self._lease)
+            )
+            return [_Claimed(r.id, r.channel, r.chat_id, r.language, r.template, r.params, r.attempts) for r in rows]
+
+    async def _send(self, row: _Claimed) -> _Result:
+        messenger = self._messengers[row.channel]
+        pacer = self._pacers.get(row.channel)
+        try:
+            message = self._render(row.channel, row.language, row.template, row.params)
+        except Exception as exc:  # a broken template must not block the queue
+            log.exception("outbox %s: cannot render template %s", row.id, row.template)
+            return _Result(row.id, False, error=f"render: {exc}", permanent=True)
+        async with self._parallel:
+            if pacer is not None:
+                await pacer.wait(row.chat_id)
+            try:
+                sent = await messenger.send(row.chat_id, message)
+            except RetryLater as exc:
+                if pacer is not None and exc.retry_after:
+                    pacer.back_off(exc.retry_after)
+                log.warning("outbox %s to %s:%s: retry later (%s)", row.id, row.channel, row.chat_id, exc)
+                return _Result(row.id, False, error=str(exc), retry_after=exc.retry_after)
+            except PermanentDeliveryError as exc:
+                log.warning("outbox %s to %s:%s: undeliverable (%s)", row.id, row.channel, row.chat_id, exc)
+                return _Result(row.id, False, error=str(exc), permanent=True)
+            except Exception as exc:
+                log.exception("outbox %s: unexpected send failure", row.id)
+                return _Result(row.id, False, error=f"{type(exc).__name__}: {exc}")
+        return _Result(row.id, True, provider_message_id=sent.provider_message_id)
+
+    async def _record(self, claimed: list[_Claimed], results: list[_Result]) -> None:
+        attempts = {row.id: row.attempts for row in claimed}
+        now = self._clock.now()
+        async with self._db.write() as session:
+            for result in results:
+                tries = attempts[result.id] + 1
+                if result.sent:
+                    values: dict[str, Any] = {
+                        "status": "sent",
+                        "sent_at": now,
+                        "provider_message_id": result.provider_message_id,
+                    }
+                elif result.permanent or tries >= self._max_attempts:
+                    values = {"status": "failed", "last_error": result.error}
+                else:
+                    delay = max(result.retry_after or 0.0, backoff_seconds(tries))
+                    values = {"next_attempt_at": now + timedelta(seconds=delay), "last_error": result.error}
+                await session.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id == result.id)
+                    .values(attempts=tries, lease_until=None, **values)
+                )

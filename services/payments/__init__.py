@@ -1,0 +1,104 @@
+"""The `PaymentGateway` port and the plain values that cross it. One adapter module per gateway."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal, Protocol
+
+from services.errors import BadSignature, MalformedCallback
+
+# What a gateway says about a payment, in our words. The state machine in services/settlement.py decides
+# what each means for a payment in a given state (e.g. "failed" after "paid" is a reversal).
+GatewayStatus = Literal["pending", "hold", "paid", "failed", "expired", "refunded", "ignored"]
+
+
+@dataclass(frozen=True)
+class PaymentRequest:
+    order_id: str
+    amount: int
+    description: str
+    customer_name: str
+    notify_url: str
+    return_url: str
+    expiry_minutes: int
+
+
+@dataclass(frozen=True)
+class CreatedPayment:
+    payment_url: str
+    gateway_ref: str | None = None
+    qr_string: str | None = None
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One verified statement from a gateway about one order (a callback or a status-API answer)."""
+
+    gateway: str
+    order_id: str
+    event_key: str  # unique per (gateway, delivery of a state): the dedupe key
+    status: GatewayStatus
+    raw_status: str
+    amount: int | None  # what the gateway says was paid, in Rupiah; None when it does not say
+    gateway_ref: str | None = None
+    refund_amount: int | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CallbackAnswer:
+    """What the gateway expects in the body of a successful callback response."""
+
+    body: str = "OK"
+    content_type: str = "text/plain"
+
+
+class PaymentGateway(Protocol):
+    name: str
+    callback_answer: CallbackAnswer
+
+    async def create(self, request: PaymentRequest) -> CreatedPayment:
+        """Create a payment link; raise GatewayUnavailable (retryable) or GatewayError."""
+
+    def parse_callback(self, raw_body: bytes, headers: Mapping[str, str]) -> Notification:
+        """Verify the signature over the raw request, then parse; raise BadSignature or MalformedCallback."""
+
+    async def fetch_status(self, order_id: str, gateway_ref: str | None) -> Notification | None:
+        """Ask the gateway's status API; None when the gateway has no such attempt (yet)."""
+
+
+def verify_equal(expected: str, given: str | None) -> None:
+    """Constant-time comparison on bytes; any non-ASCII or missing value is simply a bad signature."""
+    if not given:
+        raise BadSignature("missing signature")
+    try:
+        given_bytes = given.encode("ascii")
+    except UnicodeEncodeError:
+        raise BadSignature("signature is not ASCII") from None
+    if not hmac.compare_digest(expected.encode("ascii"), given_bytes):
+        raise BadSignature("signature mismatch")
+
+
+def parse_rupiah(value: object, what: str = "amount") -> int:
+    """'50000.00', '50000', 50000 or 50000.0 -> 50000; fractional Rupiah or garbage -> MalformedCallback."""
+    if isinstance(value, bool) or value is None:
+        raise MalformedCallback(f"{what} missing or not a number")
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        raise MalformedCallback(f"{what} is not a number: {value!r}") from None
+    if not number.is_finite() or number != number.to_integral_value() or number < 0:
+        raise MalformedCallback(f"{what} is not a whole, non-negative Rupiah amount: {value!r}")
+    return int(number)
+
+
+def require_str(data: Mapping[str, Any], key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value:
+        raise MalformedCallback(f"field {key!r} missing or not a string")
+    return value

@@ -1,0 +1,62 @@
+"""Operational figures for /healthz, /metrics and admins, read from the database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, text
+
+from services.errors import StorageUnavailable
+from storage.db import Database
+from storage.models import LedgerEntry, OutboxMessage, Payment, User
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    payments_by_status: dict[tuple[str, str], int]  # (gateway, status) -> count
+    outbox_by_status: dict[tuple[str, str], int]  # (channel, status) -> count
+    users: int
+    balance_total: int
+    ledger_total: int
+    credited_total: int
+
+
+class Stats:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def ping(self) -> None:
+        """Raise StorageUnavailable unless the database answers a trivial query."""
+        try:
+            async with self._db.read() as session:
+                await session.execute(text("SELECT 1"))
+        except Exception as exc:
+            raise StorageUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    async def snapshot(self) -> Snapshot:
+        try:
+            async with self._db.read() as session:
+                payments = await session.execute(
+                    select(Payment.gateway, Payment.status, func.count()).group_by(Payment.gateway, Payment.status)
+                )
+                outbox = await session.execute(
+                    select(OutboxMessage.channel, OutboxMessage.status, func.count()).group_by(
+                        OutboxMessage.channel, OutboxMessage.status
+                    )
+                )
+                users = await session.scalar(select(func.count()).select_from(User))
+                balance = await session.scalar(select(func.coalesce(func.sum(User.balance), 0)))
+                ledger = await session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount), 0)))
+                credited = await session.scalar(
+                    select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(LedgerEntry.kind == "topup")
+                )
+                return Snapshot(
+                    payments_by_status={(g, s): n for g, s, n in payments},
+                    outbox_by_status={(c, s): n for c, s, n in outbox},
+                    users=int(users or 0),
+                    balance_total=int(balance or 0),
+                    ledger_total=int(ledger or 0),
+                    credited_total=int(credited or 0),
+                )
+        except Exception as exc:
+            raise StorageUnavailable(f"{type(exc).__name__}: {exc}") from exc

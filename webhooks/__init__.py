@@ -1,0 +1,1 @@
+"""The aiohttp application: payment callbacks, Telegram webhook, health, metrics, sandbox checkout pages."""
