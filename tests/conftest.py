@@ -1,0 +1,92 @@
+"""Shared fixtures: every database test runs on SQLite and on PostgreSQL (127.0.0.1:5432, database `test`).
+
+PostgreSQL tests skip with a reason when no server answers, unless TITIP_REQUIRE_POSTGRES=1 (CI), where an
+unreachable server is a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import text
+
+from storage.db import Database
+from storage.migrate import upgrade
+
+PG_URL = os.environ.get("TITIP_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+_pg_state: dict[str, object] = {}
+
+
+def _postgres_reachable() -> bool:
+    if "ok" not in _pg_state:
+        try:
+            with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+                _pg_state["ok"] = True
+        except OSError:
+            _pg_state["ok"] = False
+    return bool(_pg_state["ok"])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'titip.db'}"
+    if not _postgres_reachable():
+        if os.environ.get("TITIP_REQUIRE_POSTGRES") == "1":
+            pytest.fail("TITIP_REQUIRE_POSTGRES=1 but PostgreSQL at 127.0.0.1:5432 is unreachable")
+        pytest.skip("PostgreSQL at 127.0.0.1:5432 is unreachable; start it to run the PostgreSQL variant")
+    return PG_URL
+
+
+async def reset_postgres(url: str) -> None:
+    db = Database(url)
+    try:
+        async with db.engine.begin() as conn:
+            await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+            await conn.execute(text("CREATE SCHEMA public"))
+    finally:
+        await db.close()
+
+
+@pytest.fixture
+async def fresh_db_url(db_url) -> str:
+    """A database URL with an empty, migrated schema."""
+    if not db_url.startswith("sqlite"):
+        await reset_postgres(db_url)
+    db = Database(db_url)
+    try:
+        await upgrade(db)
+    finally:
+        await db.close()
+    return db_url
+
+
+@pytest.fixture
+async def db(fresh_db_url) -> AsyncIterator[Database]:
+    database = Database(fresh_db_url)
+    yield database
+    await database.close()
+
+
+async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02):
+    """Poll an (async or sync) predicate until it returns truthy; fail the test on timeout."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(interval)
