@@ -152,12 +152,18 @@ class FakeMidtrans(LoopbackServer):
     orders: dict[str, MidtransOrder] = field(default_factory=dict)
     create_failures: list[int] = field(default_factory=list)
     slow_status: set[str] = field(default_factory=set)
+    status_calls: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         app = web.Application()
         app.router.add_post("/snap/v1/transactions", self._create)
         app.router.add_get("/v2/{order_id}/status", self._status)
+        self._released = asyncio.Event()
         super().__init__(app)
+
+    async def stop(self) -> None:
+        self._released.set()
+        await super().stop()
 
     def _authorized(self, request: web.Request) -> bool:
         import base64
@@ -187,8 +193,12 @@ class FakeMidtrans(LoopbackServer):
         if not self._authorized(request):
             return web.json_response({"status_code": "401", "status_message": "Unauthorized"}, status=401)
         order_id = request.match_info["order_id"]
+        self.status_calls.append(order_id)
         if order_id in self.slow_status:
-            await asyncio.sleep(30)
+            try:  # hang like a stuck gateway, until the test is over
+                await asyncio.wait_for(self._released.wait(), timeout=30)
+            except TimeoutError:
+                pass
         order = self.orders.get(order_id)
         if order is None or order.status is None:
             return web.json_response(

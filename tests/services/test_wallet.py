@@ -1,0 +1,100 @@
+"""The wallet's guarantees, enforced by the database: no overdraft under concurrency, no edits to the ledger."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from services.clock import SystemClock
+from services.errors import InsufficientFunds
+from services.wallet import Wallet
+
+
+async def make_user(wallet: Wallet, external_id: str = "u1") -> int:
+    inbound = await wallet.register_inbound(
+        channel="telegram", external_id=external_id, display_name="Ani", update_key=None
+    )
+    return inbound.user.id
+
+
+async def test_fifty_concurrent_debits_never_overdraw(db):
+    wallet = Wallet(db, SystemClock())
+    user = await make_user(wallet)
+    await wallet.credit(user, 10_000, kind="adjust", reference="seed")
+
+    async def debit(i: int) -> str:
+        try:
+            await wallet.debit(user, 1_000, kind="debit", reference=f"d{i}")
+            return "ok"
+        except InsufficientFunds:
+            return "refused"
+
+    results = await asyncio.gather(*(debit(i) for i in range(50)))
+    assert results.count("ok") == 10 and results.count("refused") == 40
+    assert await wallet.balance(user) == 0
+    assert await wallet.totals() == (0, 0)
+
+
+async def test_fifty_concurrent_debits_from_separate_engines_never_overdraw(fresh_db_url):
+    """Two engines behave like two processes: no shared asyncio lock, only the database decides."""
+    from storage.db import Database
+
+    engines = [Database(fresh_db_url), Database(fresh_db_url)]
+    wallets = [Wallet(e, SystemClock()) for e in engines]
+    try:
+        user = await make_user(wallets[0])
+        await wallets[0].credit(user, 7_000, kind="adjust", reference="seed")
+
+        async def debit(i: int) -> bool:
+            try:
+                await wallets[i % 2].debit(user, 1_000, kind="debit", reference=f"d{i}")
+                return True
+            except InsufficientFunds:
+                return False
+
+        results = await asyncio.gather(*(debit(i) for i in range(50)))
+        assert sum(results) == 7
+        assert await wallets[1].totals() == (0, 0)
+    finally:
+        for e in engines:
+            await e.close()
+
+
+async def test_a_repeated_debit_reference_debits_once(db):
+    wallet = Wallet(db, SystemClock())
+    user = await make_user(wallet)
+    await wallet.credit(user, 5_000, kind="adjust", reference="seed")
+    await asyncio.gather(*(wallet.debit(user, 2_000, kind="debit", reference="same") for _ in range(5)))
+    assert await wallet.balance(user) == 3_000
+    assert len(await wallet.history(user)) == 2
+
+
+async def test_the_database_refuses_a_negative_balance_even_from_raw_sql(db):
+    wallet = Wallet(db, SystemClock())
+    user = await make_user(wallet)
+    with pytest.raises(DBAPIError):
+        async with db.write() as session:
+            await session.execute(text("UPDATE users SET balance = -1 WHERE id = :id"), {"id": user})
+    assert await wallet.balance(user) == 0
+
+
+async def test_the_ledger_is_append_only(db):
+    wallet = Wallet(db, SystemClock())
+    user = await make_user(wallet)
+    await wallet.credit(user, 5_000, kind="adjust", reference="seed")
+    for statement in ("UPDATE ledger_entries SET amount = 999999", "DELETE FROM ledger_entries"):
+        with pytest.raises(DBAPIError):
+            async with db.write() as session:
+                await session.execute(text(statement))
+    assert [line.amount for line in await wallet.history(user)] == [5_000]
+
+
+async def test_a_retried_inbound_update_is_recognised(db):
+    wallet = Wallet(db, SystemClock())
+    first = await wallet.register_inbound(channel="telegram", external_id="9", display_name="A", update_key="77")
+    again = await wallet.register_inbound(channel="telegram", external_id="9", display_name="A", update_key="77")
+    assert first.first_delivery and not again.first_delivery
+    assert first.user.id == again.user.id
