@@ -30,8 +30,8 @@ ALIASES = {
 }
 
 _MULTIPLIERS = {"rb": 1_000, "ribu": 1_000, "k": 1_000, "jt": 1_000_000, "juta": 1_000_000}
-_AMOUNT = re.compile(r"^(?:rp\.?)?(?P<number>\d[\d.,]*)(?P<unit>rb|ribu|k|jt|juta)?$")
-_GROUPED = re.compile(r"^\d{1,3}(?:([.,])\d{3})(?:\1\d{3})*$")
+_AMOUNT = re.compile(r"^(?:rp\.?)?(?P<number>\d[\d.,]*)(?P<unit>rb|ribu|k|jt|juta)?$", re.ASCII)
+_GROUPED = re.compile(r"^\d{1,3}(?:([.,])\d{3})(?:\1\d{3})*$", re.ASCII)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,105 @@
+"""Settings: TOML file, BOT_* environment overrides with __ nesting, and refusing unsafe production configs."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import pytest
+
+from bot.app import secret_values
+from bot.logs import RedactSecrets
+from bot.settings import ConfigError, check_startable, load_settings
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return path
+
+
+def test_toml_values_are_read_and_env_overrides_them(tmp_path, monkeypatch):
+    path = write(tmp_path, '[server]\nport = 9000\n[payments.midtrans]\nserver_key = "from-file"\n'
+                           '[wallet]\npresets = [20000, 40000]\n')
+    monkeypatch.setenv("BOT_PAYMENTS__MIDTRANS__SERVER_KEY", "from-env")
+    monkeypatch.setenv("BOT_DATABASE__URL", "postgresql+asyncpg://x@127.0.0.1/y")
+    settings = load_settings(path)
+    assert settings.server.port == 9000
+    assert settings.wallet.presets == [20_000, 40_000]
+    assert settings.payments.midtrans.server_key.get_secret_value() == "from-env"
+    assert settings.database.url == "postgresql+asyncpg://x@127.0.0.1/y"
+    assert "from-env" not in repr(settings)
+
+
+def test_bot_config_env_names_the_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("BOT_CONFIG", str(write(tmp_path, "[server]\nport = 9100\n")))
+    assert load_settings().server.port == 9100
+
+
+def test_defaults_match_the_contract(tmp_path):
+    settings = load_settings(write(tmp_path, ""))
+    assert settings.server.port == 8080
+    assert settings.database.url == "sqlite+aiosqlite:///data/titip.db"
+    assert settings.telegram.api_base_url == "https://api.telegram.org/bot"
+    assert settings.whatsapp.api_base_url == "https://graph.facebook.com"
+    assert (settings.wallet.min_topup, settings.wallet.max_topup) == (10_000, 10_000_000)
+    assert settings.wallet.presets == [50_000, 100_000, 250_000, 500_000, 1_000_000]
+    assert settings.payments.gateways == ["sandbox"]
+    assert settings.broadcast.price_per_message == 500
+    assert (settings.reconcile.interval_s, settings.reconcile.concurrency, settings.reconcile.grace_hours) == (
+        300, 8, 24)
+
+
+def test_a_missing_explicit_config_file_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(tmp_path / "nope.toml")
+
+
+def test_unknown_gateway_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="unknown gateway"):
+        load_settings(write(tmp_path, '[payments]\ngateways = ["paypal"]\n'))
+
+
+def test_production_without_webhook_secrets_refuses_to_start_naming_each_setting(tmp_path):
+    settings = load_settings(write(tmp_path, (
+        '[server]\npublic_url = "https://titip.example.id"\n'
+        '[telegram]\ntoken = "123:abc"\nmode = "webhook"\n'
+        '[payments]\ngateways = ["midtrans", "sandbox"]\n'
+    )))
+    with pytest.raises(ConfigError) as caught:
+        check_startable(settings)
+    message = str(caught.value)
+    assert "telegram.webhook_secret" in message
+    assert "payments.midtrans.server_key" in message
+    assert "sandbox" in message
+
+
+def test_production_with_its_secrets_starts(tmp_path):
+    settings = load_settings(write(tmp_path, (
+        '[server]\npublic_url = "https://titip.example.id"\n'
+        '[telegram]\ntoken = "123:abc"\nmode = "webhook"\nwebhook_secret = "s3cret"\n'
+        '[payments]\ngateways = ["midtrans"]\n[payments.midtrans]\nserver_key = "SB-Mid-server-x"\n'
+    )))
+    check_startable(settings)
+
+
+def test_secrets_never_reach_the_log(tmp_path):
+    settings = load_settings(write(tmp_path, (
+        '[telegram]\ntoken = "123456:SECRET-TOKEN-value"\n[payments.midtrans]\nserver_key = "SB-Mid-server-HIDDEN"\n'
+    )))
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactSecrets(secret_values(settings)))
+    logger = logging.getLogger("test.redaction")
+    logger.addHandler(handler)
+    try:
+        logger.warning("calling https://api.telegram.org/bot%s/getMe", "123456:SECRET-TOKEN-value")
+        try:
+            raise RuntimeError("auth failed for SB-Mid-server-HIDDEN")
+        except RuntimeError:
+            logger.exception("gateway error")
+    finally:
+        logger.removeHandler(handler)
+    output = stream.getvalue()
+    assert "SECRET-TOKEN" not in output and "HIDDEN" not in output
+    assert output.count("***") >= 2
