@@ -20,7 +20,6 @@ from bot.telegram import TelegramChannel
 from handlers.i18n import render_notice
 from handlers.router import Conversation
 from handlers.wallet import WalletServices
-from services.batcher import WriteBatcher
 from services.clock import Clock, SystemClock
 from services.messaging import Messenger
 from services.outbox import OutboxSender
@@ -91,7 +90,6 @@ class Runtime:
     clock: Clock
     http: httpx.AsyncClient
     gateways: list[PaymentGateway]
-    batcher: WriteBatcher
     settlement: Settlement
     wallet: Wallet
     topups: Topups
@@ -123,7 +121,7 @@ class Runtime:
     async def lifecycle(self, app: web.Application | None = None) -> AsyncIterator[None]:
         """aiohttp cleanup_ctx: start everything, yield while serving, then close in reverse order."""
         await upgrade(self.db)
-        self.batcher.start()
+        self.settlement.batcher.start()
         self.tasks.append(asyncio.create_task(self.outbox.run(), name="outbox"))
         if self.settings.reconcile.enabled:
             self.tasks.append(
@@ -141,7 +139,7 @@ class Runtime:
             self.tasks.clear()
             if self.telegram is not None:
                 await self.telegram.stop()
-            await self.batcher.stop()
+            await self.settlement.batcher.stop()
             await self.http.aclose()
             await self.db.close()
 
@@ -164,7 +162,6 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
     gateways, disabled = _build_gateways(settings, http)
     if not gateways:
         raise ConfigError(f"payments.gateways has no usable gateway: {disabled}")
-    batcher = WriteBatcher(db)
     admins = [("telegram", i) for i in settings.admin.telegram_ids] + [
         ("whatsapp", i) for i in settings.admin.whatsapp_ids
     ]
@@ -172,7 +169,7 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
     pacers: dict[str, Pacer] = {}
     outbox_ref: list[OutboxSender] = []
     settlement = Settlement(
-        {g.name: g for g in gateways}, batcher, clock, admins=admins,
+        db, {g.name: g for g in gateways}, clock, admins=admins,
         on_notice=lambda: outbox_ref[0].wake() if outbox_ref else None,
     )
     wallet = Wallet(db, clock)
@@ -208,7 +205,7 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
     r = settings.reconcile
     reconciler = Reconciler(db, settlement, clock, concurrency=r.concurrency, grace_hours=r.grace_hours)
     return Runtime(
-        settings=settings, db=db, clock=clock, http=http, gateways=gateways, batcher=batcher,
+        settings=settings, db=db, clock=clock, http=http, gateways=gateways,
         settlement=settlement, wallet=wallet, topups=topups, reconciler=reconciler, outbox=outbox,
         conversation=conversation, stats=Stats(db), telegram=telegram, channels=channels,
         disabled_gateways=disabled,

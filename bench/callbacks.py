@@ -1,0 +1,279 @@
+"""Credited Midtrans callbacks per second and ack latency, against the real server in a separate process.
+
+    python bench/callbacks.py [--db sqlite|postgresql|both] [--payments 20000] [--concurrency 128] [--rate 500]
+
+For each database: seeds pending payments, starts `python -m bot serve` as a subprocess, then from this
+process (1) fires every payment's signed `settlement` callback as fast as `--concurrency` connections allow
+(credited/s, p50/p99), (2) fires duplicates at a fixed `--rate` for a few seconds (p50/p99 at that rate),
+and checks that every balance is exact afterwards. The ceiling is a bare aiohttp endpoint (reads the body,
+answers OK) in its own process, driven by the same client in the same run. Prints a table and JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from services.payments.midtrans import signature  # noqa: E402
+
+SERVER_KEY = "SB-Mid-server-BENCH"
+PG_ADMIN = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+PG_BENCH = "postgresql+asyncpg://postgres@127.0.0.1:5432/titip_bench"
+BARE_SERVER = """
+import sys
+from aiohttp import web
+async def ok(request):
+    await request.read()
+    return web.Response(text="OK")
+app = web.Application()
+app.router.add_post("/payments/midtrans/notify", ok)
+app.router.add_get("/healthz", lambda r: web.Response(text="ok"))
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def notification(order_id: str, amount: int, status: str = "settlement") -> bytes:
+    gross = f"{amount}.00"
+    code = "200" if status == "settlement" else "201"
+    return json.dumps({
+        "transaction_time": "2026-11-20 10:24:25", "transaction_status": status,
+        "transaction_id": f"tx-{order_id}", "status_code": code, "order_id": order_id,
+        "gross_amount": gross, "fraud_status": "accept", "payment_type": "bank_transfer",
+        "signature_key": signature(order_id, code, gross, SERVER_KEY), "currency": "IDR",
+    }).encode()
+
+
+async def prepare_database(url: str, payments: int, users: int) -> list[tuple[str, int]]:
+    from sqlalchemy import insert, text
+
+    from storage.db import Database
+    from storage.migrate import upgrade
+    from storage.models import Payment, User
+
+    if url.startswith("postgresql"):
+        admin = Database(PG_ADMIN)
+        async with admin.engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text("DROP DATABASE IF EXISTS titip_bench WITH (FORCE)"))
+            await conn.execute(text("CREATE DATABASE titip_bench"))
+        await admin.close()
+    db = Database(url)
+    await upgrade(db)
+    now = datetime.now(timezone.utc)
+    orders = [(f"BENCH-{i:07d}", 10_000 + (i % 97) * 1_000) for i in range(payments)]
+    async with db.write() as session:
+        await session.execute(insert(User), [
+            {"channel": "telegram", "external_id": str(900_000 + u), "language": "id", "balance": 0,
+             "created_at": now} for u in range(users)
+        ])
+        ids = (await session.execute(text("SELECT id FROM users ORDER BY id"))).scalars().all()
+        for start in range(0, payments, 5000):
+            await session.execute(insert(Payment), [
+                {"order_id": o, "user_id": ids[i % users], "gateway": "midtrans", "amount": a, "status": "pending",
+                 "created_at": now, "updated_at": now}
+                for i, (o, a) in enumerate(orders[start:start + 5000], start=start)
+            ])
+    await db.close()
+    return orders
+
+
+async def verify(url: str, orders: list[tuple[str, int]]) -> dict:
+    from sqlalchemy import func, select
+
+    from storage.db import Database
+    from storage.models import LedgerEntry, OutboxMessage, Payment, User
+
+    db = Database(url)
+    async with db.read() as session:
+        result = {
+            "balances": int(await session.scalar(select(func.sum(User.balance)))),
+            "ledger": int(await session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount), 0)))),
+            "entries": int(await session.scalar(select(func.count()).select_from(LedgerEntry))),
+            "paid": int(await session.scalar(select(func.count()).where(Payment.status == "paid"))),
+            "notices": int(await session.scalar(select(func.count()).select_from(OutboxMessage))),
+        }
+    await db.close()
+    expected = sum(a for _, a in orders)
+    result["exact"] = (result["balances"] == result["ledger"] == expected and result["entries"] == len(orders)
+                       and result["paid"] == len(orders) and result["notices"] == len(orders))
+    return result
+
+
+async def wait_healthy(port: int, process: subprocess.Popen, timeout: float = 30) -> float:
+    start = time.perf_counter()
+    async with aiohttp.ClientSession() as client:
+        while time.perf_counter() - start < timeout:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited with {process.returncode}")
+            try:
+                async with client.get(f"http://127.0.0.1:{port}/healthz") as r:
+                    if r.status == 200:
+                        return time.perf_counter() - start
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    raise RuntimeError("server did not become healthy")
+
+
+async def blast(port: int, bodies: list[bytes], concurrency: int) -> dict:
+    """Every body once, `concurrency` in flight: rate and latency of 200 answers."""
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    queue = iter(bodies)
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    url = f"http://127.0.0.1:{port}/payments/midtrans/notify"
+    headers = {"Content-Type": "application/json"}
+    async with aiohttp.ClientSession(connector=connector) as client:
+
+        async def worker() -> None:
+            for body in queue:
+                t0 = time.perf_counter()
+                async with client.post(url, data=body, headers=headers) as response:
+                    await response.read()
+                    latencies.append(time.perf_counter() - t0)
+                    statuses[response.status] = statuses.get(response.status, 0) + 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    return summary(latencies, elapsed, statuses)
+
+
+async def paced(port: int, bodies: list[bytes], rate: float) -> dict:
+    """Send at a fixed `rate` per second (open loop): latency at that load."""
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    url = f"http://127.0.0.1:{port}/payments/midtrans/notify"
+    headers = {"Content-Type": "application/json"}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as client:
+
+        async def one(body: bytes) -> None:
+            t0 = time.perf_counter()
+            async with client.post(url, data=body, headers=headers) as response:
+                await response.read()
+                latencies.append(time.perf_counter() - t0)
+                statuses[response.status] = statuses.get(response.status, 0) + 1
+
+        tasks = []
+        start = time.perf_counter()
+        for i, body in enumerate(bodies):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(body)))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - start
+    return summary(latencies, elapsed, statuses)
+
+
+def summary(latencies: list[float], elapsed: float, statuses: dict[int, int]) -> dict:
+    ordered = sorted(latencies)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000  # noqa: E731
+    return {
+        "requests": len(latencies), "seconds": round(elapsed, 3), "per_second": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(pick(0.50), 2), "p99_ms": round(pick(0.99), 2),
+        "mean_ms": round(statistics.fmean(ordered) * 1000, 2) if ordered else 0, "statuses": statuses,
+    }
+
+
+async def bare_ceiling(bodies: list[bytes], concurrency: int) -> dict:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(port)])
+    try:
+        await wait_healthy(port, process)
+        return await blast(port, bodies, concurrency)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+async def run_database(kind: str, args: argparse.Namespace, workdir: Path) -> dict:
+    url = f"sqlite+aiosqlite:///{workdir}/bench.db" if kind == "sqlite" else PG_BENCH
+    orders = await prepare_database(url, args.payments, args.users)
+    port = free_port()
+    env = {
+        **os.environ, "PYTHONPATH": str(ROOT), "BOT_DATABASE__URL": url, "BOT_SERVER__PORT": str(port),
+        "BOT_SERVER__HOST": "127.0.0.1", "BOT_SERVER__PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "BOT_PAYMENTS__GATEWAYS": '["midtrans"]', "BOT_PAYMENTS__MIDTRANS__SERVER_KEY": SERVER_KEY,
+        "BOT_RECONCILE__ENABLED": "false", "BOT_LOG__LEVEL": "WARNING",
+    }
+    process = subprocess.Popen([sys.executable, "-m", "bot", "serve"], cwd=workdir, env=env)
+    try:
+        startup = await wait_healthy(port, process)
+        bodies = [notification(o, a) for o, a in orders]
+        throughput = await blast(port, bodies, args.concurrency)
+        # At a fixed rate: duplicates of already-credited payments (each still verified, deduplicated, committed).
+        count = int(args.rate * args.paced_seconds)
+        dupes = [notification(o, a, "pending") for o, a in orders[:count]]
+        at_rate = await paced(port, dupes, args.rate)
+        peak_rss_mb = rss_kb(process.pid) / 1024
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    check = await verify(url, orders)
+    return {"database": kind, "startup_s": round(startup, 2), "credited": throughput, "paced": at_rate,
+            "peak_rss_mb": round(peak_rss_mb, 1), "verify": check}
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--payments", type=int, default=20_000)
+    parser.add_argument("--users", type=int, default=500)
+    parser.add_argument("--concurrency", type=int, default=128)
+    parser.add_argument("--rate", type=float, default=500)
+    parser.add_argument("--paced-seconds", type=float, default=6)
+    args = parser.parse_args()
+    kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
+    with tempfile.TemporaryDirectory() as tmp:
+        ceiling_bodies = [notification(f"BARE-{i}", 50_000) for i in range(args.payments)]
+        ceiling = await bare_ceiling(ceiling_bodies, args.concurrency)
+        results = [await run_database(kind, args, Path(tmp)) for kind in kinds]
+    print(f"\nceiling (bare aiohttp endpoint, same client): {ceiling['per_second']:.0f} req/s, "
+          f"p50 {ceiling['p50_ms']} ms, p99 {ceiling['p99_ms']} ms")
+    header = f"{'database':<11}{'credited/s':>11}{'% ceiling':>10}{'p50 ms':>8}{'p99 ms':>8}" \
+             f"{'@rate/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'RSS MB':>8}{'start s':>8}  exact"
+    print(header)
+    for r in results:
+        c, p = r["credited"], r["paced"]
+        print(f"{r['database']:<11}{c['per_second']:>11.0f}{100 * c['per_second'] / ceiling['per_second']:>9.0f}%"
+              f"{c['p50_ms']:>8}{c['p99_ms']:>8}{p['per_second']:>9.0f}{p['p50_ms']:>8}{p['p99_ms']:>8}"
+              f"{r['peak_rss_mb']:>8}{r['startup_s']:>8}  {r['verify']['exact']}")
+    print(json.dumps({"ceiling": ceiling, "results": results}, indent=2))
+    return 0 if all(r["verify"]["exact"] and set(r["credited"]["statuses"]) == {200} for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
