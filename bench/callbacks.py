@@ -234,7 +234,7 @@ async def run_database(kind: str, args: argparse.Namespace, workdir: Path) -> di
         startup = await wait_healthy(port, process)
         bodies = [notification(o, a) for o, a in orders]
         throughput = await blast(port, bodies, args.concurrency)
-        # At a fixed rate: duplicates of already-credited payments (each still verified, deduplicated, committed).
+        # At a fixed rate: late `pending` notifications for credited payments (verified, recorded, committed).
         count = int(args.rate * args.paced_seconds)
         dupes = [notification(o, a, "pending") for o, a in orders[:count]]
         at_rate = await paced(port, dupes, args.rate)

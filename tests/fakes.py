@@ -54,6 +54,7 @@ class FakeBotAPI(LoopbackServer):
         self.token = token
         self.calls: list[BotCall] = []
         self.fail_next: list[tuple[int, int | None]] = []
+        self.pending_updates: list[dict[str, Any]] = []  # served to getUpdates (polling mode)
         self._ids = itertools.count(1)
         app = web.Application()
         app.router.add_post("/bot{token}/{method}", self._handle)
@@ -90,6 +91,12 @@ class FakeBotAPI(LoopbackServer):
                 body["parameters"] = {"retry_after": retry_after}
             return web.json_response(body, status=status)
         self.calls.append(BotCall(method, params))
+        if method == "getUpdates":
+            offset = int(params.get("offset") or 0)
+            ready = [u for u in self.pending_updates if u["update_id"] >= offset]
+            if not ready:
+                await asyncio.sleep(0.05)  # a (very) short long-poll
+            return web.json_response({"ok": True, "result": ready})
         return web.json_response({"ok": True, "result": self._result(method, params)})
 
     def _result(self, method: str, params: dict[str, Any]) -> Any:

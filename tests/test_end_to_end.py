@@ -147,3 +147,27 @@ async def test_nonsense_chat_input_gets_a_helpful_reply(tmp_path, fresh_db_url, 
         await app.http.post("/telegram/webhook", json=telegram_text_update(62, 603, "halo kak"), headers=HEADER)
         await wait_for(lambda: any("belum mengerti" in t for t in bot.texts_to(603)))
         assert midtrans.orders == {}
+
+
+async def test_polling_mode_takes_updates_from_get_updates_and_replies(tmp_path, fresh_db_url, fakes):
+    bot, midtrans = fakes
+    cfg = config(bot, midtrans, ["midtrans"])
+    cfg["telegram"] = {**cfg["telegram"], "mode": "polling"}
+    bot.pending_updates.append(telegram_text_update(70, 604, "/saldo"))
+    async with AppUnderTest(tmp_path, fresh_db_url, cfg):
+        await wait_for(lambda: "Saldo kamu: Rp0" in bot.texts_to(604))
+        assert any(c.method == "deleteWebhook" for c in bot.calls)
+        assert not any(c.method == "setWebhook" for c in bot.calls)
+
+
+async def test_metrics_expose_payments_outbox_and_request_counts(tmp_path, fresh_db_url, fakes):
+    bot, midtrans = fakes
+    async with AppUnderTest(tmp_path, fresh_db_url, config(bot, midtrans, ["midtrans"])) as app:
+        await app.http.post("/telegram/webhook", json=telegram_text_update(80, 605, "/topup 50rb"), headers=HEADER)
+        await wait_for(lambda: midtrans.orders)
+        await app.http.post("/payments/midtrans/notify", json=midtrans.settle(next(iter(midtrans.orders))))
+        text = (await app.http.get("/metrics")).text
+        assert 'titip_payments{gateway="midtrans",status="paid"} 1' in text
+        assert "titip_credited_rupiah 50000" in text
+        assert 'titip_http_requests_total{method="POST",route="/payments/{gateway}/notify",status="200"} 1' in text
+        assert "titip_database_up 1" in text
