@@ -33,7 +33,7 @@ from services.clock import Clock
 from services.payments import CallbackAnswer, Notification, PaymentGateway
 from storage.db import Database
 from storage.models import GatewayEvent, LedgerEntry, OutboxMessage, Payment, User
-from storage.queries import dialect_of
+from storage.queries import insert_or_skip
 
 log = logging.getLogger(__name__)
 
@@ -316,13 +316,7 @@ class Settlement:
         if w.ledger:
             await session.execute(insert(LedgerEntry.__table__), w.ledger)
         if w.outbox:
-            await session.execute(_insert_ignore(session, OutboxMessage.__table__, ["dedupe_key"]), w.outbox)
+            await session.execute(insert_or_skip(session, OutboxMessage.__table__, ["dedupe_key"]), w.outbox)
         if w.events:
             await session.execute(insert(GatewayEvent.__table__), w.events)
 
-
-def _insert_ignore(session: AsyncSession, table, conflict: list[str]):
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    module = sqlite if dialect_of(session) == "sqlite" else postgresql
-    return module.insert(table).on_conflict_do_nothing(index_elements=conflict)
