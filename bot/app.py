@@ -25,8 +25,11 @@ from services.messaging import Messenger
 from services.outbox import OutboxSender
 from services.pacing import Pacer
 from services.payments import PaymentGateway
+from services.payments.doku import DokuGateway
+from services.payments.duitku import DuitkuGateway
 from services.payments.midtrans import MidtransGateway
 from services.payments.sandbox import SandboxGateway
+from services.payments.xendit import XenditGateway
 from services.reconcile import Reconciler
 from services.settlement import Settlement
 from services.stats import Stats
@@ -66,21 +69,44 @@ def _build_gateways(settings: Settings, http: httpx.AsyncClient) -> tuple[list[P
             secret = pay.sandbox.secret.get_secret_value() if pay.sandbox.secret else secrets.token_urlsafe(32)
             usable.append(SandboxGateway(secret=secret, public_url=settings.server.public_url, http=http))
         elif name == "midtrans":
-            if pay.midtrans.server_key is None or not pay.midtrans.server_key.get_secret_value():
+            if not _secret(pay.midtrans.server_key):
                 off[name] = "set payments.midtrans.server_key (BOT_PAYMENTS__MIDTRANS__SERVER_KEY)"
                 continue
             usable.append(
                 MidtransGateway(
-                    server_key=pay.midtrans.server_key.get_secret_value(),
+                    server_key=_secret(pay.midtrans.server_key),
                     snap_base_url=pay.midtrans.snap_url(),
                     api_base_url=pay.midtrans.api_url(),
                     http=http,
                     enabled_payments=pay.midtrans.enabled_payments,
                 )
             )
-        else:
-            off[name] = "this version has no adapter for it yet"
+        elif name == "duitku":
+            d = pay.duitku
+            if not d.merchant_code or not _secret(d.api_key):
+                off[name] = "set payments.duitku.merchant_code and payments.duitku.api_key"
+                continue
+            usable.append(DuitkuGateway(merchant_code=d.merchant_code, api_key=_secret(d.api_key),
+                                        base_url=d.base_url, http=http, payment_method=d.payment_method))
+        elif name == "doku":
+            k = pay.doku
+            if not k.client_id or not _secret(k.secret_key):
+                off[name] = "set payments.doku.client_id and payments.doku.secret_key"
+                continue
+            usable.append(DokuGateway(client_id=k.client_id, secret_key=_secret(k.secret_key),
+                                      base_url=k.base_url, http=http))
+        elif name == "xendit":
+            x = pay.xendit
+            if not _secret(x.secret_key) or not _secret(x.callback_token):
+                off[name] = "set payments.xendit.secret_key and payments.xendit.callback_token"
+                continue
+            usable.append(XenditGateway(secret_key=_secret(x.secret_key), callback_token=_secret(x.callback_token),
+                                        base_url=x.base_url, http=http))
     return usable, off
+
+
+def _secret(value) -> str:
+    return value.get_secret_value() if value is not None else ""
 
 
 @dataclass

@@ -97,6 +97,7 @@ class DuitkuSettings(BaseModel):
     merchant_code: str | None = None
     api_key: SecretStr | None = None
     base_url: str = "https://sandbox.duitku.com"
+    payment_method: str = "SP"  # SP = QRIS (ShopeePay); VC = card, BC = BCA VA, ...
 
 
 class DokuSettings(BaseModel):

@@ -261,7 +261,7 @@ class Settlement:
                 return "pending"
             return "no_change"
         if n.status in ("failed", "expired"):
-            if p.status == "paid" and n.status == "failed":  # e.g. Midtrans deny after settlement
+            if p.status == "paid" and n.status == "failed" and n.reverses_success:  # Midtrans deny after settlement
                 return self._debit_back(p, user, w, "reversed", p.amount, notify, move)
             if p.status in ("created", "pending"):
                 move(n.status)

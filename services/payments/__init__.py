@@ -48,6 +48,9 @@ class Notification:
     gateway_ref: str | None = None
     refund_amount: int | None = None
     payload: dict[str, Any] = field(default_factory=dict)
+    # The gateway documents that this failure can follow a success and takes the money back
+    # (Midtrans: settlement -> deny). Any other late failure after a success changes nothing.
+    reverses_success: bool = False
 
 
 @dataclass(frozen=True)

@@ -145,6 +145,7 @@ class MidtransGateway:
             gateway_ref=transaction_id,
             refund_amount=refund_amount,
             payload=data,
+            reverses_success=transaction_status == "deny",
         )
 
     async def fetch_status(self, order_id: str, gateway_ref: str | None) -> Notification | None:
