@@ -17,12 +17,13 @@ from aiohttp import web
 
 from bot.settings import ConfigError, Settings, check_startable
 from bot.telegram import TelegramChannel
+from bot.whatsapp import WhatsAppChannel
 from handlers.i18n import render_notice
 from handlers.router import Conversation
 from handlers.wallet import WalletServices
 from services.clock import Clock, SystemClock
 from services.messaging import Messenger
-from services.outbox import OutboxSender
+from services.outbox import OutboxSender, WindowPolicy
 from services.pacing import Pacer
 from services.payments import PaymentGateway
 from services.payments.doku import DokuGateway
@@ -38,7 +39,7 @@ from services.wallet import Wallet
 from storage.db import Database
 from storage.migrate import upgrade
 from webhooks.app import create_app
-from webhooks.deps import TelegramHook, WebDeps
+from webhooks.deps import TelegramHook, WebDeps, WhatsAppHook
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,7 @@ class Runtime:
     conversation: Conversation
     stats: Stats
     telegram: TelegramChannel | None
+    whatsapp: WhatsAppChannel | None
     channels: dict[str, str]
     disabled_gateways: dict[str, str]
     tasks: list[asyncio.Task] = field(default_factory=list)
@@ -133,7 +135,11 @@ class Runtime:
         hook = None
         if self.telegram is not None and self.telegram.mode == "webhook":
             hook = TelegramHook(self.telegram.webhook_secret, self.telegram.feed, self.telegram.ready.is_set)
+        wa_hook = None
+        if self.whatsapp is not None:
+            wa_hook = WhatsAppHook(self.whatsapp.challenge, self.whatsapp.validate, self.whatsapp.dispatch)
         return WebDeps(
+            whatsapp=wa_hook,
             settlement=self.settlement,
             topups=self.topups,
             stats=self.stats,
@@ -165,6 +171,8 @@ class Runtime:
             self.tasks.clear()
             if self.telegram is not None:
                 await self.telegram.stop()
+            if self.whatsapp is not None:
+                await self.whatsapp.close()
             await self.settlement.batcher.stop()
             await self.http.aclose()
             await self.db.close()
@@ -222,10 +230,29 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
         channels["telegram"] = "enabled"
     else:
         channels["telegram"] = "set telegram.token (BOT_TELEGRAM__TOKEN) to enable it"
-    channels["whatsapp"] = "not available in this version yet (whatsapp.* settings are read but unused)"
+    whatsapp = None
+    wa = settings.whatsapp
+    windows: dict[str, WindowPolicy] = {}
+    if _secret(wa.token) and wa.phone_id:
+        if not _secret(wa.app_secret) or not _secret(wa.verify_token):
+            raise ConfigError("whatsapp.token is set: whatsapp.app_secret and whatsapp.verify_token are required too")
+        pacers["whatsapp"] = Pacer(wa.rate_per_second, wa.per_recipient_interval_s)
+        whatsapp = WhatsAppChannel(
+            phone_id=wa.phone_id, token=_secret(wa.token), app_secret=_secret(wa.app_secret),
+            verify_token=_secret(wa.verify_token), api_base_url=wa.api_base_url, conversation=conversation,
+            pacer=pacers["whatsapp"],
+            on_status_failed=lambda channel, wamid, reason: outbox_ref[0].delivery_failed(channel, wamid, reason),
+        )
+        messengers["whatsapp"] = whatsapp
+        windows["whatsapp"] = WindowPolicy(hours=24, templates=dict(wa.templates), language=wa.template_language)
+        channels["whatsapp"] = "enabled"
+    else:
+        channels["whatsapp"] = ("set whatsapp.phone_id, whatsapp.token, whatsapp.app_secret and "
+                                "whatsapp.verify_token (BOT_WHATSAPP__*) to enable it")
     outbox = OutboxSender(
         db, messengers, pacers, render_notice, clock,
         poll_interval_s=settings.outbox.poll_interval_s, max_attempts=settings.outbox.max_attempts,
+        windows=windows,
     )
     outbox_ref.append(outbox)
     r = settings.reconcile
@@ -233,7 +260,7 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
     return Runtime(
         settings=settings, db=db, clock=clock, http=http, gateways=gateways,
         settlement=settlement, wallet=wallet, topups=topups, reconciler=reconciler, outbox=outbox,
-        conversation=conversation, stats=Stats(db), telegram=telegram, channels=channels,
+        conversation=conversation, stats=Stats(db), telegram=telegram, whatsapp=whatsapp, channels=channels,
         disabled_gateways=disabled,
     )
 

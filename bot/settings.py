@@ -52,6 +52,13 @@ class WhatsAppSettings(BaseModel):
     app_secret: SecretStr | None = None
     verify_token: SecretStr | None = None
     api_base_url: str = "https://graph.facebook.com"
+    # Outside the 24-hour window a notice goes as the approved template named here, e.g.
+    # payment_credited = "saldo_masuk"; a notice without one is recorded as undeliverable.
+    templates: dict[str, str] = Field(default_factory=dict)
+    template_language: str = "id"
+    # 80 messages/s per business number by default; about one message per 6 s to the same user.
+    rate_per_second: float = 80.0
+    per_recipient_interval_s: float = 6.0
 
 
 class WalletSettings(BaseModel):

@@ -11,8 +11,9 @@
     │   └── GatewayUnavailable    timeout, 5xx, refused: worth retrying later
     ├── AllGatewaysFailed         no configured gateway could create a link -> "try again later"
     ├── DeliveryError             a messenger refused a send
-    │   ├── RetryLater            429 / 5xx / network (carries retry_after)
-    │   └── PermanentDeliveryError blocked bot, unknown chat
+    │   ├── RetryLater            429 / 5xx / network / pair limit (carries retry_after, backoff base)
+    │   ├── OutsideWindow         WhatsApp 131047: only a template may be sent now
+    │   └── PermanentDeliveryError blocked bot, unknown chat, undeliverable
     └── StorageUnavailable        the database cannot be reached            -> 503
 """
 
@@ -76,9 +77,17 @@ class DeliveryError(TitipError):
 
 
 class RetryLater(DeliveryError):
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, retry_after: float | None = None, *, chat_only: bool = False, backoff_base: float = 2.0
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.chat_only = chat_only  # only this recipient is over its limit (WhatsApp 131056)
+        self.backoff_base = backoff_base
+
+
+class OutsideWindow(DeliveryError):
+    pass
 
 
 class PermanentDeliveryError(DeliveryError):

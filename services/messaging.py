@@ -14,6 +14,15 @@ class Button:
 
 
 @dataclass(frozen=True)
+class TemplateRef:
+    """An approved message template, for recipients outside the messenger's customer-service window."""
+
+    name: str
+    language: str
+    body_params: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class OutgoingMessage:
     text: str
     buttons: tuple[tuple[Button, ...], ...] = ()
@@ -21,6 +30,7 @@ class OutgoingMessage:
     photo_name: str = "image.png"
     document: bytes | None = None
     document_name: str = "file.bin"
+    template: TemplateRef | None = None  # send this template instead of free text
 
 
 @dataclass(frozen=True)

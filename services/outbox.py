@@ -15,15 +15,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.clock import Clock
-from services.errors import PermanentDeliveryError, RetryLater
-from services.messaging import Messenger, OutgoingMessage
+from services.errors import OutsideWindow, PermanentDeliveryError, RetryLater
+from services.messaging import Messenger, OutgoingMessage, TemplateRef
 from services.pacing import Pacer
 from storage.db import Database
-from storage.models import OutboxMessage
+from storage.models import OutboxMessage, User
 from storage.queries import insert_ignore
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,16 @@ async def enqueue(
 
 
 @dataclass(frozen=True)
+class WindowPolicy:
+    """A channel that accepts free text only within `hours` of the recipient's last message (WhatsApp: 24);
+    outside it a notice goes as the approved template named for it, or is recorded as undeliverable."""
+
+    hours: float = 24.0
+    templates: dict[str, str] | None = None  # notice template -> approved template name
+    language: str = "id"
+
+
+@dataclass(frozen=True)
 class _Claimed:
     id: int
     channel: str
@@ -68,6 +78,7 @@ class _Claimed:
     template: str
     params: dict[str, Any]
     attempts: int
+    last_inbound_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -78,11 +89,23 @@ class _Result:
     error: str | None = None
     retry_after: float | None = None
     permanent: bool = False
+    backoff_base: float = 2.0
 
 
-def backoff_seconds(attempts: int) -> float:
-    """2, 4, 8 ... capped at 10 minutes, with jitter so retries from many rows do not align."""
-    return min(600.0, 2.0 ** max(1, attempts)) * random.uniform(0.8, 1.2)
+def backoff_seconds(attempts: int, base: float = 2.0) -> float:
+    """base^n seconds (2, 4, 8 ...; 4^n for WhatsApp's pair limit) capped at 10 minutes, jittered so that
+    retries of many rows do not align."""
+    return min(600.0, base ** max(1, attempts)) * random.uniform(0.8, 1.2)
+
+
+def template_params(params: dict[str, Any]) -> tuple[str, ...]:
+    """A notice's values as a template's body parameters, in the notice's own order, money as Rp50.000."""
+    shown = []
+    for key, value in params.items():
+        if isinstance(value, int) and key in ("amount", "balance", "minimum", "maximum", "needed", "price", "total"):
+            value = f"Rp{value:,}".replace(",", ".")
+        shown.append(str(value))
+    return tuple(shown)
 
 
 class OutboxSender:
@@ -99,7 +122,9 @@ class OutboxSender:
         lease_s: float = 60.0,
         batch_size: int = 200,
         parallel_sends: int = 32,
+        windows: dict[str, WindowPolicy] | None = None,
     ) -> None:
+        self._windows = windows or {}
         self._db = db
         self._messengers = messengers
         self._pacers = pacers
@@ -148,8 +173,10 @@ class OutboxSender:
         now = self._clock.now()
         async with self._db.write() as session:
             rows = (
-                await session.scalars(
-                    select(OutboxMessage)
+                await session.execute(
+                    select(OutboxMessage, User.last_inbound_at)
+                    .outerjoin(User, and_(User.channel == OutboxMessage.channel,
+                                          User.external_id == OutboxMessage.chat_id))
                     .where(
                         OutboxMessage.status == "pending",
                         OutboxMessage.next_attempt_at <= now,
@@ -158,16 +185,17 @@ class OutboxSender:
                     )
                     .order_by(OutboxMessage.id)
                     .limit(self._batch)
-                    .with_for_update(skip_locked=True)
+                    .with_for_update(skip_locked=True, of=OutboxMessage.__table__)
                 )
             ).all()
             if not rows:
                 return []
-            ids = [r.id for r in rows]
+            ids = [r.id for r, _ in rows]
             await session.execute(
                 update(OutboxMessage).where(OutboxMessage.id.in_(ids)).values(lease_until=now + self._lease)
             )
-            return [_Claimed(r.id, r.channel, r.chat_id, r.language, r.template, r.params, r.attempts) for r in rows]
+            return [_Claimed(r.id, r.channel, r.chat_id, r.language, r.template, r.params, r.attempts, seen)
+                    for r, seen in rows]
 
     async def _send(self, row: _Claimed) -> _Result:
         messenger = self._messengers[row.channel]
@@ -177,16 +205,29 @@ class OutboxSender:
         except Exception as exc:  # a broken template must not block the queue
             log.exception("outbox %s: cannot render template %s", row.id, row.template)
             return _Result(row.id, False, error=f"render: {exc}", permanent=True)
+        policy = self._windows.get(row.channel)
+        if policy is not None and not self._inside_window(row, policy):
+            templated = self._as_template(row, message, policy)
+            if templated is None:
+                return self._undeliverable(row)
+            message = templated
         async with self._parallel:
             if pacer is not None:
                 await pacer.wait(row.chat_id)
             try:
-                sent = await messenger.send(row.chat_id, message)
+                try:
+                    sent = await messenger.send(row.chat_id, message)
+                except OutsideWindow:
+                    templated = self._as_template(row, message, policy or WindowPolicy())
+                    if templated is None or message.template is not None:
+                        return self._undeliverable(row)
+                    sent = await messenger.send(row.chat_id, templated)
             except RetryLater as exc:
                 if pacer is not None and exc.retry_after:
-                    pacer.back_off(exc.retry_after)
+                    pacer.back_off(exc.retry_after, row.chat_id if exc.chat_only else None)
                 log.warning("outbox %s to %s:%s: retry later (%s)", row.id, row.channel, row.chat_id, exc)
-                return _Result(row.id, False, error=str(exc), retry_after=exc.retry_after)
+                return _Result(row.id, False, error=str(exc), retry_after=exc.retry_after,
+                               backoff_base=exc.backoff_base)
             except PermanentDeliveryError as exc:
                 log.warning("outbox %s to %s:%s: undeliverable (%s)", row.id, row.channel, row.chat_id, exc)
                 return _Result(row.id, False, error=str(exc), permanent=True)
@@ -194,6 +235,34 @@ class OutboxSender:
                 log.exception("outbox %s: unexpected send failure", row.id)
                 return _Result(row.id, False, error=f"{type(exc).__name__}: {exc}")
         return _Result(row.id, True, provider_message_id=sent.provider_message_id)
+
+    def _inside_window(self, row: _Claimed, policy: WindowPolicy) -> bool:
+        if row.last_inbound_at is None:
+            return False
+        return self._clock.now() - row.last_inbound_at < timedelta(hours=policy.hours)
+
+    def _as_template(self, row: _Claimed, message: OutgoingMessage, policy: WindowPolicy) -> OutgoingMessage | None:
+        name = (policy.templates or {}).get(row.template)
+        if not name:
+            return None
+        ref = TemplateRef(name=name, language=policy.language, body_params=template_params(row.params))
+        return OutgoingMessage(text=message.text, template=ref)
+
+    def _undeliverable(self, row: _Claimed) -> _Result:
+        reason = (f"undeliverable: outside the {row.channel} 24-hour window and no "
+                  f"{row.channel}.templates.{row.template} configured")
+        log.warning("outbox %s to %s:%s: %s", row.id, row.channel, row.chat_id, reason)
+        return _Result(row.id, False, error=reason, permanent=True)
+
+    async def delivery_failed(self, channel: str, provider_message_id: str, reason: str) -> bool:
+        """The platform reported later that a message it had accepted failed (WhatsApp status webhook)."""
+        async with self._db.write() as session:
+            result = await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.channel == channel, OutboxMessage.provider_message_id == provider_message_id)
+                .values(status="failed", last_error=f"reported failed: {reason}"[:500])
+            )
+        return result.rowcount > 0
 
     async def _record(self, claimed: list[_Claimed], results: list[_Result]) -> None:
         attempts = {row.id: row.attempts for row in claimed}
@@ -210,7 +279,7 @@ class OutboxSender:
                 elif result.permanent or tries >= self._max_attempts:
                     values = {"status": "failed", "last_error": result.error}
                 else:
-                    delay = max(result.retry_after or 0.0, backoff_seconds(tries))
+                    delay = max(result.retry_after or 0.0, backoff_seconds(tries, result.backoff_base))
                     values = {"next_attempt_at": now + timedelta(seconds=delay), "last_error": result.error}
                 await session.execute(
                     update(OutboxMessage)

@@ -22,18 +22,21 @@ class Pacer:
         self._next_global = 0.0
         self._next_chat: dict[str, float] = {}
 
-    def reserve(self, chat_id: str) -> float:
-        """Book the earliest allowed slot for `chat_id`; returns the seconds to wait before sending."""
+    def reserve(self, chat_id: str, per_chat: bool = True) -> float:
+        """Book the earliest allowed slot for `chat_id`; returns the seconds to wait before sending.
+
+        `per_chat=False` (a direct reply to someone who just wrote) keeps only the overall rate.
+        """
         now = self._now()
-        slot = max(now, self._next_global, self._next_chat.get(chat_id, 0.0))
+        slot = max(now, self._next_global, self._next_chat.get(chat_id, 0.0) if per_chat else 0.0)
         self._next_global = slot + self._spacing
-        self._next_chat[chat_id] = slot + self._per_chat
+        self._next_chat[chat_id] = max(self._next_chat.get(chat_id, 0.0), slot + self._per_chat)
         if len(self._next_chat) > 10_000:
             self._next_chat = {k: v for k, v in self._next_chat.items() if v > now}
         return slot - now
 
-    async def wait(self, chat_id: str) -> None:
-        delay = self.reserve(chat_id)
+    async def wait(self, chat_id: str, per_chat: bool = True) -> None:
+        delay = self.reserve(chat_id, per_chat)
         if delay > 0:
             await asyncio.sleep(delay)
 

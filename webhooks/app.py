@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from webhooks import health, payments, sandbox, telegram
+from webhooks import health, payments, sandbox, telegram, whatsapp
 from webhooks.deps import DEPS, WebDeps
 
 
@@ -15,5 +15,6 @@ def create_app(deps: WebDeps) -> web.Application:
     health.setup(app)
     payments.setup(app)
     telegram.setup(app)
+    whatsapp.setup(app)
     sandbox.setup(app)
     return app

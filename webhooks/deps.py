@@ -22,12 +22,20 @@ class TelegramHook:
 
 
 @dataclass
+class WhatsAppHook:
+    challenge: Callable[[str | None, str | None], Awaitable[tuple[str, int]]]
+    validate: Callable[[bytes, str | None], Awaitable[tuple[str, int] | None]]
+    dispatch: Callable[[bytes], None]
+
+
+@dataclass
 class WebDeps:
     settlement: Settlement
     topups: Topups
     stats: Stats
     sandbox: SandboxGateway | None = None
     telegram: TelegramHook | None = None
+    whatsapp: WhatsAppHook | None = None
     channels: dict[str, str] = field(default_factory=dict)  # channel -> "enabled" / why disabled
     gateways: list[str] = field(default_factory=list)  # in failover order
     max_body_bytes: int = 1_000_000

@@ -1,0 +1,225 @@
+"""WhatsApp Cloud API via pywa_async, driven by our own aiohttp routes (pywa's `server=None` mode).
+
+Turns inbound messages, button taps and list selections into neutral `Incoming` messages for the shared
+conversation, and neutral `OutgoingMessage`s into Graph API calls (the `Messenger` port). Updates are
+acknowledged at once and processed in tracked background tasks that are drained at shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import httpx
+from pywa_async import WhatsApp
+from pywa_async import handlers as wa_handlers
+from pywa_async import types as wa_types
+from pywa.errors import (
+    AuthorizationError,
+    IntegrityError,
+    MessageUndeliverable,
+    RecipientNotInAllowedList,
+    ReEngagementMessage,
+    ThrottlingError,
+    TooManyMessages,
+    UnsupportedMessageType,
+    WhatsAppError,
+)
+
+from handlers.router import Conversation, Incoming
+from services.errors import OutsideWindow, PermanentDeliveryError, RetryLater
+from services.messaging import OutgoingMessage, SentMessage
+from services.pacing import Pacer
+
+log = logging.getLogger(__name__)
+GRAPH = "https://graph.facebook.com"
+
+
+class _Rebase(httpx.AsyncBaseTransport):
+    """pywa pins its session to graph.facebook.com; send the same paths to `whatsapp.api_base_url` instead."""
+
+    def __init__(self, base_url: str) -> None:
+        self._base = httpx.URL(base_url.rstrip("/"))
+        self._inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        request.url = request.url.copy_with(
+            scheme=self._base.scheme, host=self._base.host, port=self._base.port,
+            path=self._base.path.rstrip("/") + request.url.path,
+        )
+        request.headers["Host"] = self._base.netloc.decode()
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def _buttons(message: OutgoingMessage):
+    """≤ 3 choices become reply buttons, more become a list; a lone link becomes a call-to-action button."""
+    flat = [b for row in message.buttons for b in row]
+    choices = [b for b in flat if b.data]
+    links = [b for b in flat if b.url]
+    if choices and len(choices) <= 3:
+        return [wa_types.Button(title=b.label[:20], callback_data=b.data) for b in choices]
+    if choices:
+        rows = [wa_types.SectionRow(title=b.label[:24], callback_data=b.data) for b in choices[:10]]
+        return wa_types.SectionList(button_title="Pilih", sections=[wa_types.Section(title="Pilihan", rows=rows)])
+    if len(links) == 1:
+        return wa_types.URLButton(title=links[0].label[:20], url=links[0].url)
+    return None
+
+
+def map_error(exc: WhatsAppError) -> Exception:
+    """Meta error codes to our delivery errors (pywa has no retry and no rate limiting of its own)."""
+    if isinstance(exc, ReEngagementMessage):  # 131047: outside the 24-hour window
+        return OutsideWindow(str(exc.message))
+    if isinstance(exc, TooManyMessages):  # 131056: pair rate limit: back off 4^n s for this recipient
+        return RetryLater(f"whatsapp pair limit: {exc.message}", chat_only=True, backoff_base=4.0)
+    if isinstance(exc, ThrottlingError):  # 130429 and friends: slow the whole number down
+        return RetryLater(f"whatsapp throttled ({exc.code}): {exc.message}", retry_after=5.0)
+    if isinstance(exc, (MessageUndeliverable, RecipientNotInAllowedList, UnsupportedMessageType,
+                        AuthorizationError, IntegrityError)):
+        return PermanentDeliveryError(f"whatsapp refused ({exc.code}): {exc.message}")
+    return RetryLater(f"whatsapp error ({exc.code}): {exc.message}")
+
+
+class WhatsAppChannel:
+    channel = "whatsapp"
+
+    def __init__(
+        self,
+        *,
+        phone_id: str,
+        token: str,
+        app_secret: str,
+        verify_token: str,
+        api_base_url: str,
+        conversation: Conversation,
+        pacer: Pacer,
+        on_status_failed=None,
+    ) -> None:
+        transport = _Rebase(api_base_url) if api_base_url.rstrip("/") != GRAPH else httpx.AsyncHTTPTransport()
+        self._http = httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(15.0, connect=5.0))
+        self._conversation = conversation
+        self._pacer = pacer
+        self._on_status_failed = on_status_failed
+        self._tasks: set[asyncio.Task] = set()
+        self.client = WhatsApp(
+            phone_id=phone_id, token=token, session=self._http, server=None, app_secret=app_secret,
+            verify_token=verify_token, filter_updates=True, validate_updates=True,
+            # Duplicates are recognised in our database (wamid), which survives restarts.
+            skip_duplicate_updates=False,
+        )
+        self.client.add_handlers(
+            wa_handlers.MessageHandler(self._on_message),
+            wa_handlers.CallbackButtonHandler(self._on_button),
+            wa_handlers.CallbackSelectionHandler(self._on_button),
+            wa_handlers.MessageStatusHandler(self._on_status),
+        )
+
+    # --- webhook side -------------------------------------------------------------------------------
+
+    async def challenge(self, verify_token: str | None, challenge: str | None) -> tuple[str, int]:
+        text, status = await self.client.webhook_challenge_handler(vt=verify_token, ch=challenge)
+        return text or "", status
+
+    async def validate(self, raw_body: bytes, signature: str | None) -> tuple[str, int] | None:
+        try:
+            return await self.client.webhook_update_validator(update=raw_body, hmac_header=signature)
+        except (UnicodeError, ValueError, TypeError):  # a hostile header is just a bad signature
+            return "invalid signature", 401
+
+    def dispatch(self, raw_body: bytes) -> None:
+        """Process a verified update in the background; the route has already answered 200."""
+        task = asyncio.create_task(self._handle(raw_body))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _handle(self, raw_body: bytes) -> None:
+        try:
+            await self.client.webhook_update_handler(raw_body)
+        except Exception:
+            log.exception("WhatsApp update failed")
+
+    async def drain(self) -> None:
+        """Let in-flight updates finish (shutdown)."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=10)
+
+    async def close(self) -> None:
+        await self.drain()
+        await self._http.aclose()  # pywa has no close(); the client is ours
+
+    # --- updates ------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _sender(update) -> tuple[str, str | None, str | None]:
+        user = update.from_user
+        return (user.wa_id or user.bsuid), user.bsuid, getattr(user, "name", None)
+
+    async def _on_message(self, client: WhatsApp, message: wa_types.Message) -> None:
+        """A text (or captioned media) message: handled by the shared conversation."""
+        chat_id, bsuid, name = self._sender(message)
+        text = message.text or getattr(message, "caption", None) or ""
+        incoming = Incoming(channel=self.channel, chat_id=chat_id, user_id=chat_id, display_name=name,
+                            text=text, update_key=message.id, alt_id=bsuid)
+        await self._reply(chat_id, await self._conversation.handle(incoming))
+
+    async def _on_button(self, client: WhatsApp, callback) -> None:
+        """A tapped reply button or list row: handled like a command."""
+        chat_id, bsuid, name = self._sender(callback)
+        data = callback.data if isinstance(callback.data, str) else str(callback.data)
+        incoming = Incoming(channel=self.channel, chat_id=chat_id, user_id=chat_id, display_name=name,
+                            callback_data=data, update_key=callback.id, alt_id=bsuid)
+        await self._reply(chat_id, await self._conversation.handle(incoming))
+
+    async def _on_status(self, client: WhatsApp, status: wa_types.MessageStatus) -> None:
+        """Meta reports a message it had accepted as failed: the outbox row is marked failed."""
+        if str(getattr(status.status, "value", status.status)).lower() != "failed":
+            return
+        reason = f"{status.error.code}: {status.error.message}" if status.error else "failed"
+        log.warning("WhatsApp message %s failed after sending: %s", status.id, reason)
+        if self._on_status_failed is not None:
+            await self._on_status_failed(self.channel, status.id, reason)
+
+    # --- sending ------------------------------------------------------------------------------------
+
+    async def send(self, chat_id: str, message: OutgoingMessage) -> SentMessage:
+        """Messenger port: text with buttons/list, photo, document or template."""
+        try:
+            if message.template is not None:
+                params = [{"type": "body", "parameters": [{"type": "text", "text": p}
+                                                          for p in message.template.body_params]}]
+                sent = await self.client.send_template(
+                    to=chat_id, name=message.template.name,
+                    language=wa_types.templates.TemplateLanguage(message.template.language), params=params,
+                )
+            elif message.photo is not None:
+                sent = await self.client.send_image(to=chat_id, image=message.photo, caption=message.text[:1024],
+                                                    mime_type="image/png")
+            elif message.document is not None:
+                sent = await self.client.send_document(to=chat_id, document=message.document,
+                                                       filename=message.document_name, caption=message.text[:1024])
+            else:
+                sent = await self.client.send_message(to=chat_id, text=message.text[:4096],
+                                                      buttons=_buttons(message))
+        except WhatsAppError as exc:
+            raise map_error(exc) from exc
+        except httpx.HTTPError as exc:
+            raise RetryLater(f"whatsapp unreachable: {type(exc).__name__}") from exc
+        return SentMessage(provider_message_id=getattr(sent, "id", None))
+
+    async def _reply(self, chat_id: str, replies: list[OutgoingMessage]) -> None:
+        for reply in replies:
+            for attempt in range(3):
+                # The user just wrote: the 24-hour window is open; only the number's overall rate applies.
+                await self._pacer.wait(chat_id, per_chat=False)
+                try:
+                    await self.send(chat_id, reply)
+                    break
+                except RetryLater as exc:
+                    log.warning("reply to %s: %s (attempt %d)", chat_id, exc, attempt + 1)
+                    await asyncio.sleep(exc.retry_after or 0.5 * (attempt + 1))
+                except (PermanentDeliveryError, OutsideWindow) as exc:
+                    log.warning("reply to %s undeliverable: %s", chat_id, exc)
+                    return
