@@ -236,7 +236,8 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
     if _secret(wa.token) and wa.phone_id:
         if not _secret(wa.app_secret) or not _secret(wa.verify_token):
             raise ConfigError("whatsapp.token is set: whatsapp.app_secret and whatsapp.verify_token are required too")
-        pacers["whatsapp"] = Pacer(wa.rate_per_second, wa.per_recipient_interval_s)
+        pacers["whatsapp"] = Pacer(wa.rate_per_second, wa.per_recipient_interval_s,
+                                   per_chat_burst=wa.per_recipient_burst)
         whatsapp = WhatsAppChannel(
             phone_id=wa.phone_id, token=_secret(wa.token), app_secret=_secret(wa.app_secret),
             verify_token=_secret(wa.verify_token), api_base_url=wa.api_base_url, conversation=conversation,

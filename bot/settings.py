@@ -59,6 +59,7 @@ class WhatsAppSettings(BaseModel):
     # 80 messages/s per business number by default; about one message per 6 s to the same user.
     rate_per_second: float = 80.0
     per_recipient_interval_s: float = 6.0
+    per_recipient_burst: int = 3
 
 
 class WalletSettings(BaseModel):

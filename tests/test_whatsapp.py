@@ -141,3 +141,67 @@ async def test_a_notice_outside_the_24_hour_window_without_a_template_is_recorde
 
     await wait_for(undeliverable)
     assert not any("Saldo bertambah" in t for t in graph.texts_to(WA))
+
+
+@pytest.fixture
+async def templated_app(tmp_path, fresh_db_url, graph, midtrans):
+    config = {
+        "whatsapp": {**graph.config(), "templates": {"payment_credited": "saldo_masuk"}},
+        "payments": {"gateways": ["midtrans"], "midtrans": {
+            "server_key": midtrans.server_key, "snap_base_url": midtrans.url, "api_base_url": midtrans.url}},
+    }
+    async with AppUnderTest(tmp_path, fresh_db_url, config) as running:
+        yield running
+
+
+async def outbox_row(app) -> OutboxMessage:
+    async with app.runtime.db.read() as session:
+        return (await session.scalars(select(OutboxMessage))).one()
+
+
+async def test_outside_the_window_the_configured_template_is_sent(templated_app, graph, midtrans):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from storage.models import User
+
+    app = templated_app
+    await send(app, text_update(WA, "TOPUP 50000", "wamid.t1"))
+    await wait_for(lambda: midtrans.orders)
+    async with app.runtime.db.write() as session:
+        await session.execute(update(User).values(last_inbound_at=app.runtime.clock.now() - timedelta(hours=25)))
+    await app.http.post("/payments/midtrans/notify", json=midtrans.settle(next(iter(midtrans.orders))))
+    await wait_for(lambda: "template:saldo_masuk" in graph.texts_to(WA))
+    template = next(m for m in graph.messages if m.get("type") == "template")["template"]
+    assert template["language"]["code"] == "id"
+    values = [p["text"] for p in template["components"][0]["parameters"]]
+    assert values[1:] == ["Rp50.000", "Rp50.000"]
+    await wait_for(lambda: outbox_row(app))
+    assert (await outbox_row(app)).status == "sent"
+
+
+async def test_meta_saying_the_window_is_closed_switches_to_the_template(templated_app, graph, midtrans):
+    app = templated_app
+    await send(app, text_update(WA, "TOPUP 50000", "wamid.t2"))
+    await wait_for(lambda: midtrans.orders)
+    graph.fail_next = [(400, 131047)]
+    await app.http.post("/payments/midtrans/notify", json=midtrans.settle(next(iter(midtrans.orders))))
+    await wait_for(lambda: "template:saldo_masuk" in graph.texts_to(WA))
+    assert [f["_code"] for f in graph.failures] == [131047]
+
+
+@pytest.mark.parametrize(("code", "minimum_delay"), [(131056, 3.2), (130429, 5.0)])
+async def test_rate_limit_errors_are_retried_later_not_dropped(app, graph, midtrans, code, minimum_delay):
+    await send(app, text_update(WA, "TOPUP 50000", "wamid.r1"))
+    await wait_for(lambda: midtrans.orders)
+    graph.fail_next = [(400, code)]
+    await app.http.post("/payments/midtrans/notify", json=midtrans.settle(next(iter(midtrans.orders))))
+
+    async def rescheduled():
+        row = await outbox_row(app)
+        return row.attempts == 1 and row.status == "pending" and row
+
+    row = await wait_for(rescheduled)
+    assert (row.next_attempt_at - row.created_at).total_seconds() >= minimum_delay
+    assert str(code) in row.last_error

@@ -31,3 +31,19 @@ def test_a_429_back_off_delays_everyone():
     pacer = Pacer(rate_per_s=1000, per_chat_interval_s=0, monotonic=clock)
     pacer.back_off(5.0)
     assert round(pacer.reserve("a"), 6) == 5.0
+
+
+def test_a_burst_borrows_from_later_quota_then_the_interval_applies():
+    clock = FakeMonotonic()
+    pacer = Pacer(rate_per_s=1000, per_chat_interval_s=6.0, monotonic=clock, per_chat_burst=3)
+    waits = [round(pacer.reserve("wa"), 3) for _ in range(5)]
+    assert waits[:3] == [0, 0.001, 0.002]  # three back to back (spaced only by the overall rate)
+    assert waits[3] == 6.0 and waits[4] == 12.0
+
+
+def test_a_reply_to_someone_who_just_wrote_is_not_held_back_by_the_chat_limit():
+    clock = FakeMonotonic()
+    pacer = Pacer(rate_per_s=1000, per_chat_interval_s=6.0, monotonic=clock)
+    pacer.reserve("wa")
+    assert pacer.reserve("wa", per_chat=False) < 0.01
+    assert pacer.reserve("wa") >= 11.9  # but its quota was used
