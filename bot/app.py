@@ -154,6 +154,7 @@ class Runtime:
         """aiohttp cleanup_ctx: start everything, yield while serving, then close in reverse order."""
         await upgrade(self.db)
         self.settlement.batcher.start()
+        self.wallet.inbound.start()
         self.tasks.append(asyncio.create_task(self.outbox.run(), name="outbox"))
         if self.settings.reconcile.enabled:
             self.tasks.append(
@@ -173,6 +174,7 @@ class Runtime:
                 await self.telegram.stop()
             if self.whatsapp is not None:
                 await self.whatsapp.close()
+            await self.wallet.inbound.stop()
             await self.settlement.batcher.stop()
             await self.http.aclose()
             await self.db.close()

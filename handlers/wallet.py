@@ -63,7 +63,8 @@ async def topup(services: WalletServices, user: UserView, t: Translator, args: s
 
 async def saldo(services: WalletServices, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:
     """/saldo → 'Saldo kamu: Rp50.000'."""
-    return [OutgoingMessage(t("balance", balance=await services.wallet.balance(user.id)))]
+    # `user` was read in the transaction that recorded this very message: its balance is current.
+    return [OutgoingMessage(t("balance", balance=user.balance))]
 
 
 async def riwayat(services: WalletServices, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:

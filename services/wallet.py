@@ -7,18 +7,20 @@ race nor a retry can overdraw or double-post.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.batcher import WriteBatcher
 from services.clock import Clock
 from services.errors import InsufficientFunds
 from storage.db import Database
 from storage.models import InboundUpdate, LedgerEntry, User
-from storage.queries import insert_ignore
+from storage.queries import insert_or_skip
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,15 @@ class LedgerLine:
 class Inbound:
     user: UserView
     first_delivery: bool  # False when this update id was seen before (a retried webhook)
+
+
+@dataclass(frozen=True)
+class _Arrival:
+    channel: str
+    external_id: str
+    display_name: str | None
+    update_key: str | None
+    alt_id: str | None
 
 
 def _view(user: User) -> UserView:
@@ -81,6 +92,9 @@ class Wallet:
     def __init__(self, db: Database, clock: Clock) -> None:
         self._db = db
         self._clock = clock
+        # Every inbound update is recorded (dedupe by update id) before it is handled: batched, because
+        # on SQLite each durable commit costs an fsync and updates arrive in bursts.
+        self.inbound: WriteBatcher[_Arrival, Inbound] = WriteBatcher(db, self._register_batch)
 
     async def register_inbound(
         self,
@@ -92,44 +106,44 @@ class Wallet:
         alt_id: str | None = None,
     ) -> Inbound:
         """Record an inbound update (deduplicated by its id) and return its sender, created on first contact."""
+        return await self.inbound.submit(_Arrival(channel, external_id, display_name, update_key, alt_id))
+
+    async def _register_batch(self, session: AsyncSession, items: Sequence[_Arrival]) -> list[Inbound]:
         now = self._clock.now()
-        async with self._db.write() as session:
-            first = True
-            if update_key is not None:
-                inserted = await session.execute(
-                    insert_ignore(
-                        session,
-                        InboundUpdate.__table__,
-                        {"channel": channel, "update_key": update_key, "received_at": now},
-                        ["channel", "update_key"],
-                    )
-                )
-                first = inserted.scalar_one_or_none() is not None
-            await session.execute(
-                insert_ignore(
-                    session,
-                    User.__table__,
-                    {
-                        "channel": channel,
-                        "external_id": external_id,
-                        "display_name": display_name,
-                        "alt_id": alt_id,
-                        "language": "id",
-                        "balance": 0,
-                        "created_at": now,
-                    },
-                    ["channel", "external_id"],
-                )
+        keyed = [{"channel": i.channel, "update_key": i.update_key, "received_at": now}
+                 for i in items if i.update_key is not None]
+        fresh: set[tuple[str, str]] = set()
+        if keyed:
+            table = InboundUpdate.__table__
+            inserted = await session.execute(
+                insert_or_skip(session, table, ["channel", "update_key"]).values(keyed)
+                .returning(table.c.channel, table.c.update_key)
             )
-            user = (
-                await session.execute(
-                    update(User)
-                    .where(User.channel == channel, User.external_id == external_id)
-                    .values(last_inbound_at=now)
-                    .returning(User)
-                )
-            ).scalar_one()
-            return Inbound(user=_view(user), first_delivery=first)
+            fresh = {(row.channel, row.update_key) for row in inserted}
+        people = {(i.channel, i.external_id): i for i in items}
+        await session.execute(
+            insert_or_skip(session, User.__table__, ["channel", "external_id"]).values([
+                {"channel": c, "external_id": e, "display_name": i.display_name, "alt_id": i.alt_id,
+                 "language": "id", "balance": 0, "created_at": now}
+                for (c, e), i in people.items()
+            ])
+        )
+        users = {
+            (u.channel, u.external_id): _view(u)
+            for u in (await session.execute(
+                update(User)
+                .where(tuple_(User.channel, User.external_id).in_(list(people)))
+                .values(last_inbound_at=now)
+                .returning(User)
+            )).scalars()
+        }
+        results = []
+        for item in items:
+            key = (item.channel, item.update_key)
+            first = item.update_key is None or key in fresh
+            fresh.discard(key)  # a second copy within the same batch is a retry too
+            results.append(Inbound(user=users[(item.channel, item.external_id)], first_delivery=first))
+        return results
 
     async def get_user(self, user_id: int) -> UserView:
         async with self._db.read() as session:
