@@ -90,3 +90,25 @@ async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02):
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(interval)
+
+
+@pytest.fixture
+async def midtrans():
+    """A fake Midtrans (Snap + status API) on loopback."""
+    from tests.fakes import FakeMidtrans
+
+    fake = FakeMidtrans()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def graph():
+    """A fake WhatsApp Graph API on loopback."""
+    from tests.fake_whatsapp import FakeGraphAPI
+
+    fake = FakeGraphAPI()
+    await fake.start()
+    yield fake
+    await fake.stop()

@@ -7,27 +7,14 @@ from sqlalchemy import select
 
 from storage.models import OutboxMessage
 from tests.conftest import wait_for
-from tests.fake_whatsapp import VERIFY_TOKEN, FakeGraphAPI, button_update, signed, status_update, text_update
-from tests.fakes import FakeMidtrans
+from tests.fake_whatsapp import VERIFY_TOKEN, button_update, signed, status_update, text_update
 from tests.harness import AppUnderTest
 
 WA = "6281234567890"
 
 
-@pytest.fixture
-async def graph():
-    fake = FakeGraphAPI()
-    await fake.start()
-    yield fake
-    await fake.stop()
 
 
-@pytest.fixture
-async def midtrans():
-    fake = FakeMidtrans()
-    await fake.start()
-    yield fake
-    await fake.stop()
 
 
 @pytest.fixture

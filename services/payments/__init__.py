@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, Protocol
 
-from services.errors import BadSignature, MalformedCallback
+import httpx
+
+from services.errors import BadSignature, GatewayUnavailable, MalformedCallback
 
 # What a gateway says about a payment, in our words. The state machine in services/settlement.py decides
 # what each means for a payment in a given state (e.g. "failed" after "paid" is a reversal).
@@ -105,3 +107,14 @@ def require_str(data: Mapping[str, Any], key: str) -> str:
     if not isinstance(value, str) or not value:
         raise MalformedCallback(f"field {key!r} missing or not a string")
     return value
+
+
+async def call_gateway(gateway: str, what: str, request: Awaitable[httpx.Response]) -> httpx.Response:
+    """Send a gateway API request; a transport failure or a 5xx is GatewayUnavailable (try elsewhere/later)."""
+    try:
+        response = await request
+    except httpx.HTTPError as exc:
+        raise GatewayUnavailable(gateway, f"{what} failed: {type(exc).__name__}") from exc
+    if response.status_code >= 500:
+        raise GatewayUnavailable(gateway, f"{what} answered HTTP {response.status_code}")
+    return response

@@ -19,6 +19,7 @@ from services.payments import (
     GatewayStatus,
     Notification,
     PaymentRequest,
+    call_gateway,
     parse_rupiah,
     require_str,
     verify_equal,
@@ -83,12 +84,10 @@ class DokuGateway:
             "payment": {"payment_due_date": request.expiry_minutes},
             "customer": {"name": (request.customer_name or "Titip")[:50]},
         }, separators=(",", ":")).encode()
-        try:
-            response = await self._http.post(f"{self._base}{target}", content=raw, headers=self._headers(target, raw))
-        except httpx.HTTPError as exc:
-            raise GatewayUnavailable(self.name, f"create failed: {type(exc).__name__}") from exc
-        if response.status_code >= 500:
-            raise GatewayUnavailable(self.name, f"create answered HTTP {response.status_code}")
+        response = await call_gateway(
+            self.name, "create",
+            self._http.post(f"{self._base}{target}", content=raw, headers=self._headers(target, raw)),
+        )
         if response.status_code != 200:
             raise GatewayError(self.name, f"create refused: HTTP {response.status_code} {response.text[:200]}")
         try:
@@ -125,14 +124,11 @@ class DokuGateway:
 
     async def fetch_status(self, order_id: str, gateway_ref: str | None) -> Notification | None:
         target = f"/orders/v1/status/{order_id}"
-        try:
-            response = await self._http.get(f"{self._base}{target}", headers=self._headers(target, None))
-        except httpx.HTTPError as exc:
-            raise GatewayUnavailable(self.name, f"status failed: {type(exc).__name__}") from exc
+        response = await call_gateway(
+            self.name, "status", self._http.get(f"{self._base}{target}", headers=self._headers(target, None))
+        )
         if response.status_code == 404:
             return None
-        if response.status_code >= 500:
-            raise GatewayUnavailable(self.name, f"status answered HTTP {response.status_code}")
         if response.status_code != 200:
             raise GatewayError(self.name, f"status refused: HTTP {response.status_code}")
         try:

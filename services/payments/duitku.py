@@ -15,6 +15,7 @@ from services.payments import (
     CreatedPayment,
     Notification,
     PaymentRequest,
+    call_gateway,
     parse_rupiah,
     verify_equal,
 )
@@ -52,13 +53,7 @@ class DuitkuGateway:
         self._method = payment_method
 
     async def _post(self, path: str, body: dict) -> httpx.Response:
-        try:
-            response = await self._http.post(f"{self._base}{path}", json=body)
-        except httpx.HTTPError as exc:
-            raise GatewayUnavailable(self.name, f"{path} failed: {type(exc).__name__}") from exc
-        if response.status_code >= 500:
-            raise GatewayUnavailable(self.name, f"{path} answered HTTP {response.status_code}")
-        return response
+        return await call_gateway(self.name, path, self._http.post(f"{self._base}{path}", json=body))
 
     async def create(self, request: PaymentRequest) -> CreatedPayment:
         body = {

@@ -17,6 +17,7 @@ from services.payments import (
     GatewayStatus,
     Notification,
     PaymentRequest,
+    call_gateway,
     parse_rupiah,
     require_str,
     verify_equal,
@@ -91,12 +92,9 @@ class MidtransGateway:
             body["enabled_payments"] = self._enabled_payments
         # Route this transaction's notifications to us even if the dashboard names another URL.
         headers = {**self._headers, "X-Override-Notification": request.notify_url}
-        try:
-            response = await self._http.post(f"{self._snap}/snap/v1/transactions", json=body, headers=headers)
-        except httpx.HTTPError as exc:
-            raise GatewayUnavailable(self.name, f"create failed: {type(exc).__name__}") from exc
-        if response.status_code >= 500:
-            raise GatewayUnavailable(self.name, f"create answered HTTP {response.status_code}")
+        response = await call_gateway(
+            self.name, "create", self._http.post(f"{self._snap}/snap/v1/transactions", json=body, headers=headers)
+        )
         if response.status_code not in (200, 201):
             raise GatewayError(self.name, f"create refused: HTTP {response.status_code} {response.text[:200]}")
         try:
@@ -149,14 +147,11 @@ class MidtransGateway:
         )
 
     async def fetch_status(self, order_id: str, gateway_ref: str | None) -> Notification | None:
-        try:
-            response = await self._http.get(f"{self._api}/v2/{order_id}/status", headers=self._headers)
-        except httpx.HTTPError as exc:
-            raise GatewayUnavailable(self.name, f"status failed: {type(exc).__name__}") from exc
+        response = await call_gateway(
+            self.name, "status", self._http.get(f"{self._api}/v2/{order_id}/status", headers=self._headers)
+        )
         if response.status_code == 404:
             return None  # the customer has not picked a payment method in Snap yet
-        if response.status_code >= 500:
-            raise GatewayUnavailable(self.name, f"status answered HTTP {response.status_code}")
         if response.status_code != 200:
             raise GatewayError(self.name, f"status refused: HTTP {response.status_code}")
         try:

@@ -16,6 +16,7 @@ from services.payments import (
     GatewayStatus,
     Notification,
     PaymentRequest,
+    call_gateway,
     parse_rupiah,
     require_str,
     verify_equal,
@@ -43,12 +44,9 @@ class XenditGateway:
             "success_redirect_url": request.return_url, "failure_redirect_url": request.return_url,
             "customer": {"given_names": (request.customer_name or "Titip")[:50]},
         }
-        try:
-            response = await self._http.post(f"{self._base}/v2/invoices", json=body, headers=self._headers)
-        except httpx.HTTPError as exc:
-            raise GatewayUnavailable(self.name, f"create failed: {type(exc).__name__}") from exc
-        if response.status_code >= 500:
-            raise GatewayUnavailable(self.name, f"create answered HTTP {response.status_code}")
+        response = await call_gateway(
+            self.name, "create", self._http.post(f"{self._base}/v2/invoices", json=body, headers=self._headers)
+        )
         if response.status_code not in (200, 201):
             raise GatewayError(self.name, f"create refused: HTTP {response.status_code} {response.text[:200]}")
         try:
@@ -81,14 +79,11 @@ class XenditGateway:
     async def fetch_status(self, order_id: str, gateway_ref: str | None) -> Notification | None:
         if not gateway_ref:
             return None  # the invoice was never created
-        try:
-            response = await self._http.get(f"{self._base}/v2/invoices/{gateway_ref}", headers=self._headers)
-        except httpx.HTTPError as exc:
-            raise GatewayUnavailable(self.name, f"status failed: {type(exc).__name__}") from exc
+        response = await call_gateway(
+            self.name, "status", self._http.get(f"{self._base}/v2/invoices/{gateway_ref}", headers=self._headers)
+        )
         if response.status_code == 404:
             return None
-        if response.status_code >= 500:
-            raise GatewayUnavailable(self.name, f"status answered HTTP {response.status_code}")
         if response.status_code != 200:
             raise GatewayError(self.name, f"status refused: HTTP {response.status_code}")
         try:

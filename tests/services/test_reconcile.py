@@ -13,16 +13,9 @@ from services.clock import FrozenClock
 from services.reconcile import Reconciler
 from storage.migrate import upgrade
 from storage.models import OutboxMessage, Payment
-from tests.fakes import FakeMidtrans
 from tests.harness import write_settings
 
 
-@pytest.fixture
-async def midtrans():
-    fake = FakeMidtrans()
-    await fake.start()
-    yield fake
-    await fake.stop()
 
 
 @pytest.fixture

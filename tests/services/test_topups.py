@@ -9,16 +9,9 @@ from bot.app import build_runtime
 from services.errors import AllGatewaysFailed, AmountError
 from storage.migrate import upgrade
 from storage.models import Payment
-from tests.fakes import FakeMidtrans
 from tests.harness import write_settings
 
 
-@pytest.fixture
-async def midtrans():
-    fake = FakeMidtrans()
-    await fake.start()
-    yield fake
-    await fake.stop()
 
 
 async def runtime_for(tmp_path, url, midtrans, gateways):

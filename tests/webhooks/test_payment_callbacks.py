@@ -11,16 +11,10 @@ from sqlalchemy import func, select
 
 from services.payments.midtrans import signature
 from storage.models import GatewayEvent, LedgerEntry, OutboxMessage, Payment, User
-from tests.fakes import FakeMidtrans, TcpProxy, midtrans_notification
+from tests.fakes import TcpProxy, midtrans_notification
 from tests.harness import AppUnderTest
 
 
-@pytest.fixture
-async def midtrans():
-    fake = FakeMidtrans()
-    await fake.start()
-    yield fake
-    await fake.stop()
 
 
 @pytest.fixture
