@@ -20,9 +20,10 @@ from bot.telegram import TelegramChannel
 from bot.whatsapp import WhatsAppChannel
 from handlers.i18n import render_notice
 from handlers.router import Conversation
-from handlers.wallet import WalletServices
+from handlers.context import Services, ShareLinks
 from services.clock import Clock, SystemClock
 from services.messaging import Messenger
+from services.orders import Orders
 from services.outbox import OutboxSender, WindowPolicy
 from services.pacing import Pacer
 from services.payments import PaymentGateway
@@ -35,6 +36,7 @@ from services.reconcile import Reconciler
 from services.settlement import Settlement
 from services.stats import Stats
 from services.topups import AmountRules, Topups
+from services.trips import Trips
 from services.wallet import Wallet
 from storage.db import Database
 from storage.migrate import upgrade
@@ -123,6 +125,8 @@ class Runtime:
     reconciler: Reconciler
     outbox: OutboxSender
     conversation: Conversation
+    trips: Trips
+    orders: Orders
     stats: Stats
     telegram: TelegramChannel | None
     whatsapp: WhatsAppChannel | None
@@ -160,6 +164,7 @@ class Runtime:
             self.tasks.append(
                 asyncio.create_task(self.reconciler.run_forever(self.settings.reconcile.interval_s), name="reconcile")
             )
+        self.tasks.append(asyncio.create_task(self.sweep_forever(), name="jastip-sweep"))
         if self.telegram is not None:
             self.tasks.append(asyncio.create_task(self.telegram.start(), name="telegram-start"))
         self.log_readiness()
@@ -178,6 +183,24 @@ class Runtime:
             await self.settlement.batcher.stop()
             await self.http.aclose()
             await self.db.close()
+
+    async def sweep(self) -> None:
+        """Close trips past their deadline and expire unpaid orders; their notices go out at once."""
+        closed = await self.trips.close_due()
+        expired = await self.orders.expire_due()
+        if closed or expired:
+            log.info("jastip sweep: %d trips closed, %d orders expired", closed, expired)
+            self.outbox.wake()
+
+    async def sweep_forever(self) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("jastip sweep failed; retrying next interval")
+            await asyncio.sleep(self.settings.jastip.sweep_interval_s)
 
     def log_readiness(self) -> None:
         for channel, state in self.channels.items():
@@ -216,7 +239,14 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
         public_url=settings.server.public_url,
         expiry_minutes=settings.payments.expiry_minutes,
     )
-    conversation = Conversation(WalletServices(wallet=wallet, topups=topups))
+    trips = Trips(db, clock)
+    orders = Orders(db, clock, expiry_hours=settings.jastip.order_expiry_hours)
+    telegram_ref: list[TelegramChannel] = []
+    share = ShareLinks(
+        telegram_username=lambda: telegram_ref[0].username if telegram_ref else None,
+        whatsapp_number=settings.whatsapp.display_number,
+    )
+    conversation = Conversation(Services(wallet=wallet, topups=topups, trips=trips, orders=orders, share=share))
     channels: dict[str, str] = {}
     telegram = None
     tg = settings.telegram
@@ -229,6 +259,7 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
             public_url=settings.server.public_url, conversation=conversation, pacer=pacers["telegram"],
         )
         messengers["telegram"] = telegram
+        telegram_ref.append(telegram)
         channels["telegram"] = "enabled"
     else:
         channels["telegram"] = "set telegram.token (BOT_TELEGRAM__TOKEN) to enable it"
@@ -263,7 +294,7 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
     return Runtime(
         settings=settings, db=db, clock=clock, http=http, gateways=gateways,
         settlement=settlement, wallet=wallet, topups=topups, reconciler=reconciler, outbox=outbox,
-        conversation=conversation, stats=Stats(db), telegram=telegram, whatsapp=whatsapp, channels=channels,
+        conversation=conversation, trips=trips, orders=orders, stats=Stats(db), telegram=telegram, whatsapp=whatsapp, channels=channels,
         disabled_gateways=disabled,
     )
 

@@ -54,6 +54,7 @@ class WhatsAppSettings(BaseModel):
     api_base_url: str = "https://graph.facebook.com"
     # Outside the 24-hour window a notice goes as the approved template named here, e.g.
     # payment_credited = "saldo_masuk"; a notice without one is recorded as undeliverable.
+    display_number: str | None = None  # the business number, for wa.me join links (e.g. 6281100000000)
     templates: dict[str, str] = Field(default_factory=dict)
     template_language: str = "id"
     # 80 messages/s per business number by default; about one message per 6 s to the same user.
@@ -145,6 +146,12 @@ class BroadcastSettings(BaseModel):
     price_per_message: int = 500
 
 
+class JastipSettings(BaseModel):
+    order_expiry_hours: float = 24.0
+    # How often deadlines and unpaid orders are checked.
+    sweep_interval_s: float = 30.0
+
+
 class ReconcileSettings(BaseModel):
     enabled: bool = True
     interval_s: float = 300.0
@@ -186,6 +193,7 @@ class Settings(BaseSettings):
     wallet: WalletSettings = Field(default_factory=WalletSettings)
     payments: PaymentsSettings = Field(default_factory=PaymentsSettings)
     broadcast: BroadcastSettings = Field(default_factory=BroadcastSettings)
+    jastip: JastipSettings = Field(default_factory=JastipSettings)
     reconcile: ReconcileSettings = Field(default_factory=ReconcileSettings)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)

@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 COMMANDS = [
     ("topup", "Isi saldo / top up"),
+    ("trip", "Trip jastip saya / my trips"),
+    ("pesananku", "Pesanan saya / my orders"),
     ("saldo", "Lihat saldo / balance"),
     ("riwayat", "Transaksi terakhir / history"),
     ("cek", "Cek pembayaran / re-check payment"),
@@ -67,6 +69,7 @@ class TelegramChannel:
         self._conversation = conversation
         self._pacer = pacer
         self.ready = asyncio.Event()
+        self.username: str | None = None  # the bot's @username, known once connected (for t.me links)
         builder = (
             Application.builder()
             .token(token)
@@ -99,6 +102,7 @@ class TelegramChannel:
                 log.warning("Telegram Bot API unreachable (%s); retrying in %.0fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 60)
+        self.username = self.app.bot.username
         try:
             await self.app.bot.set_my_commands([BotCommand(name, text) for name, text in COMMANDS])
         except TelegramError as exc:

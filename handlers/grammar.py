@@ -27,6 +27,29 @@ ALIASES = {
     "bantuan": "bantuan",
     "help": "bantuan",
     "menu": "bantuan",
+    # jastip: jastiper
+    "trip": "trip",
+    "tutup": "tutup",
+    "buka": "buka",
+    "deadline": "deadline",
+    "produk": "produk",
+    "ubah": "ubah",
+    "hapus": "hapus",
+    "peserta": "peserta",
+    "pesanan": "pesanan",
+    "konfirmasi": "konfirmasi",
+    "tolak": "tolak",
+    "kirim": "kirim",
+    # jastip: participant
+    "join": "join",
+    "gabung": "join",
+    "info": "info",
+    "stop": "stop",
+    "berhenti": "stop",
+    "pesan": "pesan",
+    "order": "pesan",
+    "pesananku": "pesananku",
+    "batal": "batal",
 }
 
 _MULTIPLIERS = {"rb": 1_000, "ribu": 1_000, "k": 1_000, "jt": 1_000_000, "juta": 1_000_000}

@@ -6,7 +6,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from handlers import jastip as jastip_handlers
 from handlers import wallet as wallet_handlers
+from handlers.context import Services
 from handlers.grammar import parse_command
 from handlers.i18n import Translator
 from services.errors import AllGatewaysFailed, StorageUnavailable, UserInputError
@@ -30,7 +32,7 @@ class Incoming:
     alt_id: str | None = None  # WhatsApp business-scoped user id
 
 
-Feature = Callable[[wallet_handlers.WalletServices, UserView, Translator, str], Awaitable[list[OutgoingMessage]]]
+Feature = Callable[[Services, UserView, Translator, str], Awaitable[list[OutgoingMessage]]]
 
 FEATURES: dict[str, Feature] = {
     "topup": wallet_handlers.topup,
@@ -38,11 +40,12 @@ FEATURES: dict[str, Feature] = {
     "riwayat": wallet_handlers.riwayat,
     "cek": wallet_handlers.cek,
     "bahasa": wallet_handlers.bahasa,
+    **jastip_handlers.FEATURES,
 }
 
 
 class Conversation:
-    def __init__(self, services: wallet_handlers.WalletServices) -> None:
+    def __init__(self, services: Services) -> None:
         self._services = services
 
     async def handle(self, message: Incoming) -> list[OutgoingMessage]:
@@ -87,8 +90,11 @@ class Conversation:
         command = parse_command(message.text)
         if command is None:
             return [OutgoingMessage(t("not_a_command"))]
+        if command.name == "start" and command.args.lower().startswith("join_"):
+            # Deep link t.me/<bot>?start=join_<slug>
+            return await jastip_handlers.join(self._services, user, t, command.args[5:])
         if command.name in ("start", "bantuan"):
-            help_text = t("help")
+            help_text = t("help") + "\n\n" + t("help_jastip")
             if command.name == "start":
                 return [OutgoingMessage(t("welcome", name=user.display_name or "", help=help_text))]
             return [OutgoingMessage(help_text)]

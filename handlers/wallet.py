@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
 
 from handlers.grammar import parse_amount
 from handlers.i18n import LANGUAGES, Translator, local_time, rupiah
 from services.errors import AmountError
 from services.messaging import Button, OutgoingMessage
-from services.topups import Topups
-from services.wallet import UserView, Wallet
-
-
-@dataclass(frozen=True)
-class WalletServices:
-    wallet: Wallet
-    topups: Topups
+from handlers.context import Services
+from services.wallet import UserView
 
 
 def _qr_png(data: str) -> bytes:
@@ -27,13 +20,13 @@ def _qr_png(data: str) -> bytes:
     return buffer.getvalue()
 
 
-def preset_buttons(services: WalletServices) -> tuple[tuple[Button, ...], ...]:
+def preset_buttons(services: Services) -> tuple[tuple[Button, ...], ...]:
     presets = services.topups.rules.presets
     buttons = [Button(rupiah(amount), data=f"topup:{amount}") for amount in presets]
     return tuple(tuple(buttons[i : i + 2]) for i in range(0, len(buttons), 2))
 
 
-async def topup(services: WalletServices, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:
+async def topup(services: Services, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:
     """/topup → preset buttons; /topup 50rb → a payment link (and a QR image when the gateway gives QRIS)."""
     rules = services.topups.rules
     if not args:
@@ -61,13 +54,13 @@ async def topup(services: WalletServices, user: UserView, t: Translator, args: s
     return replies
 
 
-async def saldo(services: WalletServices, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:
+async def saldo(services: Services, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:
     """/saldo → 'Saldo kamu: Rp50.000'."""
     # `user` was read in the transaction that recorded this very message: its balance is current.
     return [OutgoingMessage(t("balance", balance=user.balance))]
 
 
-async def riwayat(services: WalletServices, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:
+async def riwayat(services: Services, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:
     """/riwayat → the last ten ledger entries, newest first."""
     lines = await services.wallet.history(user.id, limit=10)
     if not lines:
@@ -86,7 +79,7 @@ async def riwayat(services: WalletServices, user: UserView, t: Translator, args:
     return [OutgoingMessage("\n".join([t("history_title"), *rendered]))]
 
 
-async def cek(services: WalletServices, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:
+async def cek(services: Services, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:
     """/cek → asks the gateway about my unfinished payments now and says where each stands."""
     views = await services.topups.check_now(user.id)
     if not views:
@@ -95,7 +88,7 @@ async def cek(services: WalletServices, user: UserView, t: Translator, args: str
     return [OutgoingMessage("\n".join([t("check_title"), *lines]))]
 
 
-async def bahasa(services: WalletServices, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:
+async def bahasa(services: Services, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:
     """/bahasa en → replies switch to English; /bahasa alone → language buttons."""
     choice = args.strip().lower()[:2] if args.strip() else ""
     if not choice:

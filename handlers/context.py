@@ -1,0 +1,28 @@
+"""What every feature handler gets: the services it may call, in plain values."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from services.orders import Orders
+from services.topups import Topups
+from services.trips import Trips
+from services.wallet import Wallet
+
+
+@dataclass(frozen=True)
+class ShareLinks:
+    """Where participants join from: the Telegram bot's username (known once connected) and the WhatsApp number."""
+
+    telegram_username: Callable[[], str | None] = lambda: None
+    whatsapp_number: str | None = None
+
+
+@dataclass(frozen=True)
+class Services:
+    wallet: Wallet
+    topups: Topups
+    trips: Trips
+    orders: Orders
+    share: ShareLinks = field(default_factory=ShareLinks)

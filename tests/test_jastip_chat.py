@@ -1,0 +1,117 @@
+"""A jastip trip run in chat across channels, over real sockets (fake Bot API and Graph API on loopback)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from handlers.jastip import parse_deadline, parse_join
+from services.errors import UserInputError
+from tests.conftest import wait_for
+from tests.fake_whatsapp import signed, text_update
+from tests.fakes import FakeBotAPI, telegram_text_update
+from tests.harness import AppUnderTest
+
+SECRET = "tg-secret"
+JASTIPER, TG_BUYER, WA_BUYER = 1001, 1002, "6281299990000"
+
+
+@pytest.fixture
+async def bot():
+    fake = FakeBotAPI()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+async def test_a_trip_runs_across_telegram_and_whatsapp(tmp_path, fresh_db_url, bot, graph):
+    config = {
+        "telegram": {"token": bot.token, "mode": "webhook", "webhook_secret": SECRET, "api_base_url": bot.base_url},
+        "whatsapp": {**graph.config(), "display_number": "6281100000000"},
+        "payments": {"gateways": ["sandbox"]},
+    }
+    async with AppUnderTest(tmp_path, fresh_db_url, config) as app:
+        ids = iter(range(1, 1000))
+
+        async def tg(user: int, text: str) -> None:
+            await app.http.post("/telegram/webhook", json=telegram_text_update(next(ids), user, text),
+                                headers={"X-Telegram-Bot-Api-Secret-Token": SECRET})
+
+        async def wa(text: str) -> None:
+            raw, headers = signed(text_update(WA_BUYER, text, f"wamid.j{next(ids)}"))
+            await app.http.post("/whatsapp/webhook", content=raw, headers=headers)
+
+        await tg(JASTIPER, "TRIP BARU jpn25 Jastip Jepang Mei | 2099-12-31 20:00")
+        created = await wait_for(lambda: next((t for t in bot.texts_to(JASTIPER) if "Trip jpn25 dibuat" in t), None))
+        assert "https://t.me/TitipTestBot?start=join_jpn25" in created
+        assert "https://wa.me/6281100000000?text=JOIN%20jpn25" in created
+        await tg(JASTIPER, "PRODUK jpn25 KK1 150rb 3 KitKat Matcha")
+        await wait_for(lambda: any("Produk KK1 ditambahkan" in t for t in bot.texts_to(JASTIPER)))
+
+        await wa("join JPN25 |nama:Siti")
+        await wait_for(lambda: any("Kamu ikut trip Jastip Jepang Mei" in t and "KK1 — KitKat Matcha: Rp150.000 (stok 3)"
+                                   in t for t in graph.texts_to(WA_BUYER)))
+        await wa("JOIN jpn25 | Nama: Siti")  # a double tap changes nothing
+        await wait_for(lambda: any("sudah terdaftar" in t for t in graph.texts_to(WA_BUYER)))
+        await tg(TG_BUYER, "/start join_jpn25")
+        await wait_for(lambda: any("Kamu ikut trip" in t for t in bot.texts_to(TG_BUYER)))
+
+        await wa("PESAN KK1 2")
+        placed = await wait_for(lambda: next((t for t in graph.texts_to(WA_BUYER) if "Pesanan P" in t), None))
+        wa_order = re.search(r"P\d+", placed).group(0)
+        assert "2 × KitKat Matcha = Rp300.000" in placed
+        await tg(TG_BUYER, "PESAN KK1 2")
+        await wait_for(lambda: any("stok KK1 tidak cukup (sisa 1)" in t for t in bot.texts_to(TG_BUYER)))
+        await tg(TG_BUYER, "/pesan kk1")
+        placed_tg = await wait_for(lambda: next((t for t in bot.texts_to(TG_BUYER) if "Pesanan P" in t), None))
+        tg_order = re.search(r"P\d+", placed_tg).group(0)
+        await wait_for(lambda: sum("Pesanan baru" in t for t in bot.texts_to(JASTIPER)) == 2)
+
+        await tg(TG_BUYER, f"KONFIRMASI {wa_order}")  # not the owner
+        await wait_for(lambda: any("hanya pemilik trip jpn25" in t for t in bot.texts_to(TG_BUYER)))
+        await tg(JASTIPER, f"KONFIRMASI {wa_order}")
+        await wait_for(lambda: any(f"Pesanan {wa_order} (Rp300.000) dikonfirmasi" in t
+                                   for t in graph.texts_to(WA_BUYER)))
+        await tg(JASTIPER, f"TOLAK {tg_order} stok di toko habis")
+        await wait_for(lambda: any("Alasan: stok di toko habis" in t for t in bot.texts_to(TG_BUYER)))
+
+        await tg(JASTIPER, "PESERTA jpn25")
+        await wait_for(lambda: any("Peserta jpn25 (2)" in t and "(whatsapp)" in t for t in bot.texts_to(JASTIPER)))
+        await tg(JASTIPER, "INFO jpn25")
+        await wait_for(lambda: any("stok 1" in t for t in bot.texts_to(JASTIPER)))  # the rejected unit came back
+        await wa("PESANANKU")
+        await wait_for(lambda: any("Pesananmu:" in t and "dikonfirmasi" in t for t in graph.texts_to(WA_BUYER)))
+
+
+@pytest.mark.parametrize(
+    ("text", "slug", "name"),
+    [("jpn25 | Nama: Siti", "jpn25", "Siti"), ("JPN25|nama:Siti Aminah", "JPN25", "Siti Aminah"),
+     ("  jpn25   |   NAMA :  Budi  ", "jpn25", "Budi"), ("jpn25", "jpn25", None), ("kr-26 | name = Ann", "kr-26", "Ann")],
+)
+def test_join_lines_as_people_write_them(text, slug, name):
+    assert parse_join(text) == (slug, name)
+
+
+@given(st.text(max_size=80))
+def test_no_join_line_crashes_the_parser(text):
+    try:
+        slug, _ = parse_join(text)
+    except UserInputError:
+        return
+    assert 3 <= len(slug) <= 10
+
+
+@given(st.from_regex(r"[A-Za-z0-9_-]{3,10}", fullmatch=True),
+       st.from_regex(r"[A-Za-z][A-Za-z ]{0,20}[A-Za-z]", fullmatch=True))
+def test_join_lines_round_trip(slug, name):
+    assert parse_join(f"{slug} | Nama: {name}") == (slug, name)
+
+
+def test_deadlines_are_read_in_jakarta_time():
+    assert parse_deadline("2026-12-31 20:00").isoformat() == "2026-12-31T20:00:00+07:00"
+    assert parse_deadline("31/12/2026").isoformat() == "2026-12-31T23:59:00+07:00"
+    with pytest.raises(UserInputError):
+        parse_deadline("besok sore")
