@@ -23,6 +23,7 @@ from handlers.router import Conversation
 from handlers.context import Services, ShareLinks
 from services.clock import Clock, SystemClock
 from services.messaging import Messenger
+from services.broadcasts import Broadcasts
 from services.orders import Orders
 from services.outbox import OutboxSender, WindowPolicy
 from services.pacing import Pacer
@@ -127,6 +128,7 @@ class Runtime:
     conversation: Conversation
     trips: Trips
     orders: Orders
+    broadcasts: Broadcasts
     stats: Stats
     telegram: TelegramChannel | None
     whatsapp: WhatsAppChannel | None
@@ -188,7 +190,8 @@ class Runtime:
         """Close trips past their deadline and expire unpaid orders; their notices go out at once."""
         closed = await self.trips.close_due()
         expired = await self.orders.expire_due()
-        if closed or expired:
+        settled = await self.broadcasts.settle()
+        if closed or expired or settled:
             log.info("jastip sweep: %d trips closed, %d orders expired", closed, expired)
             self.outbox.wake()
 
@@ -246,7 +249,9 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
         telegram_username=lambda: telegram_ref[0].username if telegram_ref else None,
         whatsapp_number=settings.whatsapp.display_number,
     )
-    conversation = Conversation(Services(wallet=wallet, topups=topups, trips=trips, orders=orders, share=share))
+    broadcasts = Broadcasts(db, clock, price_per_message=settings.broadcast.price_per_message)
+    conversation = Conversation(Services(wallet=wallet, topups=topups, trips=trips, orders=orders,
+                                         broadcasts=broadcasts, share=share))
     channels: dict[str, str] = {}
     telegram = None
     tg = settings.telegram
@@ -286,7 +291,7 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
     outbox = OutboxSender(
         db, messengers, pacers, render_notice, clock,
         poll_interval_s=settings.outbox.poll_interval_s, max_attempts=settings.outbox.max_attempts,
-        windows=windows,
+        windows=windows, after_round=broadcasts.settle,
     )
     outbox_ref.append(outbox)
     r = settings.reconcile
@@ -294,7 +299,7 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
     return Runtime(
         settings=settings, db=db, clock=clock, http=http, gateways=gateways,
         settlement=settlement, wallet=wallet, topups=topups, reconciler=reconciler, outbox=outbox,
-        conversation=conversation, trips=trips, orders=orders, stats=Stats(db), telegram=telegram, whatsapp=whatsapp, channels=channels,
+        conversation=conversation, trips=trips, orders=orders, broadcasts=broadcasts, stats=Stats(db), telegram=telegram, whatsapp=whatsapp, channels=channels,
         disabled_gateways=disabled,
     )
 

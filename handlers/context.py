@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from services.broadcasts import Broadcasts
 from services.orders import Orders
 from services.topups import Topups
 from services.trips import Trips
@@ -25,4 +26,5 @@ class Services:
     topups: Topups
     trips: Trips
     orders: Orders
+    broadcasts: Broadcasts
     share: ShareLinks = field(default_factory=ShareLinks)

@@ -40,6 +40,8 @@ ALIASES = {
     "konfirmasi": "konfirmasi",
     "tolak": "tolak",
     "kirim": "kirim",
+    "broadcast": "broadcast",
+    "siaran": "broadcast",
     # jastip: participant
     "join": "join",
     "gabung": "join",

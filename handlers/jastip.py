@@ -11,7 +11,7 @@ from handlers.context import Services
 from handlers.grammar import parse_amount
 from handlers.i18n import WIB, Translator, local_time
 from services.errors import UserInputError
-from services.messaging import OutgoingMessage
+from services.messaging import Button, OutgoingMessage
 from services.trips import TripView
 from services.wallet import UserView
 
@@ -231,7 +231,31 @@ async def batal(services: Services, user: UserView, t: Translator, args: str) ->
     return [OutgoingMessage(t("order_cancelled_done", order=cancelled.code))]
 
 
+async def broadcast(services: Services, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:
+    """BROADCAST <slug> <pesan> → a preview (recipients × price, total, balance) with Confirm / Cancel buttons."""
+    slug, text = _words(args, 2, "broadcast_usage")
+    preview = await services.broadcasts.preview(user.id, slug, text)
+    buttons = ((Button(t("btn_broadcast_send"), data=f"bc:ok:{preview.id}"),
+                Button(t("btn_cancel"), data=f"bc:no:{preview.id}")),)
+    return [OutgoingMessage(t("broadcast_preview", slug=preview.slug, recipients=preview.recipients,
+                              price=preview.price, total=preview.total, balance=preview.balance), buttons=buttons)]
+
+
+async def broadcast_button(services: Services, user: UserView, t: Translator, value: str) -> list[OutgoingMessage]:
+    """The Confirm / Cancel buttons under a broadcast preview."""
+    action, _, raw_id = value.partition(":")
+    if not raw_id.isdigit():
+        raise UserInputError("broadcast_not_found")
+    if action == "no":
+        cancelled = await services.broadcasts.cancel(user.id, int(raw_id))
+        return [OutgoingMessage(t("broadcast_cancelled" if cancelled else "broadcast_not_found"))]
+    started = await services.broadcasts.confirm(user.id, int(raw_id))
+    return [OutgoingMessage(t("broadcast_started", recipients=started.recipients, total=started.total,
+                              balance=started.balance))]
+
+
 FEATURES = {
+    "broadcast": broadcast,
     "trip": trip, "tutup": tutup, "buka": buka, "deadline": deadline, "produk": produk, "ubah": ubah,
     "hapus": hapus, "peserta": peserta, "pesanan": pesanan, "konfirmasi": konfirmasi, "tolak": tolak,
     "kirim": kirim, "join": join, "info": info, "stop": stop, "pesan": pesan, "pesananku": pesananku,

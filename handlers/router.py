@@ -86,6 +86,8 @@ class Conversation:
                 return await wallet_handlers.topup(self._services, user, t, value)
             if action == "lang":
                 return await wallet_handlers.bahasa(self._services, user, t, value)
+            if action == "bc":
+                return await jastip_handlers.broadcast_button(self._services, user, t, value)
             return [OutgoingMessage(t("not_a_command"))]
         command = parse_command(message.text)
         if command is None:

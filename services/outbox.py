@@ -123,8 +123,11 @@ class OutboxSender:
         batch_size: int = 200,
         parallel_sends: int = 32,
         windows: dict[str, WindowPolicy] | None = None,
+        after_round=None,
     ) -> None:
         self._windows = windows or {}
+        # Called after results are recorded (e.g. to settle broadcast charges promptly).
+        self._after_round = after_round
         self._db = db
         self._messengers = messengers
         self._pacers = pacers
@@ -167,6 +170,8 @@ class OutboxSender:
             return 0
         results = await asyncio.gather(*(self._send(row) for row in claimed))
         await self._record(claimed, results)
+        if self._after_round is not None:
+            await self._after_round()
         return len(claimed)
 
     async def _claim(self) -> list[_Claimed]:
@@ -262,6 +267,8 @@ class OutboxSender:
                 .where(OutboxMessage.channel == channel, OutboxMessage.provider_message_id == provider_message_id)
                 .values(status="failed", last_error=f"reported failed: {reason}"[:500])
             )
+        if result.rowcount and self._after_round is not None:
+            await self._after_round()
         return result.rowcount > 0
 
     async def _record(self, claimed: list[_Claimed], results: list[_Result]) -> None:

@@ -55,6 +55,7 @@ class FakeBotAPI(LoopbackServer):
         self.calls: list[BotCall] = []
         self.fail_next: list[tuple[int, int | None]] = []
         self.pending_updates: list[dict[str, Any]] = []  # served to getUpdates (polling mode)
+        self.blocked_chats: set[str] = set()  # sendMessage to these answers 403 (the user blocked the bot)
         self._ids = itertools.count(1)
         app = web.Application()
         app.router.add_post("/bot{token}/{method}", self._handle)
@@ -83,6 +84,10 @@ class FakeBotAPI(LoopbackServer):
         else:
             form = await request.post()
             params = {k: (v if isinstance(v, str) else "<file>") for k, v in form.items()}
+        if method == "sendMessage" and str(params.get("chat_id")) in self.blocked_chats:
+            self.calls.append(BotCall("sendMessage!403", params))
+            return web.json_response({"ok": False, "error_code": 403,
+                                      "description": "Forbidden: bot was blocked by the user"}, status=403)
         if method in ("sendMessage", "sendPhoto") and self.fail_next:
             status, retry_after = self.fail_next.pop(0)
             self.calls.append(BotCall(f"{method}!{status}", params))

@@ -1,0 +1,174 @@
+"""Paid broadcasts to a trip's participants, billed fairly and to the Rupiah.
+
+    preview: recipients (joined, not stopped) x price per message, nothing moves
+    confirm: the whole amount is held on the jastiper's wallet (ledger `bchold:<id>`, never below zero),
+             one outbox message and one delivery row per recipient, in the same transaction
+    settle:  a delivery the platform accepted stays charged; one that failed (now, or later through a
+             WhatsApp status webhook) gives its price back (ledger `bcfail:<id>:<user>`, once)
+    receipt: when nothing is pending, the jastiper is told sent / failed / charged / released
+
+Ledger: -hold + released = -charged, always; the unique references make every step idempotent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.clock import Clock
+from services.errors import UserInputError
+from services.outbox import enqueue
+from services.trips import notify_user, require_owner, trip_by_slug
+from services.wallet import post_entry
+from storage.db import Database
+from storage.models import Broadcast, BroadcastDelivery, OutboxMessage, Participant, Trip, User
+
+TEMPLATE = "broadcast_message"
+
+
+@dataclass(frozen=True)
+class Preview:
+    id: int
+    slug: str
+    recipients: int
+    price: int
+    total: int
+    balance: int
+
+
+@dataclass(frozen=True)
+class Receipt:
+    id: int
+    sent: int
+    failed: int
+    charged: int
+    released: int
+
+
+class Broadcasts:
+    def __init__(self, db: Database, clock: Clock, *, price_per_message: int = 500) -> None:
+        self._db = db
+        self._clock = clock
+        self._price = price_per_message
+
+    async def preview(self, owner_id: int, slug: str, text: str) -> Preview:
+        text = text.strip()
+        if not text:
+            raise UserInputError("broadcast_usage")
+        now = self._clock.now()
+        async with self._db.write() as session:
+            trip = await trip_by_slug(session, slug)
+            require_owner(trip, owner_id)
+            recipients = int(await session.scalar(select(func.count()).select_from(Participant).where(
+                Participant.trip_id == trip.id, Participant.status == "joined")) or 0)
+            if recipients == 0:
+                raise UserInputError("broadcast_no_recipients", slug=trip.slug)
+            broadcast = Broadcast(trip_id=trip.id, owner_id=owner_id, text=text[:3000], price=self._price,
+                                  recipients=recipients, status="preview", created_at=now)
+            session.add(broadcast)
+            await session.flush()
+            balance = int(await session.scalar(select(User.balance).where(User.id == owner_id)) or 0)
+            return Preview(broadcast.id, trip.slug, recipients, self._price, recipients * self._price, balance)
+
+    async def confirm(self, owner_id: int, broadcast_id: int) -> Preview:
+        """Hold the total and queue one message per current recipient; a second confirm does nothing."""
+        now = self._clock.now()
+        async with self._db.write() as session:
+            broadcast = await session.get(Broadcast, broadcast_id, with_for_update=True)
+            if broadcast is None or broadcast.owner_id != owner_id:
+                raise UserInputError("broadcast_not_found")
+            if broadcast.status != "preview":
+                raise UserInputError("broadcast_already", status=broadcast.status)
+            trip = await session.get_one(Trip, broadcast.trip_id)
+            recipients = (await session.execute(
+                select(User.id, User.channel, User.external_id, User.language)
+                .join(Participant, Participant.user_id == User.id)
+                .where(Participant.trip_id == trip.id, Participant.status == "joined")
+                .order_by(User.id)
+            )).all()
+            total = len(recipients) * broadcast.price
+            if total > 0:  # InsufficientFunds rolls the whole confirmation back
+                balance = await post_entry(session, user_id=owner_id, amount=-total, kind="broadcast_hold",
+                                           reference=f"bchold:{broadcast.id}", now=now)
+            else:
+                balance = int(await session.scalar(select(User.balance).where(User.id == owner_id)) or 0)
+            broadcast.status, broadcast.recipients = "running", len(recipients)
+            for user_id, channel, chat_id, language in recipients:
+                key = f"bc:{broadcast.id}:{user_id}"
+                session.add(BroadcastDelivery(broadcast_id=broadcast.id, user_id=user_id, outbox_key=key,
+                                              settled="pending"))
+                await enqueue(session, channel=channel, chat_id=chat_id, language=language, template=TEMPLATE,
+                              params={"title": trip.title, "slug": trip.slug, "text": broadcast.text}, now=now,
+                              dedupe_key=key)
+            return Preview(broadcast.id, trip.slug, len(recipients), broadcast.price, total, balance)
+
+    async def cancel(self, owner_id: int, broadcast_id: int) -> bool:
+        async with self._db.write() as session:
+            result = await session.execute(
+                update(Broadcast)
+                .where(Broadcast.id == broadcast_id, Broadcast.owner_id == owner_id, Broadcast.status == "preview")
+                .values(status="cancelled")
+            )
+            return result.rowcount == 1
+
+    async def settle(self) -> int:
+        """Account for every delivery whose outbox message reached a final state; send finished receipts."""
+        now = self._clock.now()
+        async with self._db.write() as session:
+            rows = (await session.execute(
+                select(BroadcastDelivery, OutboxMessage.status, Broadcast.price, Broadcast.owner_id)
+                .join(OutboxMessage, OutboxMessage.dedupe_key == BroadcastDelivery.outbox_key)
+                .join(Broadcast, Broadcast.id == BroadcastDelivery.broadcast_id)
+                .where(
+                    (and_(BroadcastDelivery.settled == "pending", OutboxMessage.status.in_(("sent", "failed"))))
+                    | (and_(BroadcastDelivery.settled == "charged", OutboxMessage.status == "failed"))
+                )
+                .with_for_update(of=BroadcastDelivery.__table__)
+            )).all()
+            touched: set[int] = set()
+            for delivery, status, price, owner_id in rows:
+                touched.add(delivery.broadcast_id)
+                if status == "sent":
+                    delivery.settled = "charged"
+                    continue
+                delivery.settled = "released" if delivery.settled == "pending" else "refunded"
+                if price > 0:
+                    await post_entry(session, user_id=owner_id, amount=price, kind="broadcast_release",
+                                     reference=f"bcfail:{delivery.broadcast_id}:{delivery.user_id}", now=now)
+            await session.flush()
+            for broadcast_id in touched:
+                await self._finish_if_done(session, broadcast_id, now)
+            return len(rows)
+
+    async def _finish_if_done(self, session: AsyncSession, broadcast_id: int, now) -> None:
+        pending = await session.scalar(select(func.count()).select_from(BroadcastDelivery).where(
+            BroadcastDelivery.broadcast_id == broadcast_id, BroadcastDelivery.settled == "pending"))
+        if pending:
+            return
+        finished = await session.execute(
+            update(Broadcast).where(Broadcast.id == broadcast_id, Broadcast.status == "running")
+            .values(status="done", finished_at=now)
+        )
+        if finished.rowcount != 1:
+            return  # already done: a late failure only adds its release
+        receipt = await self.receipt(broadcast_id, session)
+        broadcast = await session.get_one(Broadcast, broadcast_id)
+        await notify_user(session, broadcast.owner_id, "broadcast_receipt",
+                          {"id": broadcast_id, "sent": receipt.sent, "failed": receipt.failed,
+                           "total": receipt.charged, "amount": receipt.released},
+                          now, dedupe_key=f"bc-receipt:{broadcast_id}")
+
+    async def receipt(self, broadcast_id: int, session: AsyncSession | None = None) -> Receipt:
+        if session is None:
+            async with self._db.read() as own:
+                return await self.receipt(broadcast_id, own)
+        price = await session.scalar(select(Broadcast.price).where(Broadcast.id == broadcast_id)) or 0
+        counts = dict((await session.execute(
+            select(BroadcastDelivery.settled, func.count()).where(BroadcastDelivery.broadcast_id == broadcast_id)
+            .group_by(BroadcastDelivery.settled)
+        )).all())
+        sent = counts.get("charged", 0)
+        failed = counts.get("released", 0) + counts.get("refunded", 0)
+        return Receipt(broadcast_id, sent, failed, sent * price, failed * price)

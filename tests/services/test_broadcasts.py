@@ -1,0 +1,125 @@
+"""Paid broadcasts: held up front, charged per accepted message, failures released, never below zero."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.app import build_runtime
+from services.clock import FrozenClock
+from services.errors import InsufficientFunds
+from storage.migrate import upgrade
+from storage.models import LedgerEntry, OutboxMessage
+from tests.fakes import FakeBotAPI
+from tests.harness import write_settings
+
+
+@pytest.fixture
+async def bot():
+    fake = FakeBotAPI()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def rt(tmp_path, fresh_db_url, bot):
+    settings = write_settings(tmp_path, {
+        "database": {"url": fresh_db_url}, "payments": {"gateways": ["sandbox"]},
+        "telegram": {"token": bot.token, "mode": "webhook", "webhook_secret": "s", "api_base_url": bot.base_url,
+                     "rate_per_second": 10000, "per_chat_interval_s": 0},
+        "broadcast": {"price_per_message": 500},
+    })
+    runtime = build_runtime(settings, clock=FrozenClock())
+    await upgrade(runtime.db)
+    await runtime.telegram.start()
+    yield runtime
+    await runtime.telegram.stop()
+    await runtime.http.aclose()
+    await runtime.db.close()
+
+
+async def trip_with(rt, participants: int, balance: int) -> int:
+    owner = (await rt.wallet.register_inbound(channel="telegram", external_id="1", display_name="J",
+                                              update_key=None)).user.id
+    if balance:
+        await rt.wallet.credit(owner, balance, kind="adjust", reference="seed")
+    await rt.trips.create(owner, "jpn25", "Jastip Jepang", rt.clock.now() + timedelta(days=3))
+    for i in range(participants):
+        uid = (await rt.wallet.register_inbound(channel="telegram", external_id=str(5000 + i), display_name="P",
+                                                update_key=None)).user.id
+        await rt.trips.join(uid, "jpn25", f"P{i}")
+    return owner
+
+
+async def deliver_all(rt) -> None:
+    while await rt.outbox.deliver_due():
+        pass
+    await rt.broadcasts.settle()
+
+
+async def ledger_sum(rt, owner: int) -> int:
+    async with rt.db.read() as session:
+        return int(await session.scalar(select(func.sum(LedgerEntry.amount)).where(LedgerEntry.user_id == owner)))
+
+
+async def test_a_broadcast_to_100_charges_exactly_the_accepted_messages(rt, bot):
+    owner = await trip_with(rt, 100, 100_000)
+    bot.blocked_chats = {str(5000 + i) for i in range(0, 100, 20)}  # 5 % refuse
+    preview = await rt.broadcasts.preview(owner, "jpn25", "Produk baru sudah masuk!")
+    assert (preview.recipients, preview.total, preview.balance) == (100, 50_000, 100_000)
+    started = await rt.broadcasts.confirm(owner, preview.id)
+    assert started.balance == 50_000  # the whole amount is held first
+
+    await deliver_all(rt)
+    receipt = await rt.broadcasts.receipt(preview.id)
+    assert (receipt.sent, receipt.failed, receipt.charged, receipt.released) == (95, 5, 47_500, 2_500)
+    assert await rt.wallet.balance(owner) == 100_000 - 47_500 == await ledger_sum(rt, owner)
+    texts = [t for t in bot.texts_to(1) if "Broadcast #" in t]
+    assert texts == [f"Broadcast #{preview.id} selesai: 95 terkirim, 5 gagal. Dibayar Rp47.500, dikembalikan Rp2.500."]
+    assert len([c for c in bot.calls if c.method == "sendMessage" and "📢" in c.params["text"]]) == 95
+
+
+async def test_two_broadcasts_on_a_balance_that_covers_one_never_go_negative(rt):
+    owner = await trip_with(rt, 10, 5_000)  # covers exactly one broadcast of 10 × 500
+    first = await rt.broadcasts.preview(owner, "jpn25", "satu")
+    second = await rt.broadcasts.preview(owner, "jpn25", "dua")
+    results = await asyncio.gather(rt.broadcasts.confirm(owner, first.id), rt.broadcasts.confirm(owner, second.id),
+                                   return_exceptions=True)
+    assert sum(isinstance(r, InsufficientFunds) for r in results) == 1
+    assert await rt.wallet.balance(owner) == 0 == await ledger_sum(rt, owner)
+    async with rt.db.read() as session:
+        queued = await session.scalar(select(func.count()).select_from(OutboxMessage).where(
+            OutboxMessage.template == "broadcast_message"))
+    assert queued == 10
+
+
+async def test_a_failure_reported_after_sending_gives_that_message_back_once(rt, bot):
+    owner = await trip_with(rt, 3, 10_000)
+    preview = await rt.broadcasts.preview(owner, "jpn25", "halo")
+    await rt.broadcasts.confirm(owner, preview.id)
+    await deliver_all(rt)
+    assert await rt.wallet.balance(owner) == 10_000 - 1_500
+    async with rt.db.read() as session:
+        wamid = await session.scalar(select(OutboxMessage.provider_message_id).where(
+            OutboxMessage.template == "broadcast_message").limit(1))
+    for _ in range(2):  # the status webhook may be delivered twice
+        await rt.outbox.delivery_failed("telegram", wamid, "131026: undeliverable")
+        await rt.broadcasts.settle()
+    receipt = await rt.broadcasts.receipt(preview.id)
+    assert (receipt.sent, receipt.failed, receipt.charged, receipt.released) == (2, 1, 1_000, 500)
+    assert await rt.wallet.balance(owner) == 9_000 == await ledger_sum(rt, owner)
+
+
+async def test_a_confirmed_broadcast_cannot_be_confirmed_or_cancelled_again(rt):
+    owner = await trip_with(rt, 2, 10_000)
+    preview = await rt.broadcasts.preview(owner, "jpn25", "x")
+    await rt.broadcasts.confirm(owner, preview.id)
+    with pytest.raises(Exception) as caught:
+        await rt.broadcasts.confirm(owner, preview.id)
+    assert getattr(caught.value, "key", "") == "broadcast_already"
+    assert not await rt.broadcasts.cancel(owner, preview.id)
+    assert await rt.wallet.balance(owner) == 9_000
