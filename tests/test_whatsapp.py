@@ -172,6 +172,8 @@ async def test_meta_saying_the_window_is_closed_switches_to_the_template(templat
     app = templated_app
     await send(app, text_update(WA, "TOPUP 50000", "wamid.t2"))
     await wait_for(lambda: midtrans.orders)
+    # Script the failure only once the link reply is out, so that it hits the credit notice.
+    await wait_for(lambda: any(next(iter(midtrans.orders)) in t for t in graph.texts_to(WA)))
     graph.fail_next = [(400, 131047)]
     await app.http.post("/payments/midtrans/notify", json=midtrans.settle(next(iter(midtrans.orders))))
     await wait_for(lambda: "template:saldo_masuk" in graph.texts_to(WA))
@@ -182,6 +184,7 @@ async def test_meta_saying_the_window_is_closed_switches_to_the_template(templat
 async def test_rate_limit_errors_are_retried_later_not_dropped(app, graph, midtrans, code, minimum_delay):
     await send(app, text_update(WA, "TOPUP 50000", "wamid.r1"))
     await wait_for(lambda: midtrans.orders)
+    await wait_for(lambda: any(next(iter(midtrans.orders)) in t for t in graph.texts_to(WA)))
     graph.fail_next = [(400, code)]
     await app.http.post("/payments/midtrans/notify", json=midtrans.settle(next(iter(midtrans.orders))))
 
