@@ -41,6 +41,8 @@ ALIASES = {
     "tolak": "tolak",
     "kirim": "kirim",
     "broadcast": "broadcast",
+    "rekap": "rekap",
+    "recap": "rekap",
     "siaran": "broadcast",
     # jastip: participant
     "join": "join",

@@ -10,6 +10,7 @@ from urllib.parse import quote
 from handlers.context import Services
 from handlers.grammar import parse_amount
 from handlers.i18n import WIB, Translator, local_time
+from handlers.recap import rekap
 from services.errors import UserInputError
 from services.messaging import Button, OutgoingMessage
 from services.trips import TripView
@@ -255,6 +256,7 @@ async def broadcast_button(services: Services, user: UserView, t: Translator, va
 
 
 FEATURES = {
+    "rekap": rekap,
     "broadcast": broadcast,
     "trip": trip, "tutup": tutup, "buka": buka, "deadline": deadline, "produk": produk, "ubah": ubah,
     "hapus": hapus, "peserta": peserta, "pesanan": pesanan, "konfirmasi": konfirmasi, "tolak": tolak,

@@ -53,6 +53,7 @@ def parse_order_code(code: str) -> int:
 
 class Orders:
     def __init__(self, db: Database, clock: Clock, *, expiry_hours: float = 24.0) -> None:
+        self.db = db
         self._db = db
         self._clock = clock
         self._expiry = timedelta(hours=expiry_hours)
@@ -185,3 +186,71 @@ class Orders:
                                       {"order": order_code(order_id), "slug": slug, "total": total}, now,
                                       dedupe_key=f"order-expired:{order_id}")
             return len(due)
+
+
+ACTIVE = ("pending", "proof_submitted", "confirmed", "shipped")
+
+
+@dataclass(frozen=True)
+class RecapParticipant:
+    name: str
+    channel: str
+    items: str  # "KK1×2, TK3×1"
+    quantity: int
+    total: int
+    statuses: str
+
+
+@dataclass(frozen=True)
+class RecapProduct:
+    code: str
+    name: str
+    price: int
+    quantity: int
+    total: int
+    stock_left: int
+
+
+@dataclass(frozen=True)
+class Recap:
+    slug: str
+    title: str
+    participants: tuple[RecapParticipant, ...]
+    products: tuple[RecapProduct, ...]
+
+
+async def recap(db: Database, owner_id: int, slug: str) -> Recap:
+    """REKAP: active orders (not cancelled, expired or rejected) per participant and per product."""
+    from storage.models import User
+
+    async with db.read() as session:
+        trip = await trip_by_slug(session, slug)
+        require_owner(trip, owner_id)
+        rows = (await session.execute(
+            select(Order, Product.code, Participant.name, User.channel)
+            .join(Product, Product.id == Order.product_id)
+            .join(User, User.id == Order.user_id)
+            .join(Participant, (Participant.trip_id == Order.trip_id) & (Participant.user_id == Order.user_id),
+                  isouter=True)
+            .where(Order.trip_id == trip.id, Order.status.in_(ACTIVE)).order_by(Order.id)
+        )).all()
+        people: dict[int, list] = {}
+        for order, code, name, channel in rows:
+            people.setdefault(order.user_id, [name or "-", channel, [], 0, 0, set()])
+            entry = people[order.user_id]
+            entry[2].append(f"{code}×{order.quantity}")
+            entry[3] += order.quantity
+            entry[4] += order.total
+            entry[5].add(order.status)
+        products = (await session.scalars(select(Product).where(Product.trip_id == trip.id).order_by(Product.code)))
+        by_product: dict[int, tuple[int, int]] = {}
+        for order, *_ in rows:
+            quantity, total = by_product.get(order.product_id, (0, 0))
+            by_product[order.product_id] = (quantity + order.quantity, total + order.total)
+        return Recap(
+            trip.slug, trip.title,
+            tuple(RecapParticipant(n, c, ", ".join(items), q, t, ", ".join(sorted(st)))
+                  for n, c, items, q, t, st in people.values()),
+            tuple(RecapProduct(p.code, p.name, p.price, *by_product.get(p.id, (0, 0)), p.stock)
+                  for p in products.all() if p.id in by_product or p.deleted_at is None),
+        )

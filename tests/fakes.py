@@ -56,6 +56,7 @@ class FakeBotAPI(LoopbackServer):
         self.fail_next: list[tuple[int, int | None]] = []
         self.pending_updates: list[dict[str, Any]] = []  # served to getUpdates (polling mode)
         self.blocked_chats: set[str] = set()  # sendMessage to these answers 403 (the user blocked the bot)
+        self.files: list[tuple[str, str, bytes]] = []  # (chat_id, filename, content) of uploaded documents
         self._ids = itertools.count(1)
         app = web.Application()
         app.router.add_post("/bot{token}/{method}", self._handle)
@@ -84,6 +85,9 @@ class FakeBotAPI(LoopbackServer):
         else:
             form = await request.post()
             params = {k: (v if isinstance(v, str) else "<file>") for k, v in form.items()}
+            for value in form.values():
+                if not isinstance(value, str):
+                    self.files.append((str(form.get("chat_id")), value.filename, value.file.read()))
         if method == "sendMessage" and str(params.get("chat_id")) in self.blocked_chats:
             self.calls.append(BotCall("sendMessage!403", params))
             return web.json_response({"ok": False, "error_code": 403,

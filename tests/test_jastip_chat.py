@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import re
 
+import openpyxl
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -12,7 +16,7 @@ from handlers.jastip import parse_deadline, parse_join
 from services.errors import UserInputError
 from tests.conftest import wait_for
 from tests.fake_whatsapp import signed, text_update
-from tests.fakes import FakeBotAPI, telegram_text_update
+from tests.fakes import FakeBotAPI, telegram_callback_update, telegram_text_update
 from tests.harness import AppUnderTest
 
 SECRET = "tg-secret"
@@ -84,6 +88,30 @@ async def test_a_trip_runs_across_telegram_and_whatsapp(tmp_path, fresh_db_url, 
         await wait_for(lambda: any("stok 1" in t for t in bot.texts_to(JASTIPER)))  # the rejected unit came back
         await wa("PESANANKU")
         await wait_for(lambda: any("Pesananmu:" in t and "dikonfirmasi" in t for t in graph.texts_to(WA_BUYER)))
+
+        await tg(JASTIPER, "REKAP jpn25")
+        await wait_for(lambda: len(bot.files) == 3)
+        files = {name: content for _, name, content in bot.files}
+        people = list(csv.reader(io.StringIO(files["rekap-jpn25-peserta.csv"].decode("utf-8-sig"))))
+        assert people == [["peserta", "kanal", "barang", "jumlah", "total_rp", "status"],
+                          ["Siti", "whatsapp", "KK1×2", "2", "300000", "confirmed"]]
+        products = list(csv.reader(io.StringIO(files["rekap-jpn25-produk.csv"].decode("utf-8-sig"))))
+        assert products[1] == ["KK1", "KitKat Matcha", "150000", "2", "300000", "1"]
+        book = openpyxl.load_workbook(io.BytesIO(files["rekap-jpn25.xlsx"]))
+        assert [c.value for c in book["Peserta"][2]] == ["Siti", "whatsapp", "KK1×2", 2, 300000, "confirmed"]
+        assert [c.value for c in book["Produk"][2]][:5] == ["KK1", "KitKat Matcha", 150000, 2, 300000]
+        assert any("Rekap jpn25: 1 peserta dengan pesanan aktif, total Rp300.000." in t
+                   for t in bot.texts_to(JASTIPER))
+
+        await tg(JASTIPER, "BROADCAST jpn25 Barang sudah dibeli!")
+        preview = await wait_for(lambda: next((c.params for c in bot.calls if c.method == "sendMessage"
+                                               and "Pratinjau broadcast" in c.params.get("text", "")), None))
+        assert "2 penerima × Rp500 = Rp1.000" in preview["text"] and "Saldo kamu: Rp0" in preview["text"]
+        confirm = json.loads(preview["reply_markup"])["inline_keyboard"][0][0]["callback_data"]
+        await app.http.post("/telegram/webhook", json=telegram_callback_update(next(ids), JASTIPER, confirm),
+                            headers={"X-Telegram-Bot-Api-Secret-Token": SECRET})
+        await wait_for(lambda: any("Saldo tidak cukup: saldo Rp0, dibutuhkan Rp1.000." in t
+                                   for t in bot.texts_to(JASTIPER)))
 
 
 @pytest.mark.parametrize(
