@@ -243,7 +243,9 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
         expiry_minutes=settings.payments.expiry_minutes,
     )
     trips = Trips(db, clock)
-    orders = Orders(db, clock, expiry_hours=settings.jastip.order_expiry_hours)
+    j = settings.jastip
+    orders = Orders(db, clock, expiry_hours=j.order_expiry_hours, media_dir=j.media_dir,
+                    max_photo_bytes=j.max_photo_bytes)
     telegram_ref: list[TelegramChannel] = []
     share = ShareLinks(
         telegram_username=lambda: telegram_ref[0].username if telegram_ref else None,
@@ -262,6 +264,7 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
         telegram = TelegramChannel(
             token=tg.token.get_secret_value(), api_base_url=tg.api_base_url, mode=tg.mode, webhook_secret=secret,
             public_url=settings.server.public_url, conversation=conversation, pacer=pacers["telegram"],
+            max_photo_bytes=settings.jastip.max_photo_bytes,
         )
         messengers["telegram"] = telegram
         telegram_ref.append(telegram)
@@ -281,6 +284,7 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
             verify_token=_secret(wa.verify_token), api_base_url=wa.api_base_url, conversation=conversation,
             pacer=pacers["whatsapp"],
             on_status_failed=lambda channel, wamid, reason: outbox_ref[0].delivery_failed(channel, wamid, reason),
+            max_photo_bytes=settings.jastip.max_photo_bytes,
         )
         messengers["whatsapp"] = whatsapp
         windows["whatsapp"] = WindowPolicy(hours=24, templates=dict(wa.templates), language=wa.template_language)

@@ -150,6 +150,8 @@ class JastipSettings(BaseModel):
     order_expiry_hours: float = 24.0
     # How often deadlines and unpaid orders are checked.
     sweep_interval_s: float = 30.0
+    media_dir: str = "data/media"  # payment proofs, shared by both channels
+    max_photo_bytes: int = 5_000_000
 
 
 class ReconcileSettings(BaseModel):

@@ -62,6 +62,7 @@ class TelegramChannel:
         public_url: str,
         conversation: Conversation,
         pacer: Pacer,
+        max_photo_bytes: int = 5_000_000,
     ) -> None:
         self.mode = mode
         self.webhook_secret = webhook_secret
@@ -70,6 +71,7 @@ class TelegramChannel:
         self._pacer = pacer
         self.ready = asyncio.Event()
         self.username: str | None = None  # the bot's @username, known once connected (for t.me links)
+        self.max_photo_bytes = max_photo_bytes
         builder = (
             Application.builder()
             .token(token)
@@ -184,6 +186,18 @@ class TelegramChannel:
         chat = update.effective_chat
         if message is None or user is None or chat is None or user.is_bot:
             return
+        photo, too_large = None, False
+        if message.photo:
+            largest = message.photo[-1]
+            if largest.file_size and largest.file_size > self.max_photo_bytes:
+                too_large = True
+            else:
+                try:
+                    photo = bytes(await (await largest.get_file()).download_as_bytearray())
+                except TelegramError as exc:
+                    log.warning("could not download a photo from %s: %s", chat.id, exc)
+                too_large = photo is not None and len(photo) > self.max_photo_bytes
+                photo = None if too_large else photo
         incoming = Incoming(
             channel=self.channel,
             chat_id=str(chat.id),
@@ -191,6 +205,8 @@ class TelegramChannel:
             display_name=user.full_name,
             text=message.text or message.caption or "",
             update_key=str(update.update_id),
+            photo=photo,
+            photo_too_large=too_large,
         )
         await self._reply(incoming.chat_id, await self._conversation.handle(incoming))
 

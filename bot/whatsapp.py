@@ -98,7 +98,9 @@ class WhatsAppChannel:
         pacer: Pacer,
         on_status_failed=None,
         concurrent_updates: int = 64,
+        max_photo_bytes: int = 5_000_000,
     ) -> None:
+        self.max_photo_bytes = max_photo_bytes
         transport = _Rebase(api_base_url) if api_base_url.rstrip("/") != GRAPH else httpx.AsyncHTTPTransport()
         self._http = httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(15.0, connect=5.0))
         self._conversation = conversation
@@ -167,8 +169,16 @@ class WhatsAppChannel:
         """A text (or captioned media) message: handled by the shared conversation."""
         chat_id, bsuid, name = self._sender(message)
         text = message.text or getattr(message, "caption", None) or ""
+        photo, too_large = None, False
+        if message.image is not None:
+            try:
+                photo = await message.image.get_bytes()
+            except (WhatsAppError, httpx.HTTPError) as exc:
+                log.warning("could not download an image from %s: %s", chat_id, exc)
+            too_large = photo is not None and len(photo) > self.max_photo_bytes
+            photo = None if too_large else photo
         incoming = Incoming(channel=self.channel, chat_id=chat_id, user_id=chat_id, display_name=name,
-                            text=text, update_key=message.id, alt_id=bsuid)
+                            text=text, update_key=message.id, alt_id=bsuid, photo=photo, photo_too_large=too_large)
         await self._reply(chat_id, await self._conversation.handle(incoming))
 
     async def _on_button(self, client: WhatsApp, callback) -> None:

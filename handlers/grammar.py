@@ -54,6 +54,7 @@ ALIASES = {
     "order": "pesan",
     "pesananku": "pesananku",
     "batal": "batal",
+    "bayar": "bayar",
 }
 
 _MULTIPLIERS = {"rb": 1_000, "ribu": 1_000, "k": 1_000, "jt": 1_000_000, "juta": 1_000_000}

@@ -10,7 +10,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from services.messaging import OutgoingMessage
+from services.messaging import Button, OutgoingMessage
 
 LANGUAGES = ("id", "en")
 DEFAULT_LANGUAGE = "id"
@@ -63,6 +63,20 @@ class Translator:
         return _formatter.format(template, **shown)
 
 
+# Notices that carry buttons: (label key, callback data with {params}).
+NOTICE_BUTTONS = {
+    "order_proof_owner": (("btn_confirm", "ord:confirm:{order}"), ("btn_reject", "ord:reject:{order}")),
+}
+
+
 def render_notice(channel: str, language: str, template: str, params: dict[str, Any]) -> OutgoingMessage:
-    """Render an outbox notice in the language its user had when it was queued."""
-    return OutgoingMessage(text=Translator(language, channel)(template, **params))
+    """Render an outbox notice in the language its user had when it was queued (with its photo and buttons)."""
+    t = Translator(language, channel)
+    buttons = tuple(Button(t(label), data=data.format(**params)) for label, data in NOTICE_BUTTONS.get(template, ()))
+    photo = None
+    if params.get("photo"):
+        try:
+            photo = Path(params["photo"]).read_bytes()
+        except OSError:  # the file is gone: the notice still goes out, as text
+            photo = None
+    return OutgoingMessage(text=t(template, **params), buttons=(buttons,) if buttons else (), photo=photo)

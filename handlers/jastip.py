@@ -255,6 +255,27 @@ async def broadcast_button(services: Services, user: UserView, t: Translator, va
                               balance=started.balance))]
 
 
+async def bayar(services: Services, user: UserView, t: Translator, args: str,
+                photo: bytes | None) -> list[OutgoingMessage]:
+    """BAYAR <order> with a photo → the proof is stored and forwarded to the jastiper with Confirm / Reject."""
+    code = args.split()[0] if args.split() else ""
+    if not code:
+        raise UserInputError("proof_usage")
+    if photo is None:
+        raise UserInputError("proof_too_large" if args else "proof_usage", maximum="5 MB")
+    order = await services.orders.submit_proof(user.id, code, photo)
+    return [OutgoingMessage(t("proof_received", order=order.code, total=order.total))]
+
+
+async def order_button(services: Services, user: UserView, t: Translator, value: str) -> list[OutgoingMessage]:
+    """Confirm / Reject under a forwarded payment proof."""
+    action, _, code = value.partition(":")
+    if action not in ("confirm", "reject"):
+        raise UserInputError("order_action_usage")
+    moved = await services.orders.owner_move(user.id, code, action)
+    return [OutgoingMessage(t(f"order_{action}_done", order=moved.code, total=moved.total))]
+
+
 FEATURES = {
     "rekap": rekap,
     "broadcast": broadcast,
@@ -263,3 +284,11 @@ FEATURES = {
     "kirim": kirim, "join": join, "info": info, "stop": stop, "pesan": pesan, "pesananku": pesananku,
     "batal": batal,
 }
+
+
+async def _bayar_without_photo(services: Services, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:
+    """BAYAR typed without a photo: explain how to send the proof."""
+    raise UserInputError("proof_usage")
+
+
+FEATURES["bayar"] = _bayar_without_photo

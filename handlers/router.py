@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -30,6 +32,8 @@ class Incoming:
     callback_data: str | None = None  # a tapped button
     update_key: str | None = None  # Telegram update_id / WhatsApp wamid: the dedupe key
     alt_id: str | None = None  # WhatsApp business-scoped user id
+    photo: bytes | None = None  # an attached image, downloaded by the adapter (≤ its size limit)
+    photo_too_large: bool = False
 
 
 Feature = Callable[[Services, UserView, Translator, str], Awaitable[list[OutgoingMessage]]]
@@ -47,9 +51,20 @@ FEATURES: dict[str, Feature] = {
 class Conversation:
     def __init__(self, services: Services) -> None:
         self._services = services
+        # One person's messages are handled in the order they arrived (JOIN before the PESAN right after
+        # it), while different chats run concurrently. Locks vanish with their last user.
+        self._chat_locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = weakref.WeakValueDictionary()
 
     async def handle(self, message: Incoming) -> list[OutgoingMessage]:
         """The replies to send back to `message.chat_id`; [] for a retried (already handled) update."""
+        key = (message.channel, message.chat_id)
+        lock = self._chat_locks.get(key)
+        if lock is None:
+            lock = self._chat_locks[key] = asyncio.Lock()
+        async with lock:
+            return await self._handle(message)
+
+    async def _handle(self, message: Incoming) -> list[OutgoingMessage]:
         try:
             inbound = await self._services.wallet.register_inbound(
                 channel=message.channel,
@@ -88,8 +103,14 @@ class Conversation:
                 return await wallet_handlers.bahasa(self._services, user, t, value)
             if action == "bc":
                 return await jastip_handlers.broadcast_button(self._services, user, t, value)
+            if action == "ord":
+                return await jastip_handlers.order_button(self._services, user, t, value)
             return [OutgoingMessage(t("not_a_command"))]
         command = parse_command(message.text)
+        if message.photo is not None or message.photo_too_large:
+            if command is None or command.name != "bayar":
+                return [OutgoingMessage(t("proof_usage"))]
+            return await jastip_handlers.bayar(self._services, user, t, command.args, message.photo)
         if command is None:
             return [OutgoingMessage(t("not_a_command"))]
         if command.name == "start" and command.args.lower().startswith("join_"):

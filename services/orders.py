@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,6 +20,17 @@ from storage.db import Database
 from storage.models import Order, Participant, Product, Trip
 
 MAX_QUANTITY = 1000
+_IMAGE_MAGIC = ((b"\xff\xd8\xff", "jpg"), (b"\x89PNG\r\n\x1a\n", "png"))
+
+
+def image_type(data: bytes) -> str:
+    """jpg / png / webp from the file's own bytes (never from a name or a claimed MIME type)."""
+    for magic, extension in _IMAGE_MAGIC:
+        if data.startswith(magic):
+            return extension
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    raise UserInputError("proof_wrong_type")
 # Who may move an order from which states, and where to.
 OWNER_MOVES = {
     "confirm": (("pending", "proof_submitted"), "confirmed"),
@@ -52,7 +64,10 @@ def parse_order_code(code: str) -> int:
 
 
 class Orders:
-    def __init__(self, db: Database, clock: Clock, *, expiry_hours: float = 24.0) -> None:
+    def __init__(self, db: Database, clock: Clock, *, expiry_hours: float = 24.0, media_dir: str = "data/media",
+                 max_photo_bytes: int = 5_000_000) -> None:
+        self._media = Path(media_dir)
+        self._max_photo = max_photo_bytes
         self.db = db
         self._db = db
         self._clock = clock
@@ -101,6 +116,37 @@ class Orders:
                               {"order": view.code, "slug": trip.slug, "code": product.code, "name": product.name,
                                "quantity": quantity, "total": order.total}, now, dedupe_key=f"order-new:{order.id}")
             return view
+
+    async def submit_proof(self, user_id: int, code: str, image: bytes) -> OrderView:
+        """BAYAR: the buyer's proof for a pending order; stored on disk, forwarded to the jastiper."""
+        extension = image_type(image)
+        if len(image) > self._max_photo:
+            raise UserInputError("proof_too_large", maximum=f"{self._max_photo // 1_000_000} MB")
+        order_id = parse_order_code(code)
+        now = self._clock.now()
+        async with self._db.write() as session:
+            row = (await session.execute(
+                select(Order, Trip).join(Trip, Trip.id == Order.trip_id).where(Order.id == order_id)
+            )).one_or_none()
+            if row is None or row[0].user_id != user_id:
+                raise UserInputError("order_not_found", order=code)
+            order, trip = row
+            moved = await session.execute(
+                update(Order).where(Order.id == order.id, Order.status.in_(("pending", "proof_submitted")))
+                .values(status="proof_submitted", updated_at=now)
+            )
+            if moved.rowcount != 1:
+                raise UserInputError("order_wrong_state", order=code, status=order.status)
+            path = self._media / "proofs" / f"{order_code(order.id)}-{int(now.timestamp())}.{extension}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(image)
+            buyer = await session.scalar(select(Participant.name).where(
+                Participant.trip_id == trip.id, Participant.user_id == user_id))
+            await notify_user(session, trip.owner_id, "order_proof_owner",
+                              {"order": order_code(order.id), "slug": trip.slug, "total": order.total,
+                               "buyer": buyer or "-", "photo": str(path)}, now,
+                              dedupe_key=f"order-proof:{order.id}:{int(now.timestamp())}")
+            return (await self._views(session, Order.id == order.id))[0]
 
     async def mine(self, user_id: int) -> list[OrderView]:
         async with self._db.read() as session:

@@ -33,7 +33,24 @@ class FakeGraphAPI(LoopbackServer):
         app = web.Application()
         app.router.add_post("/{version}/{phone_id}/messages", self._messages)
         app.router.add_post("/{version}/{phone_id}/media", self._media)
+        app.router.add_get("/whatsapp_business/attachments/", self._attachment)
+        app.router.add_get("/{version}/{media_id}", self._media_url)
+        self.stored_media: dict[str, bytes] = {}
         super().__init__(app)
+
+    async def _media_url(self, request: web.Request) -> web.Response:
+        media_id = request.match_info["media_id"]
+        if media_id not in self.stored_media:
+            return web.json_response({"error": {"message": "not found", "type": "OAuthException", "code": 100,
+                                                "fbtrace_id": "x"}}, status=404)
+        return web.json_response({"messaging_product": "whatsapp", "id": media_id, "mime_type": "image/jpeg",
+                                  "sha256": "0" * 64, "file_size": len(self.stored_media[media_id]),
+                                  "url": f"https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid={media_id}"})
+
+    async def _attachment(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+            return web.Response(status=401)
+        return web.Response(body=self.stored_media[request.query["mid"]], content_type="image/jpeg")
 
     def config(self) -> dict[str, Any]:
         return {"phone_id": PHONE_ID, "token": TOKEN, "app_secret": APP_SECRET, "verify_token": VERIFY_TOKEN,
@@ -118,3 +135,9 @@ def signed(payload: dict[str, Any], secret: str = APP_SECRET) -> tuple[bytes, di
     raw = json.dumps(payload, ensure_ascii=True).encode()
     signature = "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
     return raw, {"X-Hub-Signature-256": signature, "Content-Type": "application/json"}
+
+
+def image_update(wa_id: str, media_id: str, caption: str, wamid: str) -> dict[str, Any]:
+    return _envelope({"contacts": [_contact(wa_id, "Siti")], "messages": [
+        {"from": wa_id, "id": wamid, "timestamp": "1763600003", "type": "image",
+         "image": {"caption": caption, "mime_type": "image/jpeg", "sha256": "0" * 64, "id": media_id}}]})

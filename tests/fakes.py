@@ -58,9 +58,17 @@ class FakeBotAPI(LoopbackServer):
         self.blocked_chats: set[str] = set()  # sendMessage to these answers 403 (the user blocked the bot)
         self.files: list[tuple[str, str, bytes]] = []  # (chat_id, filename, content) of uploaded documents
         self._ids = itertools.count(1)
+        self.stored_files: dict[str, bytes] = {}  # file_id -> content, served by getFile + /file/bot...
         app = web.Application()
         app.router.add_post("/bot{token}/{method}", self._handle)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._download)
         super().__init__(app)
+
+    async def _download(self, request: web.Request) -> web.Response:
+        file_id = request.match_info["path"].rsplit("/", 1)[-1].split(".")[0]
+        if request.match_info["token"] != self.token or file_id not in self.stored_files:
+            return web.Response(status=404)
+        return web.Response(body=self.stored_files[file_id], content_type="application/octet-stream")
 
     @property
     def base_url(self) -> str:
@@ -109,6 +117,10 @@ class FakeBotAPI(LoopbackServer):
         return web.json_response({"ok": True, "result": self._result(method, params)})
 
     def _result(self, method: str, params: dict[str, Any]) -> Any:
+        if method == "getFile":
+            file_id = str(params.get("file_id"))
+            return {"file_id": file_id, "file_unique_id": f"u{file_id}",
+                    "file_size": len(self.stored_files.get(file_id, b"")), "file_path": f"photos/{file_id}.jpg"}
         if method == "getMe":
             return {"id": 123456, "is_bot": True, "first_name": "Titip", "username": "TitipTestBot",
                     "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False}
@@ -323,3 +335,12 @@ class TcpProxy:
 
     async def stop(self) -> None:
         await self.cut()
+
+
+def telegram_photo_update(update_id: int, user_id: int, file_id: str, size: int, caption: str) -> dict[str, Any]:
+    """A photo message as Telegram sends it: several sizes, the largest last."""
+    return {"update_id": update_id, "message": {
+        "message_id": update_id, "date": 1763600000, "chat": {"id": user_id, "type": "private"},
+        "from": {"id": user_id, "is_bot": False, "first_name": "Budi"}, "caption": caption,
+        "photo": [{"file_id": f"{file_id}s", "file_unique_id": "s1", "width": 90, "height": 90, "file_size": 100},
+                  {"file_id": file_id, "file_unique_id": "b1", "width": 1280, "height": 960, "file_size": size}]}}

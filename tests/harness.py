@@ -53,6 +53,7 @@ class AppUnderTest:
             "database": {"url": db_url},
             "reconcile": {"enabled": False},
             "outbox": {"poll_interval_s": 0.2},
+            "jastip": {"media_dir": str(tmp_path / "media")},
         }
         for key, value in config.items():
             base[key] = {**base.get(key, {}), **value} if isinstance(value, dict) else value

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from handlers.jastip import parse_deadline, parse_join
 from services.errors import UserInputError
 from tests.conftest import wait_for
-from tests.fake_whatsapp import signed, text_update
+from tests.fake_whatsapp import button_update, signed, text_update
 from tests.fakes import FakeBotAPI, telegram_callback_update, telegram_text_update
 from tests.harness import AppUnderTest
 
@@ -143,3 +143,75 @@ def test_deadlines_are_read_in_jakarta_time():
     assert parse_deadline("31/12/2026").isoformat() == "2026-12-31T23:59:00+07:00"
     with pytest.raises(UserInputError):
         parse_deadline("besok sore")
+
+
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00\x10JFIF" + b"\x00" * 200
+
+
+async def test_payment_proofs_cross_channels_both_ways_with_confirm_and_reject_buttons(tmp_path, fresh_db_url, bot,
+                                                                                       graph):
+    from tests.fake_whatsapp import image_update
+    from tests.fakes import telegram_photo_update
+
+    config = {
+        "telegram": {"token": bot.token, "mode": "webhook", "webhook_secret": SECRET, "api_base_url": bot.base_url},
+        # Many messages to one WhatsApp user in seconds: the real 1-per-6-s pacing would only slow the test down.
+        "whatsapp": {**graph.config(), "per_recipient_interval_s": 0.05},
+        "payments": {"gateways": ["sandbox"]},
+    }
+    async with AppUnderTest(tmp_path, fresh_db_url, config) as app:
+        ids = iter(range(1, 1000))
+        header = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+
+        async def tg(user: int, text: str) -> None:
+            await app.http.post("/telegram/webhook", json=telegram_text_update(next(ids), user, text), headers=header)
+
+        async def wa(payload) -> None:
+            raw, headers = signed(payload)
+            await app.http.post("/whatsapp/webhook", content=raw, headers=headers)
+
+        # Trip 1: a Telegram jastiper, a WhatsApp buyer.
+        await tg(JASTIPER, "TRIP BARU jpn25 Jepang | 2099-12-31 20:00")
+        await tg(JASTIPER, "PRODUK jpn25 KK1 150rb 5 KitKat")
+        await wait_for(lambda: any("Produk KK1" in t for t in bot.texts_to(JASTIPER)))
+        await wa(text_update(WA_BUYER, "JOIN jpn25 | Nama: Siti", "wamid.p1"))
+        await wa(text_update(WA_BUYER, "PESAN KK1", "wamid.p2"))
+        placed = await wait_for(lambda: next((t for t in graph.texts_to(WA_BUYER) if "Pesanan P" in t), None))
+        order = re.search(r"P\d+", placed).group(0)
+
+        graph.stored_media["img-bad"] = b"GIF89a not a proof"
+        await wa(image_update(WA_BUYER, "img-bad", f"BAYAR {order}", "wamid.p3"))
+        await wait_for(lambda: any("harus berupa foto JPEG" in t for t in graph.texts_to(WA_BUYER)))
+        graph.stored_media["img-ok"] = JPEG
+        await wa(image_update(WA_BUYER, "img-ok", f"bayar {order}", "wamid.p4"))
+        await wait_for(lambda: any(f"Bukti bayar untuk {order}" in t for t in graph.texts_to(WA_BUYER)))
+        forwarded = await wait_for(lambda: next((c.params for c in bot.calls if c.method == "sendPhoto"), None))
+        assert f"Bukti bayar {order} dari Siti" in forwarded["caption"]
+        buttons = json.loads(forwarded["reply_markup"])["inline_keyboard"][0]
+        assert [b["callback_data"] for b in buttons] == [f"ord:confirm:{order}", f"ord:reject:{order}"]
+        assert list((tmp_path / "media" / "proofs").glob(f"{order}-*.jpg"))
+        await app.http.post("/telegram/webhook", json=telegram_callback_update(next(ids), JASTIPER, buttons[0]["callback_data"]),
+                            headers=header)
+        await wait_for(lambda: any(f"Pesanan {order} (Rp150.000) dikonfirmasi" in t for t in graph.texts_to(WA_BUYER)))
+
+        # Trip 2: a WhatsApp jastiper, a Telegram buyer.
+        await wa(text_update(WA_BUYER, "TRIP BARU kr26 Korea | 2099-12-31 20:00", "wamid.q1"))
+        await wa(text_update(WA_BUYER, "PRODUK kr26 TT1 80rb 5 Toner", "wamid.q2"))
+        await wait_for(lambda: any("Produk TT1" in t for t in graph.texts_to(WA_BUYER)))
+        await tg(TG_BUYER, "JOIN kr26 | Nama: Budi")
+        await tg(TG_BUYER, "PESAN TT1")
+        placed = await wait_for(lambda: next((t for t in bot.texts_to(TG_BUYER) if "Pesanan P" in t), None))
+        order2 = re.search(r"P\d+", placed).group(0)
+        bot.stored_files["huge"] = b"\xff\xd8\xff" + b"0" * 10
+        await app.http.post("/telegram/webhook", json=telegram_photo_update(next(ids), TG_BUYER, "huge", 6_000_000,
+                                                                          f"BAYAR {order2}"), headers=header)
+        await wait_for(lambda: any("terlalu besar" in t for t in bot.texts_to(TG_BUYER)))
+        bot.stored_files["proof2"] = JPEG
+        await app.http.post("/telegram/webhook", json=telegram_photo_update(next(ids), TG_BUYER, "proof2", len(JPEG),
+                                                                          f"BAYAR {order2}"), headers=header)
+        await wait_for(lambda: any(f"Bukti bayar untuk {order2}" in t for t in bot.texts_to(TG_BUYER)))
+        image = await wait_for(lambda: next((m for m in graph.messages if m.get("type") == "image"
+                                             and order2 in m["image"].get("caption", "")), None))
+        assert "Bukti bayar" in image["image"]["caption"]
+        await wa(button_update(WA_BUYER, f"ord:reject:{order2}", "Tolak", "wamid.q3"))
+        await wait_for(lambda: any(f"Pesanan {order2} ditolak" in t for t in bot.texts_to(TG_BUYER)))
