@@ -116,8 +116,21 @@ async def produk(services: Services, user: UserView, t: Translator, args: str) -
     if price is None or not stock_text.isdigit():
         raise UserInputError("product_usage")
     added = await services.trips.add_product(user.id, slug, code, price, int(stock_text), name)
+    # One tap to announce it: a paid broadcast, shown with its preview and price before anything is sent.
+    announce = ((Button(t("btn_announce"), data=f"ann:{slug.lower()}:{added.code}"),),)
     return [OutgoingMessage(t("product_added", code=added.code, name=added.name, price=added.price,
-                              stock=added.stock, slug=slug.lower()))]
+                              stock=added.stock, slug=slug.lower()), buttons=announce)]
+
+
+async def announce_button(services: Services, user: UserView, t: Translator, value: str) -> list[OutgoingMessage]:
+    """'Announce' under a new product → the broadcast preview for a ready-made announcement."""
+    slug, _, code = value.partition(":")
+    trip_view = await services.trips.detail(slug)
+    product = next((p for p in trip_view.products if p.code == code), None)
+    if product is None:
+        raise UserInputError("product_not_found", code=code)
+    text = t("announce_text", name=product.name, price=product.price, code=product.code, slug=trip_view.slug)
+    return await broadcast(services, user, t, f"{trip_view.slug} {text}")
 
 
 async def ubah(services: Services, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:

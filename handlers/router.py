@@ -103,6 +103,8 @@ class Conversation:
                 return await wallet_handlers.bahasa(self._services, user, t, value)
             if action == "bc":
                 return await jastip_handlers.broadcast_button(self._services, user, t, value)
+            if action == "ann":
+                return await jastip_handlers.announce_button(self._services, user, t, value)
             if action == "ord":
                 return await jastip_handlers.order_button(self._services, user, t, value)
             return [OutgoingMessage(t("not_a_command"))]

@@ -54,6 +54,8 @@ async def test_a_trip_runs_across_telegram_and_whatsapp(tmp_path, fresh_db_url, 
         assert "https://wa.me/6281100000000?text=JOIN%20jpn25" in created
         await tg(JASTIPER, "PRODUK jpn25 KK1 150rb 3 KitKat Matcha")
         await wait_for(lambda: any("Produk KK1 ditambahkan" in t for t in bot.texts_to(JASTIPER)))
+        added = next(c.params for c in bot.calls if "Produk KK1 ditambahkan" in c.params.get("text", ""))
+        assert json.loads(added["reply_markup"])["inline_keyboard"][0][0]["callback_data"] == "ann:jpn25:KK1"
 
         await wa("join JPN25 |nama:Siti")
         await wait_for(lambda: any("Kamu ikut trip Jastip Jepang Mei" in t and "KK1 — KitKat Matcha: Rp150.000 (stok 3)"
@@ -103,7 +105,8 @@ async def test_a_trip_runs_across_telegram_and_whatsapp(tmp_path, fresh_db_url, 
         assert any("Rekap jpn25: 1 peserta dengan pesanan aktif, total Rp300.000." in t
                    for t in bot.texts_to(JASTIPER))
 
-        await tg(JASTIPER, "BROADCAST jpn25 Barang sudah dibeli!")
+        await app.http.post("/telegram/webhook", json=telegram_callback_update(next(ids), JASTIPER, "ann:jpn25:KK1"),
+                            headers={"X-Telegram-Bot-Api-Secret-Token": SECRET})
         preview = await wait_for(lambda: next((c.params for c in bot.calls if c.method == "sendMessage"
                                                and "Pratinjau broadcast" in c.params.get("text", "")), None))
         assert "2 penerima × Rp500 = Rp1.000" in preview["text"] and "Saldo kamu: Rp0" in preview["text"]
@@ -112,6 +115,8 @@ async def test_a_trip_runs_across_telegram_and_whatsapp(tmp_path, fresh_db_url, 
                             headers={"X-Telegram-Bot-Api-Secret-Token": SECRET})
         await wait_for(lambda: any("Saldo tidak cukup: saldo Rp0, dibutuhkan Rp1.000." in t
                                    for t in bot.texts_to(JASTIPER)))
+        await tg(JASTIPER, "BROADCAST jpn25 Barang sudah dibeli!")
+        await wait_for(lambda: sum("Pratinjau broadcast" in t for t in bot.texts_to(JASTIPER)) == 2)
 
 
 @pytest.mark.parametrize(
