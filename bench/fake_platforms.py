@@ -1,20 +1,42 @@
 """A minimal Telegram Bot API + WhatsApp Graph API for benchmarks, run as its own process.
 
-    python bench/fake_platforms.py PORT
+    python bench/fake_platforms.py PORT [--telegram-limits]
 
-Answers sendMessage / Graph `messages` like the real APIs (no limits enforced) and counts them;
-GET /count returns {"telegram": n, "whatsapp": m}.
+Answers sendMessage / Graph `messages` like the real APIs and counts them; GET /count returns
+{"telegram": n, "whatsapp": m, "telegram_429": k, "accepted_at": [...]} .
+With --telegram-limits it enforces Telegram's limits like the Bot API does: at most 30 messages in any
+second overall and one per second to the same chat, answering 429 with parameters.retry_after otherwise.
 """
 
 from __future__ import annotations
 
 import itertools
 import sys
+import time
+from collections import deque
 
 from aiohttp import web
 
-counts = {"telegram": 0, "whatsapp": 0}
+counts = {"telegram": 0, "whatsapp": 0, "telegram_429": 0}
+accepted_at: list[float] = []
 ids = itertools.count(1)
+LIMITS = "--telegram-limits" in sys.argv
+recent: deque[float] = deque()
+last_per_chat: dict[str, float] = {}
+
+
+def limited(chat_id: str) -> float | None:
+    """Seconds to wait when a send now would exceed Telegram's limits, else None (and the send is booked)."""
+    now = time.monotonic()
+    while recent and now - recent[0] >= 1.0:
+        recent.popleft()
+    if len(recent) >= 30:
+        return 1.0 - (now - recent[0])
+    if now - last_per_chat.get(chat_id, -10.0) < 1.0:
+        return 1.0 - (now - last_per_chat[chat_id])
+    recent.append(now)
+    last_per_chat[chat_id] = now
+    return None
 
 
 async def bot_api(request: web.Request) -> web.Response:
@@ -23,8 +45,15 @@ async def bot_api(request: web.Request) -> web.Response:
         return web.json_response({"ok": True, "result": {"id": 1, "is_bot": True, "first_name": "Bench",
                                                          "username": "BenchBot"}})
     if method in ("sendMessage", "sendPhoto"):
-        await request.read()
+        form = await request.post()
+        if LIMITS:
+            wait = limited(str(form.get("chat_id")))
+            if wait is not None:
+                counts["telegram_429"] += 1
+                return web.json_response({"ok": False, "error_code": 429, "description": "Too Many Requests",
+                                          "parameters": {"retry_after": max(1, round(wait))}}, status=429)
         counts["telegram"] += 1
+        accepted_at.append(time.monotonic())
         return web.json_response({"ok": True, "result": {"message_id": next(ids), "date": 0,
                                                          "chat": {"id": 1, "type": "private"}, "text": "x"}})
     return web.json_response({"ok": True, "result": True})
@@ -38,7 +67,7 @@ async def graph_api(request: web.Request) -> web.Response:
 
 
 async def count(request: web.Request) -> web.Response:
-    return web.json_response(counts)
+    return web.json_response({**counts, "accepted_at": accepted_at})
 
 
 def main() -> None:
@@ -46,7 +75,7 @@ def main() -> None:
     app.router.add_post("/bot{token}/{method}", bot_api)
     app.router.add_post("/{version}/{phone_id}/messages", graph_api)
     app.router.add_get("/count", count)
-    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)  # noqa: E501
 
 
 if __name__ == "__main__":

@@ -167,7 +167,7 @@ class TelegramChannel:
     async def _reply(self, chat_id: str, replies: list[OutgoingMessage]) -> None:
         for reply in replies:
             for attempt in range(3):
-                await self._pacer.wait(chat_id)
+                await self._pacer.wait(chat_id)  # Telegram's 1 msg/s per chat holds for replies too
                 try:
                     await self.send(chat_id, reply)
                     break
