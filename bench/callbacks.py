@@ -65,6 +65,21 @@ def notification(order_id: str, amount: int, status: str = "settlement") -> byte
     }).encode()
 
 
+async def fresh_pg_database() -> str:
+    """An empty `titip_bench` database on the local PostgreSQL; returns its URL."""
+    from sqlalchemy import text
+
+    from storage.db import Database
+
+    admin = Database(PG_ADMIN)
+    async with admin.engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text("DROP DATABASE IF EXISTS titip_bench WITH (FORCE)"))
+        await conn.execute(text("CREATE DATABASE titip_bench"))
+    await admin.close()
+    return PG_BENCH
+
+
 async def prepare_database(url: str, payments: int, users: int) -> list[tuple[str, int]]:
     from sqlalchemy import insert, text
 
@@ -73,12 +88,7 @@ async def prepare_database(url: str, payments: int, users: int) -> list[tuple[st
     from storage.models import Payment, User
 
     if url.startswith("postgresql"):
-        admin = Database(PG_ADMIN)
-        async with admin.engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text("DROP DATABASE IF EXISTS titip_bench WITH (FORCE)"))
-            await conn.execute(text("CREATE DATABASE titip_bench"))
-        await admin.close()
+        await fresh_pg_database()
     db = Database(url)
     await upgrade(db)
     now = datetime.now(timezone.utc)

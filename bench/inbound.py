@@ -27,9 +27,10 @@ from pathlib import Path
 import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from callbacks import BARE_SERVER, PG_ADMIN, free_port, wait_healthy  # noqa: E402
+from callbacks import BARE_SERVER, free_port, fresh_pg_database, wait_healthy  # noqa: E402
 
 TG_TOKEN, TG_SECRET = "1:bench-token", "bench-secret"
 WA_PHONE, WA_SECRET, WA_VERIFY, WA_TOKEN = "1098765", "bench-app-secret", "bench-verify", "bench-wa-token"
@@ -119,18 +120,7 @@ async def main() -> int:
                                            str(platform_port)]))
             await asyncio.sleep(1.0)
             if args.db == "postgresql":
-                from sqlalchemy import text
-
-                sys.path.insert(0, str(ROOT))
-                from storage.db import Database
-
-                admin = Database(PG_ADMIN)
-                async with admin.engine.connect() as conn:
-                    conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                    await conn.execute(text("DROP DATABASE IF EXISTS titip_bench WITH (FORCE)"))
-                    await conn.execute(text("CREATE DATABASE titip_bench"))
-                await admin.close()
-                url = "postgresql+asyncpg://postgres@127.0.0.1:5432/titip_bench"
+                url = await fresh_pg_database()
             else:
                 url = f"sqlite+aiosqlite:///{tmp}/inbound.db"
             port = free_port()

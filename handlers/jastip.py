@@ -289,7 +289,13 @@ async def order_button(services: Services, user: UserView, t: Translator, value:
     return [OutgoingMessage(t(f"order_{action}_done", order=moved.code, total=moved.total))]
 
 
+async def bayar_text(services: Services, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:
+    """BAYAR typed without a photo: explain how to send the proof (photos arrive through `bayar`)."""
+    raise UserInputError("proof_usage")
+
+
 FEATURES = {
+    "bayar": bayar_text,
     "rekap": rekap,
     "broadcast": broadcast,
     "trip": trip, "tutup": tutup, "buka": buka, "deadline": deadline, "produk": produk, "ubah": ubah,
@@ -297,11 +303,3 @@ FEATURES = {
     "kirim": kirim, "join": join, "info": info, "stop": stop, "pesan": pesan, "pesananku": pesananku,
     "batal": batal,
 }
-
-
-async def _bayar_without_photo(services: Services, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:
-    """BAYAR typed without a photo: explain how to send the proof."""
-    raise UserInputError("proof_usage")
-
-
-FEATURES["bayar"] = _bayar_without_photo

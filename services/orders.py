@@ -7,7 +7,7 @@ keeps it non-negative); cancellation, rejection and expiry give it back. Order s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import select, update
@@ -122,15 +122,11 @@ class Orders:
         extension = image_type(image)
         if len(image) > self._max_photo:
             raise UserInputError("proof_too_large", maximum=f"{self._max_photo // 1_000_000} MB")
-        order_id = parse_order_code(code)
         now = self._clock.now()
         async with self._db.write() as session:
-            row = (await session.execute(
-                select(Order, Trip).join(Trip, Trip.id == Order.trip_id).where(Order.id == order_id)
-            )).one_or_none()
-            if row is None or row[0].user_id != user_id:
+            order, trip = await self._order_and_trip(session, code)
+            if order.user_id != user_id:
                 raise UserInputError("order_not_found", order=code)
-            order, trip = row
             moved = await session.execute(
                 update(Order).where(Order.id == order.id, Order.status.in_(("pending", "proof_submitted")))
                 .values(status="proof_submitted", updated_at=now)
@@ -184,15 +180,9 @@ class Orders:
 
     async def _move(self, code: str, allowed: tuple[str, ...], to: str, *, actor: int, as_owner: bool,
                     note: str | None = None) -> OrderView:
-        order_id = parse_order_code(code)
         now = self._clock.now()
         async with self._db.write() as session:
-            row = (await session.execute(
-                select(Order, Trip).join(Trip, Trip.id == Order.trip_id).where(Order.id == order_id)
-            )).one_or_none()
-            if row is None:
-                raise UserInputError("order_not_found", order=code)
-            order, trip = row
+            order, trip = await self._order_and_trip(session, code)
             if as_owner:
                 require_owner(trip, actor)
             elif order.user_id != actor:
@@ -212,6 +202,15 @@ class Orders:
                                    "note": note or "-"}, now, dedupe_key=f"order-{to}:{order.id}")
             views = await self._views(session, Order.id == order.id)
             return views[0]
+
+    @staticmethod
+    async def _order_and_trip(session: AsyncSession, code: str) -> tuple[Order, Trip]:
+        row = (await session.execute(
+            select(Order, Trip).join(Trip, Trip.id == Order.trip_id).where(Order.id == parse_order_code(code))
+        )).one_or_none()
+        if row is None:
+            raise UserInputError("order_not_found", order=code)
+        return row[0], row[1]
 
     async def expire_due(self) -> int:
         """Unpaid pending orders past their expiry give their stock back; the buyer is told."""

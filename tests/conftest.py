@@ -112,3 +112,14 @@ async def graph():
     await fake.start()
     yield fake
     await fake.stop()
+
+
+@pytest.fixture
+async def bot():
+    """A fake Telegram Bot API on loopback."""
+    from tests.fakes import FakeBotAPI
+
+    fake = FakeBotAPI()
+    await fake.start()
+    yield fake
+    await fake.stop()

@@ -16,19 +16,13 @@ from handlers.jastip import parse_deadline, parse_join
 from services.errors import UserInputError
 from tests.conftest import wait_for
 from tests.fake_whatsapp import button_update, signed, text_update
-from tests.fakes import FakeBotAPI, telegram_callback_update, telegram_text_update
+from tests.fakes import telegram_callback_update, telegram_text_update
 from tests.harness import AppUnderTest
 
 SECRET = "tg-secret"
 JASTIPER, TG_BUYER, WA_BUYER = 1001, 1002, "6281299990000"
 
 
-@pytest.fixture
-async def bot():
-    fake = FakeBotAPI()
-    await fake.start()
-    yield fake
-    await fake.stop()
 
 
 async def test_a_trip_runs_across_telegram_and_whatsapp(tmp_path, fresh_db_url, bot, graph):

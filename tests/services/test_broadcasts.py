@@ -13,16 +13,9 @@ from services.clock import FrozenClock
 from services.errors import InsufficientFunds
 from storage.migrate import upgrade
 from storage.models import LedgerEntry, OutboxMessage
-from tests.fakes import FakeBotAPI
 from tests.harness import write_settings
 
 
-@pytest.fixture
-async def bot():
-    fake = FakeBotAPI()
-    await fake.start()
-    yield fake
-    await fake.stop()
 
 
 @pytest.fixture

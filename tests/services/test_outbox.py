@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 from sqlalchemy import select
 
 from bot.app import build_runtime
@@ -16,12 +15,6 @@ from tests.fakes import FakeBotAPI
 from tests.harness import write_settings
 
 
-@pytest.fixture
-async def bot():
-    fake = FakeBotAPI()
-    await fake.start()
-    yield fake
-    await fake.stop()
 
 
 async def make_runtime(tmp_path, url, bot: FakeBotAPI | None, clock=None):
