@@ -242,8 +242,8 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
         public_url=settings.server.public_url,
         expiry_minutes=settings.payments.expiry_minutes,
     )
-    trips = Trips(db, clock)
     j = settings.jastip
+    trips = Trips(db, clock, media_dir=j.media_dir, max_photo_bytes=j.max_photo_bytes)
     orders = Orders(db, clock, expiry_hours=j.order_expiry_hours, media_dir=j.media_dir,
                     max_photo_bytes=j.max_photo_bytes)
     telegram_ref: list[TelegramChannel] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from pathlib import Path
 from urllib.parse import quote
 
 from handlers.context import Services
@@ -109,13 +110,14 @@ async def deadline(services: Services, user: UserView, t: Translator, args: str)
     return [OutgoingMessage(t("trip_deadline_set", slug=done.slug, deadline=local_time(done.deadline_at)))]
 
 
-async def produk(services: Services, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:
-    """PRODUK <slug> <kode> <harga> <stok> <nama> → a product on my trip."""
+async def produk(services: Services, user: UserView, t: Translator, args: str,
+                 photo: bytes | None = None) -> list[OutgoingMessage]:
+    """PRODUK <slug> <kode> <harga> <stok> <nama> (as a photo's caption: with its picture) → a product."""
     slug, code, price_text, stock_text, name = _words(args, 5, "product_usage")
     price = parse_amount(price_text)
     if price is None or not stock_text.isdigit():
         raise UserInputError("product_usage")
-    added = await services.trips.add_product(user.id, slug, code, price, int(stock_text), name)
+    added = await services.trips.add_product(user.id, slug, code, price, int(stock_text), name, photo)
     # One tap to announce it: a paid broadcast, shown with its preview and price before anything is sent.
     announce = ((Button(t("btn_announce"), data=f"ann:{slug.lower()}:{added.code}"),),)
     return [OutgoingMessage(t("product_added", code=added.code, name=added.name, price=added.price,
@@ -204,8 +206,17 @@ async def join(services: Services, user: UserView, t: Translator, args: str) -> 
 
 
 async def info(services: Services, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:
-    """INFO <slug> → the trip, its deadline and products with stock left."""
-    return [OutgoingMessage(_trip_lines(t, await services.trips.detail(_words(args, 1, "trip_slug_usage")[0])))]
+    """INFO <slug> → the trip, its deadline and products with stock left, then the products' photos."""
+    detail = await services.trips.detail(_words(args, 1, "trip_slug_usage")[0])
+    replies = [OutgoingMessage(_trip_lines(t, detail))]
+    for product in [p for p in detail.products if p.photo_path][:5]:
+        try:
+            picture = Path(product.photo_path).read_bytes()
+        except OSError:  # the file was removed: the list above still says everything
+            continue
+        replies.append(OutgoingMessage(t("product_line", code=product.code, name=product.name, price=product.price,
+                                         stock=product.stock), photo=picture))
+    return replies
 
 
 async def stop(services: Services, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:

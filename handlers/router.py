@@ -110,6 +110,10 @@ class Conversation:
             return [OutgoingMessage(t("not_a_command"))]
         command = parse_command(message.text)
         if message.photo is not None or message.photo_too_large:
+            if command is not None and command.name == "produk":
+                if message.photo is None:
+                    return [OutgoingMessage(t("proof_too_large", maximum="5 MB"))]
+                return await jastip_handlers.produk(self._services, user, t, command.args, message.photo)
             if command is None or command.name != "bayar":
                 return [OutgoingMessage(t("proof_usage"))]
             return await jastip_handlers.bayar(self._services, user, t, command.args, message.photo)

@@ -15,22 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.clock import Clock
 from services.errors import UserInputError
+from services.media import image_type, store_image
 from services.trips import normal_code, normal_slug, notify_user, require_owner, trip_by_slug
 from storage.db import Database
 from storage.models import Order, Participant, Product, Trip
 
 MAX_QUANTITY = 1000
-_IMAGE_MAGIC = ((b"\xff\xd8\xff", "jpg"), (b"\x89PNG\r\n\x1a\n", "png"))
-
-
-def image_type(data: bytes) -> str:
-    """jpg / png / webp from the file's own bytes (never from a name or a claimed MIME type)."""
-    for magic, extension in _IMAGE_MAGIC:
-        if data.startswith(magic):
-            return extension
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    raise UserInputError("proof_wrong_type")
 # Who may move an order from which states, and where to.
 OWNER_MOVES = {
     "confirm": (("pending", "proof_submitted"), "confirmed"),
@@ -119,7 +109,7 @@ class Orders:
 
     async def submit_proof(self, user_id: int, code: str, image: bytes) -> OrderView:
         """BAYAR: the buyer's proof for a pending order; stored on disk, forwarded to the jastiper."""
-        extension = image_type(image)
+        image_type(image)  # refuse a non-image before touching the order
         if len(image) > self._max_photo:
             raise UserInputError("proof_too_large", maximum=f"{self._max_photo // 1_000_000} MB")
         now = self._clock.now()
@@ -133,9 +123,8 @@ class Orders:
             )
             if moved.rowcount != 1:
                 raise UserInputError("order_wrong_state", order=code, status=order.status)
-            path = self._media / "proofs" / f"{order_code(order.id)}-{int(now.timestamp())}.{extension}"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(image)
+            path = store_image(self._media, "proofs", f"{order_code(order.id)}-{int(now.timestamp())}", image,
+                               self._max_photo)
             buyer = await session.scalar(select(Participant.name).where(
                 Participant.trip_id == trip.id, Participant.user_id == user_id))
             await notify_user(session, trip.owner_id, "order_proof_owner",

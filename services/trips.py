@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.clock import Clock
 from services.errors import UserInputError
+from services.media import image_type, store_image
 from services.outbox import enqueue
 from storage.db import Database
 from storage.models import Order, Participant, Product, Trip, User
@@ -30,6 +32,7 @@ class ProductView:
     name: str
     price: int
     stock: int
+    photo_path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,9 +88,12 @@ async def notify_user(session: AsyncSession, user_id: int, template: str, params
 
 
 class Trips:
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, *, media_dir: str = "data/media",
+                 max_photo_bytes: int = 5_000_000) -> None:
         self._db = db
         self._clock = clock
+        self._media = Path(media_dir)
+        self._max_photo = max_photo_bytes
 
     async def create(self, owner_id: int, slug: str, title: str, deadline_at: datetime) -> TripView:
         slug = normal_slug(slug)
@@ -122,7 +128,7 @@ class Trips:
         if with_products:
             rows = await session.scalars(select(Product).where(Product.trip_id == trip.id,
                                                                Product.deleted_at.is_(None)).order_by(Product.code))
-            products = tuple(ProductView(p.code, p.name, p.price, p.stock) for p in rows)
+            products = tuple(ProductView(p.code, p.name, p.price, p.stock, p.photo_path) for p in rows)
         return TripView(trip.slug, trip.title, trip.deadline_at, trip.status, trip.owner_id, int(joined or 0),
                         int(orders or 0), products)
 
@@ -147,19 +153,28 @@ class Trips:
             trip.deadline_at = deadline_at
             return await self._view(session, trip)
 
-    async def add_product(self, owner_id: int, slug: str, code: str, price: int, stock: int, name: str) -> ProductView:
+    async def add_product(self, owner_id: int, slug: str, code: str, price: int, stock: int, name: str,
+                          photo: bytes | None = None) -> ProductView:
+        """PRODUK: a product on my trip; a photo sent with it is checked and kept beside it."""
         code, name = normal_code(code), name.strip()[:120]
         if price <= 0 or stock < 0 or not name:
             raise UserInputError("product_invalid")
+        if photo is not None:
+            image_type(photo)  # refuse a non-image before anything is written
+        now = self._clock.now()
         try:
             async with self._db.write() as session:
                 trip = await trip_by_slug(session, slug)
                 require_owner(trip, owner_id)
+                path = None
+                if photo is not None:
+                    path = str(store_image(self._media, "products", f"{trip.slug}-{code}-{int(now.timestamp())}",
+                                           photo, self._max_photo))
                 session.add(Product(trip_id=trip.id, code=code, name=name, price=price, stock=stock,
-                                    created_at=self._clock.now()))
+                                    photo_path=path, created_at=now))
         except IntegrityError:
             raise UserInputError("product_code_taken", code=code) from None
-        return ProductView(code, name, price, stock)
+        return ProductView(code, name, price, stock, path)
 
     async def _owned_product(self, session: AsyncSession, owner_id: int, code: str) -> Product:
         rows = (await session.scalars(

@@ -214,3 +214,34 @@ async def test_payment_proofs_cross_channels_both_ways_with_confirm_and_reject_b
         assert "Bukti bayar" in image["image"]["caption"]
         await wa(button_update(WA_BUYER, f"ord:reject:{order2}", "Tolak", "wamid.q3"))
         await wait_for(lambda: any(f"Pesanan {order2} ditolak" in t for t in bot.texts_to(TG_BUYER)))
+
+
+async def test_a_product_photo_is_kept_and_shown_on_info(tmp_path, fresh_db_url, bot, graph):
+    from tests.fakes import telegram_photo_update
+
+    config = {
+        "telegram": {"token": bot.token, "mode": "webhook", "webhook_secret": SECRET, "api_base_url": bot.base_url},
+        "whatsapp": {**graph.config(), "per_recipient_interval_s": 0.05},
+        "payments": {"gateways": ["sandbox"]},
+    }
+    async with AppUnderTest(tmp_path, fresh_db_url, config) as app:
+        header = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+        await app.http.post("/telegram/webhook", json=telegram_text_update(1, JASTIPER, "TRIP BARU jpn25 Jepang | 2099-12-31"),
+                            headers=header)
+        await wait_for(lambda: any("Trip jpn25 dibuat" in t for t in bot.texts_to(JASTIPER)))
+        bot.stored_files["notimg"] = b"%PDF-1.4 not a photo"
+        await app.http.post("/telegram/webhook", json=telegram_photo_update(2, JASTIPER, "notimg", 20,
+                                                                          "PRODUK jpn25 KK0 10rb 1 Salah"), headers=header)
+        await wait_for(lambda: any("harus berupa foto JPEG" in t for t in bot.texts_to(JASTIPER)))
+        bot.stored_files["kitkat"] = JPEG
+        await app.http.post("/telegram/webhook", json=telegram_photo_update(3, JASTIPER, "kitkat", len(JPEG),
+                                                                          "PRODUK jpn25 KK1 150rb 3 KitKat"), headers=header)
+        await wait_for(lambda: any("Produk KK1 ditambahkan" in t for t in bot.texts_to(JASTIPER)))
+        stored = list((tmp_path / "media" / "products").glob("jpn25-KK1-*.jpg"))
+        assert len(stored) == 1 and stored[0].read_bytes() == JPEG
+
+        raw, headers = signed(text_update(WA_BUYER, "INFO jpn25", "wamid.i1"))
+        await app.http.post("/whatsapp/webhook", content=raw, headers=headers)
+        image = await wait_for(lambda: next((m for m in graph.messages if m.get("type") == "image"), None))
+        assert "KK1 — KitKat: Rp150.000 (stok 3)" in image["image"]["caption"]
+        assert not any("KK0" in t for t in graph.texts_to(WA_BUYER))
