@@ -8,8 +8,8 @@ import pytest
 
 from tests.conftest import wait_for
 from tests.fake_gateways import FakeDoku, FakeDuitku, FakeXendit
-from tests.fake_whatsapp import FakeGraphAPI, signed, text_update
-from tests.fakes import FakeBotAPI, FakeMidtrans, telegram_text_update
+from tests.fake_whatsapp import signed, text_update
+from tests.fakes import FakeMidtrans, telegram_text_update
 from tests.harness import AppUnderTest
 
 SECRET = "tg-secret"
@@ -38,20 +38,9 @@ async def gateway(request):
     await fake.stop()
 
 
-@pytest.fixture
-async def messengers():
-    bot, graph = FakeBotAPI(), FakeGraphAPI()
-    await bot.start()
-    await graph.start()
-    yield bot, graph
-    await bot.stop()
-    await graph.stop()
-
-
 @pytest.mark.parametrize("channel", ["telegram", "whatsapp"])
-async def test_a_user_tops_up_through_each_gateway_on_each_channel(tmp_path, fresh_db_url, gateway, messengers,
+async def test_a_user_tops_up_through_each_gateway_on_each_channel(tmp_path, fresh_db_url, gateway, bot, graph,
                                                                     channel):
-    bot, graph = messengers
     config = {
         "telegram": {"token": bot.token, "mode": "webhook", "webhook_secret": SECRET, "api_base_url": bot.base_url},
         "whatsapp": graph.config(),

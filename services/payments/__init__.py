@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import json
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -100,6 +101,17 @@ def parse_rupiah(value: object, what: str = "amount") -> int:
     if not number.is_finite() or number != number.to_integral_value() or number < 0:
         raise MalformedCallback(f"{what} is not a whole, non-negative Rupiah amount: {value!r}")
     return int(number)
+
+
+def parse_json_object(raw_body: bytes) -> dict[str, Any]:
+    """A callback body that must be one JSON object; anything else is MalformedCallback (400)."""
+    try:
+        data = json.loads(raw_body)
+    except (ValueError, UnicodeDecodeError):
+        raise MalformedCallback("body is not JSON") from None
+    if not isinstance(data, dict):
+        raise MalformedCallback("body is not a JSON object")
+    return data
 
 
 def require_str(data: Mapping[str, Any], key: str) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,6 +17,7 @@ from services.payments import (
     Notification,
     PaymentRequest,
     call_gateway,
+    parse_json_object,
     parse_rupiah,
     require_str,
     verify_equal,
@@ -104,12 +104,7 @@ class MidtransGateway:
             raise GatewayUnavailable(self.name, "create answered without redirect_url") from exc
 
     def parse_callback(self, raw_body: bytes, headers: Mapping[str, str]) -> Notification:
-        try:
-            data = json.loads(raw_body)
-        except (ValueError, UnicodeDecodeError):
-            raise MalformedCallback("body is not JSON") from None
-        if not isinstance(data, dict):
-            raise MalformedCallback("body is not a JSON object")
+        data = parse_json_object(raw_body)
         order_id = require_str(data, "order_id")
         status_code = require_str(data, "status_code")
         gross_amount = require_str(data, "gross_amount")

@@ -23,6 +23,7 @@ from services.payments import (
     CreatedPayment,
     Notification,
     PaymentRequest,
+    parse_json_object,
     parse_rupiah,
     require_str,
     verify_equal,
@@ -84,12 +85,7 @@ class SandboxGateway:
 
     def parse_callback(self, raw_body: bytes, headers: Mapping[str, str]) -> Notification:
         verify_equal(sign(self._secret, raw_body), headers.get(SIGNATURE_HEADER))
-        try:
-            data = json.loads(raw_body)
-        except (ValueError, UnicodeDecodeError):
-            raise MalformedCallback("body is not JSON") from None
-        if not isinstance(data, dict):
-            raise MalformedCallback("body is not a JSON object")
+        data = parse_json_object(raw_body)
         status = require_str(data, "status")
         if status not in _STATUSES:
             raise MalformedCallback(f"unknown status {status!r}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +16,7 @@ from services.payments import (
     Notification,
     PaymentRequest,
     call_gateway,
+    parse_json_object,
     parse_rupiah,
     require_str,
     verify_equal,
@@ -57,12 +57,7 @@ class XenditGateway:
 
     def parse_callback(self, raw_body: bytes, headers: Mapping[str, str]) -> Notification:
         verify_equal(self._token, headers.get(TOKEN_HEADER))
-        try:
-            data = json.loads(raw_body)
-        except (ValueError, UnicodeDecodeError):
-            raise MalformedCallback("body is not JSON") from None
-        if not isinstance(data, dict):
-            raise MalformedCallback("body is not a JSON object")
+        data = parse_json_object(raw_body)
         return self._notification(data)
 
     def _notification(self, data: dict[str, Any]) -> Notification:
