@@ -45,7 +45,7 @@ async def bot_api(request: web.Request) -> web.Response:
         return web.json_response({"ok": True, "result": {"id": 1, "is_bot": True, "first_name": "Bench",
                                                          "username": "BenchBot"}})
     if method in ("sendMessage", "sendPhoto"):
-        form = await request.post()
+        form = await request.json() if request.content_type == "application/json" else await request.post()
         if LIMITS:
             wait = limited(str(form.get("chat_id")))
             if wait is not None:

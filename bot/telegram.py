@@ -11,11 +11,12 @@ import asyncio
 import logging
 from typing import Any
 
-from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
+from telegram import BotCommand, Update
+from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application, CallbackQueryHandler, ContextTypes, MessageHandler, filters
 from telegram.request import HTTPXRequest
 
+from bot.telegram_api import BotApi
 from handlers.router import Conversation, Incoming
 from services.errors import PermanentDeliveryError, RetryLater
 from services.messaging import OutgoingMessage, SentMessage
@@ -36,17 +37,13 @@ COMMANDS = [
 ALLOWED_UPDATES = ["message", "callback_query"]
 
 
-def _markup(message: OutgoingMessage) -> InlineKeyboardMarkup | None:
+def _markup(message: OutgoingMessage) -> dict[str, Any] | None:
+    """Buttons as the Bot API's inline_keyboard."""
     if not message.buttons:
         return None
-    rows = [
-        [
-            InlineKeyboardButton(b.label, url=b.url) if b.url else InlineKeyboardButton(b.label, callback_data=b.data)
-            for b in row
-        ]
-        for row in message.buttons
-    ]
-    return InlineKeyboardMarkup(rows)
+    return {"inline_keyboard": [[{"text": b.label, "url": b.url} if b.url else
+                                 {"text": b.label, "callback_data": b.data} for b in row]
+                                for row in message.buttons]}
 
 
 class TelegramChannel:
@@ -72,6 +69,7 @@ class TelegramChannel:
         self.ready = asyncio.Event()
         self.username: str | None = None  # the bot's @username, known once connected (for t.me links)
         self.max_photo_bytes = max_photo_bytes
+        self.api = BotApi(token, api_base_url)
         builder = (
             Application.builder()
             .token(token)
@@ -126,6 +124,7 @@ class TelegramChannel:
         self.ready.set()
 
     async def stop(self) -> None:
+        await self.api.close()
         if not self.ready.is_set():
             return
         if self.app.updater is not None and self.app.updater.running:
@@ -138,31 +137,30 @@ class TelegramChannel:
         await self.app.update_queue.put(Update.de_json(data, self.app.bot))
 
     async def send(self, chat_id: str, message: OutgoingMessage) -> SentMessage:
-        """Messenger port: one message, errors mapped to RetryLater / PermanentDeliveryError."""
-        try:
-            if message.photo is not None:
-                sent = await self.app.bot.send_photo(
-                    chat_id=chat_id, photo=message.photo, caption=message.text[:1024], reply_markup=_markup(message)
-                )
-            elif message.document is not None:
-                sent = await self.app.bot.send_document(
-                    chat_id=chat_id, document=message.document, filename=message.document_name,
-                    caption=message.text[:1024], reply_markup=_markup(message),
-                )
-            else:
-                sent = await self.app.bot.send_message(
-                    chat_id=chat_id, text=message.text[:4096], reply_markup=_markup(message)
-                )
-        except RetryAfter as exc:
-            seconds = exc.retry_after.total_seconds() if hasattr(exc.retry_after, "total_seconds") else exc.retry_after
-            raise RetryLater(f"telegram 429: retry after {seconds}s", retry_after=float(seconds)) from exc
-        except (Forbidden, BadRequest) as exc:
-            raise PermanentDeliveryError(f"telegram refused: {exc.message}") from exc
-        except NetworkError as exc:  # includes timeouts and 5xx
-            raise RetryLater(f"telegram unavailable: {exc.message}") from exc
-        except TelegramError as exc:
-            raise RetryLater(f"telegram error: {exc.message}") from exc
-        return SentMessage(provider_message_id=str(sent.message_id))
+        """Messenger port: one message (or an edit of one we sent), errors mapped to RetryLater /
+        PermanentDeliveryError by the thin client."""
+        markup = _markup(message)
+        if message.edit_of is not None:
+            try:
+                await self.api.call("editMessageText", {"chat_id": chat_id, "message_id": int(message.edit_of),
+                                                        "text": message.text[:4096], "reply_markup": markup})
+            except PermanentDeliveryError as exc:
+                if "not modified" not in str(exc):  # the same text again is not a failure
+                    raise
+            return SentMessage(provider_message_id=message.edit_of)
+        if message.photo is not None:
+            sent = await self.api.call("sendPhoto", {"chat_id": chat_id, "caption": message.text[:1024],
+                                                     "reply_markup": markup},
+                                       upload=("photo", message.photo_name, message.photo))
+        elif message.document is not None:
+            sent = await self.api.call("sendDocument", {"chat_id": chat_id, "caption": message.text[:1024],
+                                                        "reply_markup": markup},
+                                       upload=("document", message.document_name, message.document))
+        else:
+            sent = await self.api.call("sendMessage", {"chat_id": chat_id, "text": message.text[:4096],
+                                                       "reply_markup": markup})
+        message_id = sent.get("message_id") if isinstance(sent, dict) else None
+        return SentMessage(provider_message_id=str(message_id) if message_id is not None else None)
 
     async def _reply(self, chat_id: str, replies: list[OutgoingMessage]) -> None:
         for reply in replies:

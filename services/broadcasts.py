@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.clock import Clock
 from services.errors import UserInputError
-from services.outbox import enqueue
+from services.outbox import enqueue_many
 from services.trips import notify_user, require_owner, trip_by_slug
 from services.wallet import post_entry
 from storage.db import Database
@@ -95,13 +95,16 @@ class Broadcasts:
             else:
                 balance = int(await session.scalar(select(User.balance).where(User.id == owner_id)) or 0)
             broadcast.status, broadcast.recipients = "running", len(recipients)
-            for user_id, channel, chat_id, language in recipients:
-                key = f"bc:{broadcast.id}:{user_id}"
-                session.add(BroadcastDelivery(broadcast_id=broadcast.id, user_id=user_id, outbox_key=key,
-                                              settled="pending"))
-                await enqueue(session, channel=channel, chat_id=chat_id, language=language, template=TEMPLATE,
-                              params={"title": trip.title, "slug": trip.slug, "text": broadcast.text}, now=now,
-                              dedupe_key=key)
+            params = {"title": trip.title, "slug": trip.slug, "text": broadcast.text}
+            keys = [(user_id, f"bc:{broadcast.id}:{user_id}") for user_id, *_ in recipients]
+            if keys:
+                await session.execute(insert(BroadcastDelivery.__table__), [
+                    {"broadcast_id": broadcast.id, "user_id": user_id, "outbox_key": key, "settled": "pending"}
+                    for user_id, key in keys])
+            await enqueue_many(session, [
+                {"channel": channel, "chat_id": chat_id, "language": language, "template": TEMPLATE,
+                 "params": params, "dedupe_key": key}
+                for (_, channel, chat_id, language), (_, key) in zip(recipients, keys, strict=True)], now=now)
             return Preview(broadcast.id, trip.slug, len(recipients), broadcast.price, total, balance)
 
     async def cancel(self, owner_id: int, broadcast_id: int) -> bool:

@@ -31,6 +31,8 @@ class OutgoingMessage:
     document: bytes | None = None
     document_name: str = "file.bin"
     template: TemplateRef | None = None  # send this template instead of free text
+    edit_of: str | None = None  # replace the text of this earlier message (channels that can edit: Telegram)
+    ref: str | None = None  # what this message is about ("order:P12"), remembered with its message id
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.clock import Clock
@@ -57,6 +57,15 @@ async def enqueue(
     }
     result = await session.execute(insert_ignore(session, OutboxMessage.__table__, values, ["dedupe_key"]))
     return result.scalar_one_or_none() is not None
+
+
+async def enqueue_many(session: AsyncSession, rows: list[dict[str, Any]], *, now: datetime) -> None:
+    """Queue many notices with fresh, unique dedupe keys (a broadcast) in one executemany; a key that
+    exists already is a bug and fails the caller's transaction. Each row: channel, chat_id, language,
+    template, params, dedupe_key."""
+    if rows:
+        await session.execute(insert(OutboxMessage.__table__), [
+            {**row, "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now} for row in rows])
 
 
 @dataclass(frozen=True)
@@ -272,24 +281,30 @@ class OutboxSender:
         return result.rowcount > 0
 
     async def _record(self, claimed: list[_Claimed], results: list[_Result]) -> None:
+        """All results of a round in one transaction: one executemany per kind of outcome."""
         attempts = {row.id: row.attempts for row in claimed}
         now = self._clock.now()
+        sent, failed, retry = [], [], []
+        for result in results:
+            tries = attempts[result.id] + 1
+            if result.sent:
+                sent.append({"row_id": result.id, "tries": tries, "provider": result.provider_message_id})
+            elif result.permanent or tries >= self._max_attempts:
+                failed.append({"row_id": result.id, "tries": tries, "error": (result.error or "")[:500]})
+            else:
+                delay = max(result.retry_after or 0.0, backoff_seconds(tries, result.backoff_base))
+                retry.append({"row_id": result.id, "tries": tries, "error": (result.error or "")[:500],
+                              "due": now + timedelta(seconds=delay)})
+        table = OutboxMessage.__table__
+        by_id = update(table).where(table.c.id == bindparam("row_id"))
         async with self._db.write() as session:
-            for result in results:
-                tries = attempts[result.id] + 1
-                if result.sent:
-                    values: dict[str, Any] = {
-                        "status": "sent",
-                        "sent_at": now,
-                        "provider_message_id": result.provider_message_id,
-                    }
-                elif result.permanent or tries >= self._max_attempts:
-                    values = {"status": "failed", "last_error": result.error}
-                else:
-                    delay = max(result.retry_after or 0.0, backoff_seconds(tries, result.backoff_base))
-                    values = {"next_attempt_at": now + timedelta(seconds=delay), "last_error": result.error}
-                await session.execute(
-                    update(OutboxMessage)
-                    .where(OutboxMessage.id == result.id)
-                    .values(attempts=tries, lease_until=None, **values)
-                )
+            if sent:
+                await session.execute(by_id.values(status="sent", sent_at=now, attempts=bindparam("tries"),
+                                                   provider_message_id=bindparam("provider"), lease_until=None),
+                                      sent)
+            if failed:
+                await session.execute(by_id.values(status="failed", attempts=bindparam("tries"),
+                                                   last_error=bindparam("error"), lease_until=None), failed)
+            if retry:
+                await session.execute(by_id.values(next_attempt_at=bindparam("due"), attempts=bindparam("tries"),
+                                                   last_error=bindparam("error"), lease_until=None), retry)

@@ -77,6 +77,12 @@ class FakeBotAPI(LoopbackServer):
     def sent(self, method: str = "sendMessage") -> list[dict[str, Any]]:
         return [c.params for c in self.calls if c.method == method]
 
+    @staticmethod
+    def keyboard(params: dict[str, Any]) -> list[list[dict[str, Any]]]:
+        """The inline keyboard of a call: a JSON object in JSON calls, a JSON string in multipart ones."""
+        markup = params["reply_markup"]
+        return (json.loads(markup) if isinstance(markup, str) else markup)["inline_keyboard"]
+
     def texts_to(self, chat_id: int | str) -> list[str]:
         return [
             str(p.get("text") or p.get("caption") or "")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 
 import openpyxl
@@ -49,7 +48,7 @@ async def test_a_trip_runs_across_telegram_and_whatsapp(tmp_path, fresh_db_url, 
         await tg(JASTIPER, "PRODUK jpn25 KK1 150rb 3 KitKat Matcha")
         await wait_for(lambda: any("Produk KK1 ditambahkan" in t for t in bot.texts_to(JASTIPER)))
         added = next(c.params for c in bot.calls if "Produk KK1 ditambahkan" in c.params.get("text", ""))
-        assert json.loads(added["reply_markup"])["inline_keyboard"][0][0]["callback_data"] == "ann:jpn25:KK1"
+        assert bot.keyboard(added)[0][0]["callback_data"] == "ann:jpn25:KK1"
 
         await wa("join JPN25 |nama:Siti")
         await wait_for(lambda: any("Kamu ikut trip Jastip Jepang Mei" in t and "KK1 — KitKat Matcha: Rp150.000 (stok 3)"
@@ -104,7 +103,7 @@ async def test_a_trip_runs_across_telegram_and_whatsapp(tmp_path, fresh_db_url, 
         preview = await wait_for(lambda: next((c.params for c in bot.calls if c.method == "sendMessage"
                                                and "Pratinjau broadcast" in c.params.get("text", "")), None))
         assert "2 penerima × Rp500 = Rp1.000" in preview["text"] and "Saldo kamu: Rp0" in preview["text"]
-        confirm = json.loads(preview["reply_markup"])["inline_keyboard"][0][0]["callback_data"]
+        confirm = bot.keyboard(preview)[0][0]["callback_data"]
         await app.http.post("/telegram/webhook", json=telegram_callback_update(next(ids), JASTIPER, confirm),
                             headers={"X-Telegram-Bot-Api-Secret-Token": SECRET})
         await wait_for(lambda: any("Saldo tidak cukup: saldo Rp0, dibutuhkan Rp1.000." in t
@@ -186,7 +185,7 @@ async def test_payment_proofs_cross_channels_both_ways_with_confirm_and_reject_b
         await wait_for(lambda: any(f"Bukti bayar untuk {order}" in t for t in graph.texts_to(WA_BUYER)))
         forwarded = await wait_for(lambda: next((c.params for c in bot.calls if c.method == "sendPhoto"), None))
         assert f"Bukti bayar {order} dari Siti" in forwarded["caption"]
-        buttons = json.loads(forwarded["reply_markup"])["inline_keyboard"][0]
+        buttons = bot.keyboard(forwarded)[0]
         assert [b["callback_data"] for b in buttons] == [f"ord:confirm:{order}", f"ord:reject:{order}"]
         assert list((tmp_path / "media" / "proofs").glob(f"{order}-*.jpg"))
         await app.http.post("/telegram/webhook", json=telegram_callback_update(next(ids), JASTIPER, buttons[0]["callback_data"]),
