@@ -18,9 +18,10 @@ from aiohttp import web
 from bot.settings import ConfigError, Settings, check_startable
 from bot.telegram import TelegramChannel
 from bot.whatsapp import WhatsAppChannel
-from handlers.i18n import render_notice
-from handlers.router import Conversation
 from handlers.context import Services, ShareLinks
+from handlers.i18n import render_notice
+from handlers.progress import BroadcastProgress
+from handlers.router import Conversation
 from services.clock import Clock, SystemClock
 from services.messaging import Messenger
 from services.broadcasts import Broadcasts
@@ -34,6 +35,7 @@ from services.payments.midtrans import MidtransGateway
 from services.payments.sandbox import SandboxGateway
 from services.payments.xendit import XenditGateway
 from services.reconcile import Reconciler
+from services.sent_messages import SentMessages
 from services.settlement import Settlement
 from services.stats import Stats
 from services.topups import AmountRules, Topups
@@ -129,6 +131,7 @@ class Runtime:
     trips: Trips
     orders: Orders
     broadcasts: Broadcasts
+    progress: BroadcastProgress
     stats: Stats
     telegram: TelegramChannel | None
     whatsapp: WhatsAppChannel | None
@@ -177,6 +180,7 @@ class Runtime:
                 task.cancel()
             await asyncio.gather(*self.tasks, return_exceptions=True)
             self.tasks.clear()
+            await self.progress.drain()
             if self.telegram is not None:
                 await self.telegram.stop()
             if self.whatsapp is not None:
@@ -252,8 +256,9 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
         whatsapp_number=settings.whatsapp.display_number,
     )
     broadcasts = Broadcasts(db, clock, price_per_message=settings.broadcast.price_per_message)
+    sent = SentMessages(db, clock)
     conversation = Conversation(Services(wallet=wallet, topups=topups, trips=trips, orders=orders,
-                                         broadcasts=broadcasts, share=share))
+                                         broadcasts=broadcasts, sent=sent, share=share))
     channels: dict[str, str] = {}
     telegram = None
     tg = settings.telegram
@@ -292,10 +297,13 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
     else:
         channels["whatsapp"] = ("set whatsapp.phone_id, whatsapp.token, whatsapp.app_secret and "
                                 "whatsapp.verify_token (BOT_WHATSAPP__*) to enable it")
+    progress = BroadcastProgress(broadcasts, sent, messengers, pacers,
+                                 every_s=settings.broadcast.progress_interval_s)
     outbox = OutboxSender(
         db, messengers, pacers, render_notice, clock,
         poll_interval_s=settings.outbox.poll_interval_s, max_attempts=settings.outbox.max_attempts,
-        windows=windows, after_round=broadcasts.settle,
+        batch_size=settings.outbox.batch_size,
+        windows=windows, after_round=progress.after_round,
     )
     outbox_ref.append(outbox)
     r = settings.reconcile
@@ -303,7 +311,8 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
     return Runtime(
         settings=settings, db=db, clock=clock, http=http, gateways=gateways,
         settlement=settlement, wallet=wallet, topups=topups, reconciler=reconciler, outbox=outbox,
-        conversation=conversation, trips=trips, orders=orders, broadcasts=broadcasts, stats=Stats(db), telegram=telegram, whatsapp=whatsapp, channels=channels,
+        conversation=conversation, trips=trips, orders=orders, broadcasts=broadcasts,
+        progress=progress, stats=Stats(db), telegram=telegram, whatsapp=whatsapp, channels=channels,
         disabled_gateways=disabled,
     )
 

@@ -144,7 +144,9 @@ class PaymentsSettings(BaseModel):
 
 
 class BroadcastSettings(BaseModel):
-    price_per_message: int = 500
+    price_per_message: int = Field(500, ge=0)
+    # How often the jastiper's progress message is edited while a broadcast runs (Telegram).
+    progress_interval_s: float = Field(2.0, ge=0)
 
 
 class JastipSettings(BaseModel):
@@ -165,6 +167,7 @@ class ReconcileSettings(BaseModel):
 class OutboxSettings(BaseModel):
     poll_interval_s: float = 1.0
     max_attempts: int = 12
+    batch_size: int = Field(200, ge=1)  # notices claimed (leased) per round
 
 
 class AdminSettings(BaseModel):

@@ -167,7 +167,8 @@ class TelegramChannel:
             for attempt in range(3):
                 await self._pacer.wait(chat_id)  # Telegram's 1 msg/s per chat holds for replies too
                 try:
-                    await self.send(chat_id, reply)
+                    sent = await self.send(chat_id, reply)
+                    await self._conversation.remember_sent(self.channel, chat_id, sent.provider_message_id, reply.ref)
                     break
                 except RetryLater as exc:
                     if exc.retry_after:
@@ -205,6 +206,7 @@ class TelegramChannel:
             update_key=str(update.update_id),
             photo=photo,
             photo_too_large=too_large,
+            reply_to=str(message.reply_to_message.message_id) if message.reply_to_message else None,
         )
         await self._reply(incoming.chat_id, await self._conversation.handle(incoming))
 

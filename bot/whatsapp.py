@@ -177,8 +177,10 @@ class WhatsAppChannel:
                 log.warning("could not download an image from %s: %s", chat_id, exc)
             too_large = photo is not None and len(photo) > self.max_photo_bytes
             photo = None if too_large else photo
+        quoted = message.reply_to_message.id if message.reply_to_message else None
         incoming = Incoming(channel=self.channel, chat_id=chat_id, user_id=chat_id, display_name=name,
-                            text=text, update_key=message.id, alt_id=bsuid, photo=photo, photo_too_large=too_large)
+                            text=text, update_key=message.id, alt_id=bsuid, photo=photo, photo_too_large=too_large,
+                            reply_to=quoted)
         await self._reply(chat_id, await self._conversation.handle(incoming))
 
     async def _on_button(self, client: WhatsApp, callback) -> None:
@@ -231,7 +233,8 @@ class WhatsAppChannel:
                 # The user just wrote: the 24-hour window is open; only the number's overall rate applies.
                 await self._pacer.wait(chat_id, per_chat=False)
                 try:
-                    await self.send(chat_id, reply)
+                    sent = await self.send(chat_id, reply)
+                    await self._conversation.remember_sent(self.channel, chat_id, sent.provider_message_id, reply.ref)
                     break
                 except RetryLater as exc:
                     log.warning("reply to %s: %s (attempt %d)", chat_id, exc, attempt + 1)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from services.broadcasts import Broadcasts
 from services.orders import Orders
+from services.sent_messages import SentMessages
 from services.topups import Topups
 from services.trips import Trips
 from services.wallet import Wallet
@@ -27,4 +28,5 @@ class Services:
     trips: Trips
     orders: Orders
     broadcasts: Broadcasts
+    sent: SentMessages
     share: ShareLinks = field(default_factory=ShareLinks)

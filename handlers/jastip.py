@@ -239,7 +239,7 @@ async def pesan(services: Services, user: UserView, t: Translator, args: str) ->
         raise UserInputError("order_usage")
     order = await services.orders.place(user.id, parts[0], quantity, slug)
     return [OutgoingMessage(t("order_placed", order=order.code, name=order.product_name, quantity=order.quantity,
-                              total=order.total, slug=order.slug))]
+                              total=order.total, slug=order.slug), ref=f"order:{order.code}")]
 
 
 async def pesananku(services: Services, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:
@@ -275,8 +275,9 @@ async def broadcast_button(services: Services, user: UserView, t: Translator, va
         cancelled = await services.broadcasts.cancel(user.id, int(raw_id))
         return [OutgoingMessage(t("broadcast_cancelled" if cancelled else "broadcast_not_found"))]
     started = await services.broadcasts.confirm(user.id, int(raw_id))
+    # On Telegram this message becomes the live progress counter (handlers/progress.py).
     return [OutgoingMessage(t("broadcast_started", recipients=started.recipients, total=started.total,
-                              balance=started.balance))]
+                              balance=started.balance), ref=f"broadcast:{started.id}")]
 
 
 async def bayar(services: Services, user: UserView, t: Translator, args: str,

@@ -34,6 +34,7 @@ class Incoming:
     alt_id: str | None = None  # WhatsApp business-scoped user id
     photo: bytes | None = None  # an attached image, downloaded by the adapter (≤ its size limit)
     photo_too_large: bool = False
+    reply_to: str | None = None  # the platform id of the message this one answers (Telegram reply / WhatsApp quote)
 
 
 Feature = Callable[[Services, UserView, Translator, str], Awaitable[list[OutgoingMessage]]]
@@ -63,6 +64,22 @@ class Conversation:
             lock = self._chat_locks[key] = asyncio.Lock()
         async with lock:
             return await self._handle(message)
+
+    async def remember_sent(self, channel: str, chat_id: str, message_id: str | None, ref: str | None) -> None:
+        """A reply went out: keep what it was about, so that answering it later means something."""
+        if message_id is None or ref is None:
+            return
+        try:
+            await self._services.sent.remember(channel, chat_id, message_id, ref)
+        except Exception:  # losing this only loses the reply-to shortcut, never the reply
+            log.exception("could not remember %s message %s (%s)", channel, message_id, ref)
+
+    async def _replied_order(self, message: Incoming) -> str | None:
+        """The order code of the bot's order message that `message` answers, if it answers one."""
+        if message.reply_to is None:
+            return None
+        ref = await self._services.sent.ref_of(message.channel, message.chat_id, message.reply_to)
+        return ref.removeprefix("order:") if ref and ref.startswith("order:") else None
 
     async def _handle(self, message: Incoming) -> list[OutgoingMessage]:
         try:
@@ -114,9 +131,13 @@ class Conversation:
                 if message.photo is None:
                     return [OutgoingMessage(t("proof_too_large", maximum="5 MB"))]
                 return await jastip_handlers.produk(self._services, user, t, command.args, message.photo)
-            if command is None or command.name != "bayar":
-                return [OutgoingMessage(t("proof_usage"))]
-            return await jastip_handlers.bayar(self._services, user, t, command.args, message.photo)
+            args = command.args if command is not None and command.name == "bayar" else None
+            if not args:  # no "BAYAR <order>" caption: a photo answering an order message is its proof
+                replied = await self._replied_order(message)
+                if replied is None:
+                    return [OutgoingMessage(t("proof_usage"))]
+                args = replied
+            return await jastip_handlers.bayar(self._services, user, t, args, message.photo)
         if command is None:
             return [OutgoingMessage(t("not_a_command"))]
         if command.name == "start" and command.args.lower().startswith("join_"):

@@ -47,6 +47,16 @@ class Receipt:
     released: int
 
 
+@dataclass(frozen=True)
+class Progress:
+    id: int
+    language: str  # the jastiper's
+    recipients: int
+    sent: int
+    failed: int
+    done: bool
+
+
 class Broadcasts:
     def __init__(self, db: Database, clock: Clock, *, price_per_message: int = 500) -> None:
         self._db = db
@@ -116,8 +126,9 @@ class Broadcasts:
             )
             return result.rowcount == 1
 
-    async def settle(self) -> int:
-        """Account for every delivery whose outbox message reached a final state; send finished receipts."""
+    async def settle(self) -> set[int]:
+        """Account for every delivery whose outbox message reached a final state; send finished receipts.
+        The ids of the broadcasts that moved."""
         now = self._clock.now()
         async with self._db.write() as session:
             rows = (await session.execute(
@@ -143,7 +154,27 @@ class Broadcasts:
             await session.flush()
             for broadcast_id in touched:
                 await self._finish_if_done(session, broadcast_id, now)
-            return len(rows)
+            return touched
+
+    async def progress(self, broadcast_ids: set[int]) -> list[Progress]:
+        if not broadcast_ids:
+            return []
+        async with self._db.read() as session:
+            heads = (await session.execute(
+                select(Broadcast.id, Broadcast.recipients, Broadcast.status, User.language)
+                .join(User, User.id == Broadcast.owner_id).where(Broadcast.id.in_(broadcast_ids)))).all()
+            counts: dict[int, dict[str, int]] = {}
+            for broadcast_id, settled, count in (await session.execute(
+                select(BroadcastDelivery.broadcast_id, BroadcastDelivery.settled, func.count())
+                .where(BroadcastDelivery.broadcast_id.in_(broadcast_ids))
+                .group_by(BroadcastDelivery.broadcast_id, BroadcastDelivery.settled))).all():
+                counts.setdefault(broadcast_id, {})[settled] = count
+        shown = []
+        for broadcast_id, recipients, status, language in heads:
+            c = counts.get(broadcast_id, {})
+            shown.append(Progress(broadcast_id, language, recipients, c.get("charged", 0),
+                                  c.get("released", 0) + c.get("refunded", 0), status == "done"))
+        return shown
 
     async def _finish_if_done(self, session: AsyncSession, broadcast_id: int, now) -> None:
         pending = await session.scalar(select(func.count()).select_from(BroadcastDelivery).where(

@@ -246,3 +246,15 @@ class BroadcastDelivery(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     outbox_key: Mapped[str] = mapped_column(String(128), unique=True)
     settled: Mapped[str] = mapped_column(String(10))  # pending | charged | released | refunded
+
+
+class MessageRef(Base):
+    """A message the bot sent, by platform id, and what it was about ("order:P12", "broadcast:7")."""
+
+    __tablename__ = "sent_messages"
+
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    chat_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    ref: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

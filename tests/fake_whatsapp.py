@@ -137,7 +137,12 @@ def signed(payload: dict[str, Any], secret: str = APP_SECRET) -> tuple[bytes, di
     return raw, {"X-Hub-Signature-256": signature, "Content-Type": "application/json"}
 
 
-def image_update(wa_id: str, media_id: str, caption: str, wamid: str) -> dict[str, Any]:
-    return _envelope({"contacts": [_contact(wa_id, "Siti")], "messages": [
-        {"from": wa_id, "id": wamid, "timestamp": "1763600003", "type": "image",
-         "image": {"caption": caption, "mime_type": "image/jpeg", "sha256": "0" * 64, "id": media_id}}]})
+def image_update(wa_id: str, media_id: str, caption: str, wamid: str, quoted: str | None = None) -> dict[str, Any]:
+    """An image message; `quoted` is the wamid of the bot's message it answers (WhatsApp's context)."""
+    image = {"mime_type": "image/jpeg", "sha256": "0" * 64, "id": media_id}
+    if caption:
+        image["caption"] = caption
+    message: dict[str, Any] = {"from": wa_id, "id": wamid, "timestamp": "1763600003", "type": "image", "image": image}
+    if quoted is not None:
+        message["context"] = {"from": "6281100000000", "id": quoted}
+    return _envelope({"contacts": [_contact(wa_id, "Siti")], "messages": [message]})

@@ -138,6 +138,7 @@ class FakeBotAPI(LoopbackServer):
             }
             if "text" in params:
                 message["text"] = params["text"]
+            params["_message_id"] = message["message_id"]  # what the bot was told, for tests that answer it
             return message
         return True
 
@@ -343,10 +344,19 @@ class TcpProxy:
         await self.cut()
 
 
-def telegram_photo_update(update_id: int, user_id: int, file_id: str, size: int, caption: str) -> dict[str, Any]:
-    """A photo message as Telegram sends it: several sizes, the largest last."""
-    return {"update_id": update_id, "message": {
+def telegram_photo_update(update_id: int, user_id: int, file_id: str, size: int, caption: str,
+                          reply_to: int | None = None) -> dict[str, Any]:
+    """A photo message as Telegram sends it: several sizes, the largest last; optionally answering the bot's
+    message `reply_to`."""
+    message: dict[str, Any] = {
         "message_id": update_id, "date": 1763600000, "chat": {"id": user_id, "type": "private"},
-        "from": {"id": user_id, "is_bot": False, "first_name": "Budi"}, "caption": caption,
+        "from": {"id": user_id, "is_bot": False, "first_name": "Budi"},
         "photo": [{"file_id": f"{file_id}s", "file_unique_id": "s1", "width": 90, "height": 90, "file_size": 100},
-                  {"file_id": file_id, "file_unique_id": "b1", "width": 1280, "height": 960, "file_size": size}]}}
+                  {"file_id": file_id, "file_unique_id": "b1", "width": 1280, "height": 960, "file_size": size}]}
+    if caption:
+        message["caption"] = caption
+    if reply_to is not None:
+        message["reply_to_message"] = {"message_id": reply_to, "date": 1763600000,
+                                       "chat": {"id": user_id, "type": "private"},
+                                       "from": {"id": 123456, "is_bot": True, "first_name": "Titip"}, "text": "…"}
+    return {"update_id": update_id, "message": message}

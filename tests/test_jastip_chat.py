@@ -10,9 +10,11 @@ import openpyxl
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import select
 
 from handlers.jastip import parse_deadline, parse_join
 from services.errors import UserInputError
+from storage.models import Order
 from tests.conftest import wait_for
 from tests.fake_whatsapp import button_update, signed, text_update
 from tests.fakes import telegram_callback_update, telegram_text_update
@@ -244,3 +246,61 @@ async def test_a_product_photo_is_kept_and_shown_on_info(tmp_path, fresh_db_url,
         image = await wait_for(lambda: next((m for m in graph.messages if m.get("type") == "image"), None))
         assert "KK1 — KitKat: Rp150.000 (stok 3)" in image["image"]["caption"]
         assert not any("KK0" in t for t in graph.texts_to(WA_BUYER))
+
+
+async def test_a_photo_answering_the_order_message_is_that_orders_proof_on_both_channels(tmp_path, fresh_db_url,
+                                                                                          bot, graph):
+    from tests.fake_whatsapp import image_update
+    from tests.fakes import telegram_photo_update
+
+    config = {
+        "telegram": {"token": bot.token, "mode": "webhook", "webhook_secret": SECRET, "api_base_url": bot.base_url},
+        "whatsapp": {**graph.config(), "per_recipient_interval_s": 0.05},
+        "payments": {"gateways": ["sandbox"]},
+    }
+    async with AppUnderTest(tmp_path, fresh_db_url, config) as app:
+        ids = iter(range(1, 1000))
+        header = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+
+        async def tg(payload) -> None:
+            await app.http.post("/telegram/webhook", json=payload, headers=header)
+
+        async def wa(payload) -> None:
+            raw, headers = signed(payload)
+            await app.http.post("/whatsapp/webhook", content=raw, headers=headers)
+
+        await tg(telegram_text_update(next(ids), JASTIPER, "TRIP BARU jpn25 Jepang | 2099-12-31 20:00"))
+        await tg(telegram_text_update(next(ids), JASTIPER, "PRODUK jpn25 KK1 150rb 5 KitKat"))
+        await wait_for(lambda: any("Produk KK1" in t for t in bot.texts_to(JASTIPER)))
+
+        # Telegram: the buyer answers the order message with a bare photo.
+        await tg(telegram_text_update(next(ids), TG_BUYER, "JOIN jpn25 | Nama: Budi"))
+        await tg(telegram_text_update(next(ids), TG_BUYER, "PESAN KK1"))
+        placed = await wait_for(lambda: next((c.params for c in bot.calls if c.method == "sendMessage"
+                                              and str(c.params["chat_id"]) == str(TG_BUYER)
+                                              and "Pesanan P" in c.params["text"]), None))
+        assert "balas pesan ini dengan foto" in placed["text"]
+        order = re.search(r"P\d+", placed["text"]).group(0)
+        bot.stored_files["tgproof"] = JPEG
+        await tg(telegram_photo_update(next(ids), TG_BUYER, "tgproof", len(JPEG), "", reply_to=9999))
+        await wait_for(lambda: any("balas pesan pesanan dengan foto" in t for t in bot.texts_to(TG_BUYER)))
+        await tg(telegram_photo_update(next(ids), TG_BUYER, "tgproof", len(JPEG), "",
+                                       reply_to=placed["_message_id"]))
+        await wait_for(lambda: any(f"Bukti bayar untuk {order}" in t for t in bot.texts_to(TG_BUYER)))
+        await wait_for(lambda: any(f"Bukti bayar {order} dari Budi" in str(c.params.get("caption"))
+                                   for c in bot.calls if c.method == "sendPhoto"))
+
+        # WhatsApp: the buyer quotes the order message with an image.
+        await wa(text_update(WA_BUYER, "JOIN jpn25 | Nama: Siti", "wamid.r1"))
+        await wa(text_update(WA_BUYER, "PESAN KK1", "wamid.r2"))
+        placed_wa = await wait_for(lambda: next((m for m in graph.messages if m.get("to") == WA_BUYER
+                                                 and "Pesanan P" in str(m.get("text", {}).get("body"))), None))
+        order_wa = re.search(r"P\d+", placed_wa["text"]["body"]).group(0)
+        graph.stored_media["waproof"] = JPEG
+        await wa(image_update(WA_BUYER, "waproof", "", "wamid.r3", quoted=placed_wa["_wamid"]))
+        await wait_for(lambda: any(f"Bukti bayar untuk {order_wa}" in t for t in graph.texts_to(WA_BUYER)))
+        await wait_for(lambda: any(f"Bukti bayar {order_wa} dari Siti" in str(c.params.get("caption"))
+                                   for c in bot.calls if c.method == "sendPhoto"))
+        async with app.runtime.db.read() as session:
+            states = {f"P{i}": status for i, status in (await session.execute(select(Order.id, Order.status))).all()}
+        assert states == {order: "proof_submitted", order_wa: "proof_submitted"}

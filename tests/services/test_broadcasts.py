@@ -24,7 +24,8 @@ async def rt(tmp_path, fresh_db_url, bot):
         "database": {"url": fresh_db_url}, "payments": {"gateways": ["sandbox"]},
         "telegram": {"token": bot.token, "mode": "webhook", "webhook_secret": "s", "api_base_url": bot.base_url,
                      "rate_per_second": 10000, "per_chat_interval_s": 0},
-        "broadcast": {"price_per_message": 500},
+        "broadcast": {"price_per_message": 500, "progress_interval_s": 0},
+        "outbox": {"batch_size": 10},  # several rounds per broadcast, so progress shows in steps
     })
     runtime = build_runtime(settings, clock=FrozenClock())
     await upgrade(runtime.db)
@@ -116,3 +117,25 @@ async def test_a_confirmed_broadcast_cannot_be_confirmed_or_cancelled_again(rt):
     assert getattr(caught.value, "key", "") == "broadcast_already"
     assert not await rt.broadcasts.cancel(owner, preview.id)
     assert await rt.wallet.balance(owner) == 9_000
+
+
+async def test_on_telegram_the_start_message_is_edited_into_the_final_count(rt, bot):
+    from handlers.router import Incoming
+
+    owner = await trip_with(rt, 30, 20_000)
+    bot.blocked_chats = {"5003", "5017"}
+    preview = await rt.broadcasts.preview(owner, "jpn25", "Produk baru!")
+    tap = Incoming(channel="telegram", chat_id="1", user_id="1", display_name="J",
+                   callback_data=f"bc:ok:{preview.id}", update_key="tap-1")
+    await rt.telegram._reply("1", await rt.conversation.handle(tap))  # the "started" message, as the adapter sends it
+    started = next(c.params for c in bot.calls if c.method == "sendMessage" and "Broadcast dikirim" in c.params["text"])
+
+    await deliver_all(rt)
+    await rt.progress.drain()
+    edits = [c.params for c in bot.calls if c.method == "editMessageText"]
+    assert len(edits) >= 3, "progress was not shown while the broadcast ran"
+    assert "berjalan: 10/30 diproses" in edits[0]["text"]
+    assert {(str(e["chat_id"]), e["message_id"]) for e in edits} == {("1", started["_message_id"])}
+    assert edits[-1]["text"] == (f"✅ Broadcast #{preview.id} selesai: 28 dari 30 terkirim, 2 gagal. "
+                                 "Rinciannya ada di struk.")
+    assert await rt.wallet.balance(owner) == 20_000 - 28 * 500 == await ledger_sum(rt, owner)
