@@ -124,7 +124,10 @@ async def run(recipients: int, limits: bool, workdir: Path) -> dict:
             while (await counts())["telegram"] < target and time.monotonic() < deadline:
                 await asyncio.sleep(0.2)
             end = await counts()
-        accepted = end["accepted_at"][before["telegram"]:]
+        # The rate is the broadcast's own: messages to participants, not the jastiper's start message, its
+        # progress edits and the receipt (those share the pacing but are not what is being measured).
+        accepted = [at for at, chat in zip(end["accepted_at"], end["accepted_chats"], strict=True)
+                    if chat != str(OWNER_CHAT)]
         span = (accepted[-1] - accepted[0]) if len(accepted) > 1 else 0.0
         rate = (len(accepted) - 1) / span if span else float(len(accepted))
         await asyncio.sleep(1.0)

@@ -3,7 +3,7 @@
     python bench/fake_platforms.py PORT [--telegram-limits]
 
 Answers sendMessage / Graph `messages` like the real APIs and counts them; GET /count returns
-{"telegram": n, "whatsapp": m, "telegram_429": k, "accepted_at": [...]} .
+{"telegram": n, "whatsapp": m, "telegram_429": k, "accepted_at": [...], "accepted_chats": [...]} .
 With --telegram-limits it enforces Telegram's limits like the Bot API does: at most 30 messages in any
 second overall and one per second to the same chat, answering 429 with parameters.retry_after otherwise.
 """
@@ -19,6 +19,7 @@ from aiohttp import web
 
 counts = {"telegram": 0, "whatsapp": 0, "telegram_429": 0}
 accepted_at: list[float] = []
+accepted_chats: list[str] = []
 ids = itertools.count(1)
 LIMITS = "--telegram-limits" in sys.argv
 recent: deque[float] = deque()
@@ -54,6 +55,7 @@ async def bot_api(request: web.Request) -> web.Response:
                                           "parameters": {"retry_after": max(1, round(wait))}}, status=429)
         counts["telegram"] += 1
         accepted_at.append(time.monotonic())
+        accepted_chats.append(str(form.get("chat_id")))
         return web.json_response({"ok": True, "result": {"message_id": next(ids), "date": 0,
                                                          "chat": {"id": 1, "type": "private"}, "text": "x"}})
     return web.json_response({"ok": True, "result": True})
@@ -67,7 +69,7 @@ async def graph_api(request: web.Request) -> web.Response:
 
 
 async def count(request: web.Request) -> web.Response:
-    return web.json_response({**counts, "accepted_at": accepted_at})
+    return web.json_response({**counts, "accepted_at": accepted_at, "accepted_chats": accepted_chats})
 
 
 def main() -> None:
