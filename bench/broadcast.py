@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from callbacks import free_port, wait_healthy  # noqa: E402
+from tests.processes import free_port, wait_healthy  # noqa: E402
 
 TOKEN, SECRET, OWNER_CHAT, PRICE = "1:bench-token", "bench-secret", 999_000_001, 500
 

@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from services.payments.midtrans import signature  # noqa: E402
+from tests.processes import free_port, peak_rss_mb, wait_healthy  # noqa: E402
 
 SERVER_KEY = "SB-Mid-server-BENCH"
 PG_ADMIN = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -46,14 +47,6 @@ web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print
 """
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def notification(order_id: str, amount: int, status: str = "settlement") -> bytes:
     gross = f"{amount}.00"
     code = "200" if status == "settlement" else "201"
@@ -65,8 +58,8 @@ def notification(order_id: str, amount: int, status: str = "settlement") -> byte
     }).encode()
 
 
-async def fresh_pg_database() -> str:
-    """An empty `titip_bench` database on the local PostgreSQL; returns its URL."""
+async def fresh_pg_database(name: str = "titip_bench") -> str:
+    """An empty database `name` on the local PostgreSQL; returns its URL."""
     from sqlalchemy import text
 
     from storage.db import Database
@@ -74,10 +67,10 @@ async def fresh_pg_database() -> str:
     admin = Database(PG_ADMIN)
     async with admin.engine.connect() as conn:
         conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(text("DROP DATABASE IF EXISTS titip_bench WITH (FORCE)"))
-        await conn.execute(text("CREATE DATABASE titip_bench"))
+        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
     await admin.close()
-    return PG_BENCH
+    return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
 
 
 async def prepare_database(url: str, payments: int, users: int) -> list[tuple[str, int]]:
@@ -129,22 +122,6 @@ async def verify(url: str, orders: list[tuple[str, int]]) -> dict:
     result["exact"] = (result["balances"] == result["ledger"] == expected and result["entries"] == len(orders)
                        and result["paid"] == len(orders) and result["notices"] == len(orders))
     return result
-
-
-async def wait_healthy(port: int, process: subprocess.Popen, timeout: float = 30) -> float:
-    start = time.perf_counter()
-    async with aiohttp.ClientSession() as client:
-        while time.perf_counter() - start < timeout:
-            if process.poll() is not None:
-                raise RuntimeError(f"server exited with {process.returncode}")
-            try:
-                async with client.get(f"http://127.0.0.1:{port}/healthz") as r:
-                    if r.status == 200:
-                        return time.perf_counter() - start
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-    raise RuntimeError("server did not become healthy")
 
 
 async def blast(port: int, bodies: list[bytes], concurrency: int) -> dict:
@@ -219,16 +196,6 @@ async def bare_ceiling(bodies: list[bytes], concurrency: int) -> dict:
         process.wait(timeout=10)
 
 
-def rss_kb(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 async def run_database(kind: str, args: argparse.Namespace, workdir: Path) -> dict:
     url = f"sqlite+aiosqlite:///{workdir}/bench.db" if kind == "sqlite" else PG_BENCH
     orders = await prepare_database(url, args.payments, args.users)
@@ -248,13 +215,13 @@ async def run_database(kind: str, args: argparse.Namespace, workdir: Path) -> di
         count = int(args.rate * args.paced_seconds)
         dupes = [notification(o, a, "pending") for o, a in orders[:count]]
         at_rate = await paced(port, dupes, args.rate)
-        peak_rss_mb = rss_kb(process.pid) / 1024
+        peak_rss = peak_rss_mb(process.pid)
     finally:
         process.terminate()
         process.wait(timeout=30)
     check = await verify(url, orders)
     return {"database": kind, "startup_s": round(startup, 2), "credited": throughput, "paced": at_rate,
-            "peak_rss_mb": round(peak_rss_mb, 1), "verify": check}
+            "peak_rss_mb": round(peak_rss, 1), "verify": check}
 
 
 async def main() -> int:

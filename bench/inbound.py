@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from callbacks import BARE_SERVER, free_port, fresh_pg_database, wait_healthy  # noqa: E402
+from callbacks import BARE_SERVER, fresh_pg_database  # noqa: E402
+from tests.processes import free_port, wait_healthy  # noqa: E402
 
 TG_TOKEN, TG_SECRET = "1:bench-token", "bench-secret"
 WA_PHONE, WA_SECRET, WA_VERIFY, WA_TOKEN = "1098765", "bench-app-secret", "bench-verify", "bench-wa-token"

@@ -302,12 +302,13 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
     outbox = OutboxSender(
         db, messengers, pacers, render_notice, clock,
         poll_interval_s=settings.outbox.poll_interval_s, max_attempts=settings.outbox.max_attempts,
-        batch_size=settings.outbox.batch_size,
+        batch_size=settings.outbox.batch_size, lease_s=settings.outbox.lease_s,
         windows=windows, after_round=progress.after_round,
     )
     outbox_ref.append(outbox)
     r = settings.reconcile
-    reconciler = Reconciler(db, settlement, clock, concurrency=r.concurrency, grace_hours=r.grace_hours)
+    reconciler = Reconciler(db, settlement, clock, concurrency=r.concurrency, grace_hours=r.grace_hours,
+                            lease_s=r.lease_s)
     return Runtime(
         settings=settings, db=db, clock=clock, http=http, gateways=gateways,
         settlement=settlement, wallet=wallet, topups=topups, reconciler=reconciler, outbox=outbox,

@@ -162,12 +162,16 @@ class ReconcileSettings(BaseModel):
     interval_s: float = 300.0
     concurrency: int = 8
     grace_hours: float = 24.0
+    # A payment being checked is leased to one process; a dead process's lease lapses after this long.
+    lease_s: float = Field(120.0, gt=0)
 
 
 class OutboxSettings(BaseModel):
     poll_interval_s: float = 1.0
     max_attempts: int = 12
     batch_size: int = Field(200, ge=1)  # notices claimed (leased) per round
+    # Claimed notices belong to one process for this long; if it dies, another sends them after it lapses.
+    lease_s: float = Field(60.0, gt=0)
 
 
 class AdminSettings(BaseModel):

@@ -12,7 +12,7 @@ from aiohttp import web
 from bot.app import Runtime, build_runtime, build_web_app
 from bot.settings import Settings, load_settings
 from services.clock import Clock
-from tests.conftest import free_port
+from tests.processes import free_port
 
 
 def _toml_value(value: Any) -> str:

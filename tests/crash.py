@@ -1,0 +1,356 @@
+"""Crash anywhere: the real server in its own process, `kill -9` at seeded random moments under load.
+
+Each round seeds new pending Midtrans payments and a new product, then drives, all at once:
+  * a callback storm, retried until answered 200 as gateways do (10 % sent twice; 20 % never sent, so
+    that only the reconciler, asking the fake status API, can credit them);
+  * participants ordering the new product (more orders than stock), as Telegram updates retried until 200;
+  * a paid broadcast by the jastiper (BROADCAST, then the Send button).
+At a seeded moment the server is killed with SIGKILL and started again at once; the load keeps retrying.
+When everything is quiet, the invariants are checked over the whole history:
+  - every payment credited exactly once (one `topup:<id>` ledger entry each), none lost;
+  - every balance equals the sum of its ledger entries, none negative;
+  - no product oversold: stock >= 0 and stock + reserved quantities == the stock it was given;
+  - every credit notice delivered at least once; duplicates (sends in flight at the kill) are counted,
+    and may not exceed what one process can have in flight (one outbox batch);
+  - every finished broadcast: charged + released == recipients, and the ledger says -charged exactly.
+
+tests/test_crash.py runs a few rounds on SQLite and PostgreSQL; bench/crash.py runs hundreds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import aiohttp
+from sqlalchemy import func, insert, select
+
+from storage.db import Database
+from storage.migrate import upgrade
+from storage.models import (
+    Broadcast,
+    BroadcastDelivery,
+    LedgerEntry,
+    OutboxMessage,
+    Order,
+    Participant,
+    Payment,
+    Product,
+    Trip,
+    User,
+)
+from tests.fakes import FakeBotAPI, FakeMidtrans, MidtransOrder, telegram_callback_update, telegram_text_update
+from tests.processes import ServerProcess
+
+SECRET = "crash-secret"
+JASTIPER = 699_999
+FIRST_USER = 700_000
+PRICE = 500
+OUTBOX_BATCH = 200
+ACTIVE_ORDERS = ("pending", "proof_submitted", "confirmed", "shipped")
+
+
+@dataclass
+class RoundResult:
+    number: int
+    killed_after_s: float
+    restart_s: float
+    payments: int
+    credited_by_callback: int
+    duplicates: int
+    violations: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CrashHarness:
+    workdir: Path
+    database_url: str
+    seed: int
+    users: int = 30
+    participants: int = 25
+    payments_per_round: int = 120
+    stock_per_round: int = 10
+    max_kill_after_s: float = 1.5
+    rng: random.Random = field(init=False)
+    _updates: int = field(default=0, init=False)
+    _stock_given: dict[int, int] = field(default_factory=dict, init=False)
+    _duplicates_seen: int = field(default=0, init=False)
+
+    async def __aenter__(self) -> CrashHarness:
+        self.rng = random.Random(self.seed)
+        self.bot = FakeBotAPI()
+        self.midtrans = FakeMidtrans()
+        await self.bot.start()
+        await self.midtrans.start()
+        self.db = Database(self.database_url)
+        await upgrade(self.db)
+        await self._seed_people()
+        self.server = ServerProcess(self.workdir, self.database_url, self._env(),
+                                    log_path=self.workdir / "server.log")
+        await self.server.start()
+        self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.http.close()
+        await self.server.stop()
+        await self.db.close()
+        await self.bot.stop()
+        await self.midtrans.stop()
+
+    def _env(self) -> dict[str, str]:
+        return {
+            "BOT_PAYMENTS__GATEWAYS": '["midtrans"]',
+            "BOT_PAYMENTS__MIDTRANS__SERVER_KEY": self.midtrans.server_key,
+            "BOT_PAYMENTS__MIDTRANS__API_BASE_URL": self.midtrans.url,
+            "BOT_PAYMENTS__MIDTRANS__SNAP_BASE_URL": self.midtrans.url,
+            "BOT_TELEGRAM__TOKEN": self.bot.token, "BOT_TELEGRAM__MODE": "webhook",
+            "BOT_TELEGRAM__WEBHOOK_SECRET": SECRET, "BOT_TELEGRAM__API_BASE_URL": self.bot.base_url,
+            # The fake Bot API does not rate-limit; pacing would only stretch every round.
+            "BOT_TELEGRAM__RATE_PER_SECOND": "100000", "BOT_TELEGRAM__PER_CHAT_INTERVAL_S": "0",
+            "BOT_OUTBOX__POLL_INTERVAL_S": "0.1", "BOT_OUTBOX__LEASE_S": "2",
+            "BOT_OUTBOX__BATCH_SIZE": str(OUTBOX_BATCH),
+            "BOT_RECONCILE__INTERVAL_S": "0.5", "BOT_RECONCILE__LEASE_S": "2",
+            "BOT_JASTIP__SWEEP_INTERVAL_S": "0.5", "BOT_JASTIP__MEDIA_DIR": str(self.workdir / "media"),
+            "BOT_BROADCAST__PRICE_PER_MESSAGE": str(PRICE), "BOT_BROADCAST__PROGRESS_INTERVAL_S": "0.5",
+        }
+
+    # --- seeding (directly in the database, as earlier activity would have left it) -------------------
+
+    async def _seed_people(self) -> None:
+        now = datetime.now(timezone.utc)
+        funds = 1_000_000_000
+        async with self.db.write() as session:
+            await session.execute(insert(User), [
+                {"channel": "telegram", "external_id": str(JASTIPER), "language": "id", "balance": funds,
+                 "created_at": now, "display_name": "Jastiper"}] + [
+                {"channel": "telegram", "external_id": str(FIRST_USER + i), "language": "id", "balance": 0,
+                 "created_at": now, "display_name": f"U{i}"} for i in range(self.users)])
+            owner = await session.scalar(select(User.id).where(User.external_id == str(JASTIPER)))
+            await session.execute(insert(LedgerEntry), [{"user_id": owner, "amount": funds, "balance_after": funds,
+                                                         "kind": "adjust", "reference": "crash-seed",
+                                                         "created_at": now}])
+            await session.execute(insert(Trip), [{"slug": "crash", "title": "Crash trip", "owner_id": owner,
+                                                  "deadline_at": now + timedelta(days=30), "status": "open",
+                                                  "created_at": now}])
+            trip = await session.scalar(select(Trip.id).where(Trip.slug == "crash"))
+            ids = (await session.scalars(select(User.id).where(User.id != owner).order_by(User.id))).all()
+            await session.execute(insert(Participant), [
+                {"trip_id": trip, "user_id": u, "name": f"P{u}", "status": "joined", "joined_at": now,
+                 "updated_at": now} for u in ids[: self.participants]])
+        self._trip = trip
+        self._user_ids = list(ids)
+
+    async def _seed_round(self, number: int) -> tuple[str, list[tuple[str, int, dict]]]:
+        now = datetime.now(timezone.utc)
+        code = f"K{number}"
+        payments = []
+        for i in range(self.payments_per_round):
+            order_id = f"CR-{self.seed}-{number}-{i}"
+            amount = 10_000 + self.rng.randrange(0, 200) * 1_000
+            self.midtrans.orders[order_id] = MidtransOrder(order_id, amount, {}, {})
+            payments.append((order_id, amount, self.midtrans.settle(order_id)))
+        async with self.db.write() as session:
+            await session.execute(insert(Product), [{"trip_id": self._trip, "code": code, "name": f"Barang {number}",
+                                                     "price": 25_000, "stock": self.stock_per_round,
+                                                     "created_at": now}])
+            product = await session.scalar(select(Product.id).where(Product.code == code))
+            await session.execute(insert(Payment), [
+                {"order_id": order_id, "user_id": self.rng.choice(self._user_ids), "gateway": "midtrans",
+                 "amount": amount, "status": "pending", "created_at": now, "updated_at": now}
+                for order_id, amount, _ in payments])
+        self._stock_given[product] = self.stock_per_round
+        return code, payments
+
+    # --- load -----------------------------------------------------------------------------------------
+
+    async def _post_until_ok(self, path: str, body: bytes, headers: dict[str, str], deadline: float) -> int:
+        """As gateways and Telegram do: retry until 200. Returns how many attempts it took."""
+        attempts = 0
+        while time.monotonic() < deadline:
+            attempts += 1
+            try:
+                async with self.http.post(self.server.url + path, data=body, headers=headers) as response:
+                    await response.read()
+                    if response.status == 200:
+                        return attempts
+                    if response.status not in (502, 503, 504):
+                        raise AssertionError(f"{path} answered {response.status} to a valid request")
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{path}: no 200 before the deadline")
+
+    def _update(self, payload_for) -> bytes:
+        self._updates += 1
+        return json.dumps(payload_for(self._updates)).encode()
+
+    async def _telegram(self, payload_for, deadline: float) -> None:
+        body = self._update(payload_for)  # a retried update keeps its update_id, as Telegram's do
+        await self._post_until_ok("/telegram/webhook", body, {"X-Telegram-Bot-Api-Secret-Token": SECRET,
+                                                              "Content-Type": "application/json"}, deadline)
+
+    async def _broadcast(self, number: int, deadline: float) -> None:
+        """The jastiper types BROADCAST and taps Send, typing/tapping again if the bot never answered (an
+        update acknowledged just before the kill is gone, as it would be with Telegram)."""
+        text = f"Ronde {number}: barang sudah dibeli"
+        while time.monotonic() < deadline:
+            seen = len(self.bot.calls)
+            await self._telegram(lambda u: telegram_text_update(u, JASTIPER, f"BROADCAST crash {text}"), deadline)
+            preview = await self._wait_reply(seen, "Pratinjau broadcast", deadline, within=4)
+            if preview is None:
+                continue
+            data = self.bot.keyboard(preview)[0][0]["callback_data"]
+            for _ in range(10):
+                seen = len(self.bot.calls)
+                await self._telegram(lambda u: telegram_callback_update(u, JASTIPER, data), deadline)
+                if await self._wait_reply(seen, ("Broadcast dikirim", "sudah"), deadline, within=4) is not None:
+                    return
+            return
+
+    async def _wait_reply(self, seen: int, marker, deadline: float, within: float):
+        markers = (marker,) if isinstance(marker, str) else marker
+        until = min(deadline, time.monotonic() + within)
+        while time.monotonic() < until:
+            for call in self.bot.calls[seen:]:
+                if (call.method == "sendMessage" and str(call.params.get("chat_id")) == str(JASTIPER)
+                        and any(m in str(call.params.get("text", "")) for m in markers)):
+                    return call.params
+            await asyncio.sleep(0.05)
+        return None
+
+    # --- one round ----------------------------------------------------------------------------------
+
+    async def round(self, number: int) -> RoundResult:
+        code, payments = await self._seed_round(number)
+        deadline = time.monotonic() + 90
+        headers = {"Content-Type": "application/json"}
+        sent = [p for p in payments if self.rng.random() >= 0.2]  # the rest: only the reconciler credits them
+        twice = [p for p in sent if self.rng.random() < 0.1]
+        bodies = [json.dumps(note).encode() for _, _, note in sent + twice]
+        self.rng.shuffle(bodies)
+        gate = asyncio.Semaphore(16)
+
+        async def callback(body: bytes) -> None:
+            async with gate:
+                await self._post_until_ok("/payments/midtrans/notify", body, headers, deadline)
+
+        async def order(user_index: int) -> None:
+            async with gate:
+                chat = FIRST_USER + user_index
+                await self._telegram(lambda u: telegram_text_update(u, chat, f"PESAN {code}"), deadline)
+
+        orderers = [self.rng.randrange(self.participants) for _ in range(self.stock_per_round * 2)]
+        load = asyncio.gather(*(callback(b) for b in bodies), *(order(i) for i in orderers),
+                              self._broadcast(number, deadline))
+        kill_after = self.rng.uniform(0.05, self.max_kill_after_s)
+        await asyncio.sleep(kill_after)
+        self.server.kill()
+        restart = await self.server.start()
+        await load
+        result = RoundResult(number, round(kill_after, 3), round(restart, 2), len(payments), len(sent), 0)
+        if not await self._quiet(deadline):
+            result.violations.append("not quiet: payments, notices or broadcasts still pending after 90 s")
+        await self.check(result)
+        return result
+
+    async def _quiet(self, deadline: float) -> bool:
+        while time.monotonic() < deadline:
+            async with self.db.read() as session:
+                unpaid = await session.scalar(select(func.count()).select_from(Payment)
+                                              .where(Payment.status != "paid"))
+                unsent = await session.scalar(select(func.count()).select_from(OutboxMessage)
+                                              .where(OutboxMessage.status == "pending"))
+                running = await session.scalar(select(func.count()).select_from(Broadcast)
+                                               .where(Broadcast.status == "running"))
+            if unpaid == 0 and unsent == 0 and running == 0:
+                await asyncio.sleep(0.3)  # replies to the last updates may still be on their way
+                return True
+            await asyncio.sleep(0.1)
+        return False
+
+    # --- invariants ---------------------------------------------------------------------------------
+
+    async def check(self, result: RoundResult) -> None:
+        bad = result.violations
+        async with self.db.read() as session:
+            payments = (await session.execute(select(Payment.id, Payment.status, Payment.user_id))).all()
+            credits = dict((await session.execute(
+                select(LedgerEntry.reference, func.count()).where(LedgerEntry.kind == "topup")
+                .group_by(LedgerEntry.reference))).all())
+            for payment_id, status, _ in payments:
+                count = credits.get(f"topup:{payment_id}", 0)
+                if status != "paid" or count != 1:
+                    bad.append(f"payment {payment_id}: status {status}, credited {count} times")
+            ledger = dict((await session.execute(select(LedgerEntry.user_id, func.sum(LedgerEntry.amount))
+                                                 .group_by(LedgerEntry.user_id))).all())
+            for user_id, external_id, balance in (await session.execute(
+                    select(User.id, User.external_id, User.balance))).all():
+                if balance < 0 or balance != int(ledger.get(user_id, 0)):
+                    bad.append(f"user {external_id}: balance {balance}, ledger {ledger.get(user_id, 0)}")
+            reserved = dict((await session.execute(
+                select(Order.product_id, func.sum(Order.quantity)).where(Order.status.in_(ACTIVE_ORDERS))
+                .group_by(Order.product_id))).all())
+            for product_id, stock in (await session.execute(select(Product.id, Product.stock))).all():
+                given = self._stock_given.get(product_id)
+                if stock < 0 or (given is not None and stock + int(reserved.get(product_id, 0)) != given):
+                    bad.append(f"product {product_id}: stock {stock}, reserved {reserved.get(product_id, 0)}, "
+                               f"given {given}")
+            credited_per_chat = dict((await session.execute(
+                select(User.external_id, func.count()).join(LedgerEntry, LedgerEntry.user_id == User.id)
+                .where(LedgerEntry.kind == "topup").group_by(User.external_id))).all())
+            failed = await session.scalar(select(func.count()).select_from(OutboxMessage)
+                                          .where(OutboxMessage.status == "failed"))
+            if failed:
+                bad.append(f"{failed} notices failed")
+            for broadcast_id, status, recipients, price in (await session.execute(
+                    select(Broadcast.id, Broadcast.status, Broadcast.recipients, Broadcast.price))).all():
+                settled = dict((await session.execute(
+                    select(BroadcastDelivery.settled, func.count()).where(BroadcastDelivery.broadcast_id == broadcast_id)
+                    .group_by(BroadcastDelivery.settled))).all())
+                money = int(await session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+                    (LedgerEntry.reference == f"bchold:{broadcast_id}")
+                    | LedgerEntry.reference.like(f"bcfail:{broadcast_id}:%"))))
+                if status == "running":
+                    bad.append(f"broadcast {broadcast_id} still running")
+                elif status == "done":
+                    charged = settled.get("charged", 0)
+                    if charged + settled.get("released", 0) + settled.get("refunded", 0) != recipients \
+                            or money != -charged * price:
+                        bad.append(f"broadcast {broadcast_id}: {settled} of {recipients}, ledger {money}")
+                elif money != 0:
+                    bad.append(f"broadcast {broadcast_id} ({status}) moved {money}")
+        received: dict[str, int] = {}
+        for call in self.bot.calls:
+            if call.method == "sendMessage" and "Saldo bertambah" in str(call.params.get("text", "")):
+                chat = str(call.params.get("chat_id"))
+                received[chat] = received.get(chat, 0) + 1
+        duplicates = 0
+        for chat, expected in credited_per_chat.items():
+            got = received.get(chat, 0)
+            if got < expected:
+                bad.append(f"chat {chat}: {expected} credits but {got} credit notices delivered")
+            duplicates += max(0, got - expected)
+        result.duplicates = duplicates - self._duplicates_seen
+        self._duplicates_seen = duplicates
+        if result.duplicates > OUTBOX_BATCH:
+            bad.append(f"{result.duplicates} duplicate notices: more than one batch in flight at the kill")
+
+
+def summarize(results: list[RoundResult]) -> dict:
+    return {
+        "rounds": len(results),
+        "payments": sum(r.payments for r in results),
+        "violations": sum(len(r.violations) for r in results),
+        "duplicate_notices": sum(r.duplicates for r in results),
+        "rounds_with_duplicates": sum(1 for r in results if r.duplicates),
+        "restart_s_max": max((r.restart_s for r in results), default=0.0),
+        "first_violations": [f"round {r.number}: {v}" for r in results for v in r.violations][:20],
+    }
+
+
