@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.batcher import WriteBatcher
 from services.clock import Clock
+from services.errors import BadSignature
 from services.payments import CallbackAnswer, Notification, PaymentGateway
 from storage.db import Database
 from storage.models import GatewayEvent, LedgerEntry, OutboxMessage, Payment, User
@@ -150,8 +151,21 @@ class Settlement:
         """
         gateway = self._gateways[gateway_name]
         notification = gateway.parse_callback(raw_body, headers)
+        if gateway.confirms_reversals and (notification.status == "refunded" or notification.reverses_success):
+            await self._confirm_reversal(gateway, notification)
         outcome = await self.apply(notification, source="callback")
         return CallbackReply(outcome, gateway.callback_answer)
+
+    async def _confirm_reversal(self, gateway: PaymentGateway, notification: Notification) -> None:
+        """Money goes back only if the status API agrees: a replayed success notification with its status
+        word changed still carries a valid signature. The API unreachable -> GatewayUnavailable (503, the
+        gateway retries); a disagreement -> BadSignature (401)."""
+        confirmed = await gateway.fetch_status(notification.order_id, notification.gateway_ref)
+        if confirmed is None or confirmed.status != notification.status:
+            said = confirmed.raw_status if confirmed else "no such transaction"
+            log.warning("%s callback for %s says %s but the status API says %s: refused", gateway.name,
+                        notification.order_id, notification.raw_status, said)
+            raise BadSignature(f"{notification.raw_status} not confirmed by the status API ({said})")
 
     async def apply(self, notification: Notification, *, source: str) -> Outcome:
         """Apply a verified notification durably (batched with concurrent ones into one commit)."""

@@ -10,7 +10,7 @@ import logging
 
 from aiohttp import web
 
-from services.errors import BadSignature, MalformedCallback, StorageUnavailable
+from services.errors import BadSignature, GatewayUnavailable, MalformedCallback, StorageUnavailable
 from webhooks.deps import DEPS, WebDeps
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,9 @@ async def notify(request: web.Request) -> web.Response:
     except MalformedCallback as exc:
         log.warning("%s callback malformed: %s", name, exc)
         return _error(400, f"malformed callback: {exc}")
+    except GatewayUnavailable as exc:
+        log.warning("%s callback: could not confirm it with the gateway (%s); answering 503", name, exc)
+        return _error(503, "temporarily unavailable")
     except StorageUnavailable as exc:
         log.error("%s callback: database unavailable (%s); answering 503 so the gateway retries", name, exc)
         return _error(503, "temporarily unavailable")

@@ -67,6 +67,10 @@ class CallbackAnswer:
 class PaymentGateway(Protocol):
     name: str
     callback_answer: CallbackAnswer
+    # True when the callback's signature does not cover its status (Midtrans signs the status *code*, which
+    # settlement, capture and refund share): a callback that takes money back is then applied only if the
+    # status API says the same.
+    confirms_reversals: bool
 
     async def create(self, request: PaymentRequest) -> CreatedPayment:
         """Create a payment link; raise GatewayUnavailable (retryable) or GatewayError."""

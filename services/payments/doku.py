@@ -55,6 +55,7 @@ def _utc_now() -> str:
 class DokuGateway:
     name = "doku"
     callback_answer = CallbackAnswer("OK")
+    confirms_reversals = False
 
     def __init__(
         self, *, client_id: str, secret_key: str, base_url: str, http: httpx.AsyncClient,

@@ -42,6 +42,7 @@ def status_signature(merchant_code: str, order_id: str, api_key: str) -> str:
 class DuitkuGateway:
     name = "duitku"
     callback_answer = CallbackAnswer("SUCCESS")
+    confirms_reversals = False
 
     def __init__(
         self, *, merchant_code: str, api_key: str, base_url: str, http: httpx.AsyncClient, payment_method: str = "SP"

@@ -56,6 +56,7 @@ def map_status(transaction_status: str, fraud_status: str | None) -> GatewayStat
 class MidtransGateway:
     name = "midtrans"
     callback_answer = CallbackAnswer("OK")
+    confirms_reversals = True  # the signature covers status_code, not transaction_status / fraud_status
 
     def __init__(
         self,

@@ -47,6 +47,7 @@ class _Charge:
 class SandboxGateway:
     name = "sandbox"
     callback_answer = CallbackAnswer('{"status":"ok"}', "application/json")
+    confirms_reversals = False
 
     def __init__(self, *, secret: str, public_url: str, http: httpx.AsyncClient) -> None:
         self._secret = secret

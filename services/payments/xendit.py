@@ -29,6 +29,7 @@ _STATUS: dict[str, GatewayStatus] = {"PAID": "paid", "SETTLED": "paid", "EXPIRED
 class XenditGateway:
     name = "xendit"
     callback_answer = CallbackAnswer("OK")
+    confirms_reversals = False
 
     def __init__(self, *, secret_key: str, callback_token: str, base_url: str, http: httpx.AsyncClient) -> None:
         self._token = callback_token

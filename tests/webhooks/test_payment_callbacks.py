@@ -113,7 +113,7 @@ async def test_amount_mismatch_is_held_not_credited_and_admins_are_told(app, mid
 async def test_deny_after_settlement_reverses_the_credit_through_the_ledger(app, midtrans):
     order = await new_payment(app, await new_user(app, "rv"), 50_000)
     await app.http.post("/payments/midtrans/notify", json=midtrans.settle(order))
-    deny = midtrans_notification(order, 50_000, "deny", midtrans.server_key, fraud_status=None)
+    deny = midtrans.settle(order, "deny", fraud_status=None)  # the status API says deny too
     assert (await app.http.post("/payments/midtrans/notify", json=deny)).status_code == 200
     end = await state(app)
     assert end["statuses"] == ["reversed"] and end["balances"] == end["ledger"] == 0 and end["entries"] == 2
@@ -124,13 +124,24 @@ async def test_refund_after_spending_debits_what_is_left_and_flags_the_rest(app,
     order = await new_payment(app, user, 50_000)
     await app.http.post("/payments/midtrans/notify", json=midtrans.settle(order))
     await app.runtime.wallet.debit(user, 30_000, kind="debit", reference="spent:1")
-    refund = midtrans_notification(order, 50_000, "refund", midtrans.server_key, refund_amount="50000.00",
-                                   refund_key="rk-1")
+    refund = midtrans.settle(order, "refund", refund_amount="50000.00", refund_key="rk-1")
     assert (await app.http.post("/payments/midtrans/notify", json=refund)).status_code == 200
     end = await state(app)
     assert end["statuses"] == ["refunded"] and end["balances"] == end["ledger"] == 0
     async with app.runtime.db.read() as session:
         assert "30000 outstanding" in (await session.scalar(select(Payment.flag_reason)))
+
+
+async def test_a_replayed_notification_turned_into_a_refund_is_refused_unless_the_status_api_agrees(app, midtrans):
+    # Midtrans signs the status *code*, which settlement and refund share: the signature alone cannot tell.
+    user = await new_user(app, "rp")
+    order = await new_payment(app, user, 50_000)
+    settled = midtrans.settle(order)
+    await app.http.post("/payments/midtrans/notify", json=settled)
+    forged = {**settled, "transaction_status": "refund", "refund_amount": "50000.00"}
+    assert (await app.http.post("/payments/midtrans/notify", json=forged)).status_code == 401
+    end = await state(app)
+    assert end["statuses"] == ["paid"] and end["balances"] == end["ledger"] == 50_000
 
 
 async def test_capture_with_challenge_is_not_credited_until_accepted(app, midtrans):
