@@ -135,6 +135,7 @@ class Settlement:
         on_notice: Callable[[], None] = lambda: None,
         max_batch: int = 128,
     ) -> None:
+        self._db = db
         self._gateways = gateways
         self._clock = clock
         self._admins = admins
@@ -151,15 +152,21 @@ class Settlement:
         """
         gateway = self._gateways[gateway_name]
         notification = gateway.parse_callback(raw_body, headers)
-        if gateway.confirms_reversals and (notification.status == "refunded" or notification.reverses_success):
-            await self._confirm_reversal(gateway, notification)
+        if gateway.must_confirm(notification):
+            await self._confirm(gateway, notification)
         outcome = await self.apply(notification, source="callback")
         return CallbackReply(outcome, gateway.callback_answer)
 
-    async def _confirm_reversal(self, gateway: PaymentGateway, notification: Notification) -> None:
-        """Money goes back only if the status API agrees: a replayed success notification with its status
-        word changed still carries a valid signature. The API unreachable -> GatewayUnavailable (503, the
-        gateway retries); a disagreement -> BadSignature (401)."""
+    async def _confirm(self, gateway: PaymentGateway, notification: Notification) -> None:
+        """An outcome the signature does not cover is applied only if the status API agrees. The API
+        unreachable -> GatewayUnavailable (503, the gateway retries); a disagreement -> BadSignature (401).
+        An unknown order, a repeat, or a late failure after success changes nothing: no need to ask."""
+        async with self._db.read() as session:
+            local = await session.scalar(select(Payment.status).where(Payment.order_id == notification.order_id,
+                                                                      Payment.gateway == gateway.name))
+        harmless = local == "paid" and notification.status in ("failed", "expired") and not notification.reverses_success
+        if local is None or local == notification.status or harmless:  # nothing would change
+            return
         confirmed = await gateway.fetch_status(notification.order_id, notification.gateway_ref)
         if confirmed is None or confirmed.status != notification.status:
             said = confirmed.raw_status if confirmed else "no such transaction"

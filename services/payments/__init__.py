@@ -67,10 +67,11 @@ class CallbackAnswer:
 class PaymentGateway(Protocol):
     name: str
     callback_answer: CallbackAnswer
-    # True when the callback's signature does not cover its status (Midtrans signs the status *code*, which
-    # settlement, capture and refund share): a callback that takes money back is then applied only if the
-    # status API says the same.
-    confirms_reversals: bool
+
+    def must_confirm(self, notification: Notification) -> bool:
+        """True when this callback's signature does not cover the outcome it claims, so that it is applied
+        only if the status API says the same (Midtrans signs the status code, which settlement and refund
+        share; Duitku does not sign resultCode)."""
 
     async def create(self, request: PaymentRequest) -> CreatedPayment:
         """Create a payment link; raise GatewayUnavailable (retryable) or GatewayError."""

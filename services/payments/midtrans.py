@@ -56,7 +56,11 @@ def map_status(transaction_status: str, fraud_status: str | None) -> GatewayStat
 class MidtransGateway:
     name = "midtrans"
     callback_answer = CallbackAnswer("OK")
-    confirms_reversals = True  # the signature covers status_code, not transaction_status / fraud_status
+
+    def must_confirm(self, notification: Notification) -> bool:
+        # The signature covers status_code, not transaction_status: settlement and refund share code 200, so
+        # a replayed settlement notice renamed "refund" would verify. Money going back is confirmed.
+        return notification.status == "refunded" or notification.reverses_success
 
     def __init__(
         self,

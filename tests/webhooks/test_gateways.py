@@ -103,3 +103,22 @@ async def test_a_503_on_create_fails_over_to_the_next_gateway(app, fake):
     _, link = await start_payment(app)
     assert link.gateway == "sandbox"
     assert (await totals(app))[2] == ["failed", "pending"]
+
+
+async def test_a_duitku_failure_notice_rewritten_as_success_is_refused(tmp_path, fresh_db_url):
+    # Duitku's callback signature leaves resultCode out, so 01 -> 00 still verifies; the status API decides.
+    fake = FakeDuitku()
+    await fake.start()
+    try:
+        config = {"payments": {"gateways": ["duitku"], "duitku": fake.config()}}
+        async with AppUnderTest(tmp_path, fresh_db_url, config) as app:
+            _, link = await start_payment(app)
+            failed, headers = fake.callback(link.order_id, "failed")
+            assert b"resultCode=01" in failed
+            rewritten = failed.replace(b"resultCode=01", b"resultCode=00")
+            assert await post(app, fake, rewritten, headers) == 401
+            assert await totals(app) == (0, 0, ["pending"])
+            assert await post(app, fake, *fake.callback(link.order_id, "paid")) == 200  # the real one still works
+            assert await totals(app) == (50_000, 1, ["paid"])
+    finally:
+        await fake.stop()
