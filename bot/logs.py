@@ -28,6 +28,22 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+class MalformedRequests(logging.Filter):
+    """aiohttp logs an unparseable request (bad header bytes, broken framing) at ERROR with a traceback; it
+    has already answered 400. Anyone can send those, so they become one WARNING line, not an alarm."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from aiohttp.http_exceptions import HttpProcessingError
+
+        error = record.exc_info[1] if record.exc_info else None
+        if record.name == "aiohttp.server" and isinstance(error, HttpProcessingError):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            record.msg, record.args = f"malformed HTTP request refused: {first}", None
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         data = {
@@ -43,6 +59,7 @@ class JsonFormatter(logging.Formatter):
 
 def configure(level: str, json_format: bool, secrets: Iterable[str]) -> None:
     handler = logging.StreamHandler()
+    handler.addFilter(MalformedRequests())
     handler.addFilter(RedactSecrets(secrets))
     handler.setFormatter(
         JsonFormatter() if json_format else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")

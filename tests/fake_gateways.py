@@ -13,7 +13,7 @@ from aiohttp import web
 
 from services.payments import doku as doku_sig
 from services.payments import duitku as duitku_sig
-from tests.fakes import LoopbackServer
+from tests.fakes import FakeMidtrans, LoopbackServer
 
 
 class FakeDuitku(LoopbackServer):
@@ -224,3 +224,15 @@ class FakeXendit(LoopbackServer):
 
     def forge(self, body: bytes, headers: dict[str, str]) -> tuple[bytes, dict[str, str]]:
         return body, {**headers, "x-callback-token": "guessed-token"}
+
+
+class MidtransKit(FakeMidtrans):
+    """FakeMidtrans with the same face as the other gateway fakes: config() and callback()."""
+
+    name = "midtrans"
+
+    def config(self) -> dict:
+        return {"server_key": self.server_key, "snap_base_url": self.url, "api_base_url": self.url}
+
+    def callback(self, order_id: str, kind: str = "paid", amount=None):
+        return json.dumps(self.settle(order_id)).encode(), {"Content-Type": "application/json"}

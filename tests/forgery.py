@@ -61,6 +61,11 @@ def _different_byte(old: int, choose: Choose) -> bytes:
     return bytes([candidates[choose(0, len(candidates) - 1)]])
 
 
+def _key(headers: dict[str, bytes], name: str) -> str:
+    """The header's key as currently spelled (header_case may have changed it); `name` if absent."""
+    return next((k for k in headers if k.lower() == name.lower()), name)
+
+
 def _credential_span(target: Target, body: bytes) -> tuple[int, int] | None:
     """Start and end of the credential value inside the body (Midtrans, Duitku)."""
     if target.credential_field is None:
@@ -72,7 +77,8 @@ def _credential_span(target: Target, body: bytes) -> tuple[int, int] | None:
 def _edit_credential(target: Target, body: bytes, headers: dict[str, bytes], choose: Choose,
                      edit: Callable[[bytes], bytes]) -> bytes:
     if target.credential_header is not None:
-        headers[target.credential_header] = edit(headers.get(target.credential_header, b""))
+        key = _key(headers, target.credential_header)
+        headers[key] = edit(headers.get(key, b""))
         return body
     span = _credential_span(target, body)
     if span is None:
@@ -92,7 +98,7 @@ def flip_credential(target: Target, body: bytes, headers: dict[str, bytes], choo
 
 def drop_credential(target: Target, body: bytes, headers: dict[str, bytes], choose: Choose) -> bytes:
     if target.credential_header is not None:
-        headers.pop(target.credential_header, None)
+        headers.pop(_key(headers, target.credential_header), None)
         return body
     return _edit_credential(target, body, headers, choose, lambda value: b"")
 
@@ -130,7 +136,7 @@ def alter_field(target: Target, body: bytes, headers: dict[str, bytes], choose: 
 
 
 def alter_bound_header(target: Target, body: bytes, headers: dict[str, bytes], choose: Choose) -> bytes:
-    name = target.bound_headers[choose(0, len(target.bound_headers) - 1)]
+    name = _key(headers, target.bound_headers[choose(0, len(target.bound_headers) - 1)])
     value = headers.get(name, b"")
     at = choose(0, max(0, len(value) - 1))
     headers[name] = (value[:at] + _different_byte(value[at], choose) + value[at + 1:]) if value else b"1"
@@ -138,7 +144,8 @@ def alter_bound_header(target: Target, body: bytes, headers: dict[str, bytes], c
 
 
 def truncate(target: Target, body: bytes, headers: dict[str, bytes], choose: Choose) -> bytes:
-    limit = target.signed_prefix if target.signed_prefix is not None else len(body)
+    # A strict prefix of the signed part: never the whole original (with only padding cut off).
+    limit = min(len(body), target.signed_prefix if target.signed_prefix is not None else len(target.body))
     return body[:choose(0, max(0, limit - 1))]
 
 
@@ -222,3 +229,130 @@ async def send(host: str, port: int, request: Request, timeout: float = 10.0) ->
             await writer.wait_closed()
         except ConnectionError:
             pass
+
+
+VICTIM = "9000"  # the user whose pending payments the forgeries try to credit
+
+
+class ForgeryWorld:
+    """The whole server in-process with every gateway and both messengers enabled (fakes on loopback), one
+    pending payment per gateway created through its create API, and a legitimate request per target."""
+
+    GATEWAYS = ("midtrans", "duitku", "doku", "xendit", "sandbox")
+
+    def __init__(self, tmp_path, database_url: str) -> None:
+        self._tmp = tmp_path
+        self._url = database_url
+
+    async def __aenter__(self) -> ForgeryWorld:
+        from tests.fake_gateways import FakeDoku, FakeDuitku, FakeXendit, MidtransKit
+        from tests.fake_whatsapp import FakeGraphAPI
+        from tests.fakes import FakeBotAPI
+        from tests.harness import AppUnderTest
+
+        self.fakes = {"midtrans": MidtransKit(), "duitku": FakeDuitku(), "doku": FakeDoku(), "xendit": FakeXendit()}
+        self.bot, self.graph = FakeBotAPI(), FakeGraphAPI()
+        for fake in (*self.fakes.values(), self.bot, self.graph):
+            await fake.start()
+        config = {
+            "payments": {"gateways": list(self.GATEWAYS), **{n: f.config() for n, f in self.fakes.items()}},
+            "telegram": {"token": self.bot.token, "mode": "webhook", "webhook_secret": "tg-forgery-secret",
+                         "api_base_url": self.bot.base_url},
+            "whatsapp": self.graph.config(),
+        }
+        self.app = AppUnderTest(self._tmp, self._url, config)
+        await self.app.start()
+        self.max_body_bytes = self.app.settings.server.max_body_bytes
+        self.orders = {name: await self._payment(name) for name in self.GATEWAYS}
+        self.targets = {t.name: t for t in self._targets()}
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.app.stop()
+        for fake in (*self.fakes.values(), self.bot, self.graph):
+            await fake.stop()
+
+    async def _payment(self, gateway_name: str) -> str:
+        from services.topups import Topups
+
+        rt = self.app.runtime
+        user = (await rt.wallet.register_inbound(channel="telegram", external_id=VICTIM, display_name="Korban",
+                                                 update_key=None)).user.id
+        gateway = next(g for g in rt.gateways if g.name == gateway_name)
+        only = Topups(rt.db, [gateway], rt.settlement, rt.clock, rules=rt.topups.rules,
+                      public_url=self.app.url, expiry_minutes=60)
+        return (await only.start(user_id=user, customer_name="Korban", amount=50_000)).order_id
+
+    def _targets(self) -> list[Target]:
+        import json as _json
+
+        from services.payments.sandbox import SIGNATURE_HEADER
+        from tests.fake_whatsapp import signed, text_update
+        from tests.fakes import telegram_text_update
+
+        made = []
+        body, headers = self.fakes["midtrans"].callback(self.orders["midtrans"])
+        made.append(Target("midtrans", "/payments/midtrans/notify", body, headers,
+                           credential_field=rb'"signature_key": "([^"]*)"',
+                           fields={"amount": rb'"gross_amount": "([^"]*)"', "order": rb'"order_id": "([^"]*)"',
+                                   "status_code": rb'"status_code": "([^"]*)"'}))
+        body, headers = self.fakes["duitku"].callback(self.orders["duitku"])
+        made.append(Target("duitku", "/payments/duitku/notify", body, headers,
+                           credential_field=rb"signature=([0-9a-fA-F]*)",
+                           fields={"amount": rb"amount=(\d+)", "order": rb"merchantOrderId=([^&]*)",
+                                   "status": rb"resultCode=(\d+)"},
+                           signed_prefix=re.search(rb"signature=[0-9a-fA-F]*", body).end()))
+        body, headers = self.fakes["doku"].callback(self.orders["doku"])
+        made.append(Target("doku", "/payments/doku/notify", body, headers, credential_header="Signature",
+                           fields={"amount": rb'"amount": (\d+)', "order": rb'"invoice_number": "([^"]*)"',
+                                   "status": rb'"status": "([A-Z]*)"'},
+                           bound_headers=("Client-Id", "Request-Id", "Request-Timestamp")))
+        body, headers = self.fakes["xendit"].callback(self.orders["xendit"])
+        made.append(Target("xendit", "/payments/xendit/notify", body, headers,
+                           credential_header="x-callback-token", binds_body=False))
+        sandbox = next(g for g in self.app.runtime.gateways if g.name == "sandbox")
+        body, headers = sandbox.signed_callback(self.orders["sandbox"], 50_000, "paid")
+        made.append(Target("sandbox", "/payments/sandbox/notify", body, headers, credential_header=SIGNATURE_HEADER,
+                           fields={"amount": rb'"amount":(\d+)', "order": rb'"order_id":"([^"]*)"',
+                                   "status": rb'"status":"([a-z]*)"'}))
+        update = _json.dumps(telegram_text_update(777, 4242, "SALDO")).encode()
+        made.append(Target("telegram", "/telegram/webhook", update,
+                           {"Content-Type": "application/json",
+                            "X-Telegram-Bot-Api-Secret-Token": "tg-forgery-secret"},
+                           credential_header="X-Telegram-Bot-Api-Secret-Token", binds_body=False))
+        raw, headers = signed(text_update("6281234500000", "SALDO", "wamid.forgery1"))
+        made.append(Target("whatsapp", "/whatsapp/webhook", raw, headers, credential_header="X-Hub-Signature-256",
+                           fields={"text": rb'"body": "([^"]*)"', "from": rb'"from": "([^"]*)"'}))
+        return made
+
+    async def send(self, request: Request) -> int:
+        return await send("127.0.0.1", self.app.port, request)
+
+    async def nothing_happened(self) -> list[str]:
+        """What forged requests changed (empty when nothing): credits, payment states, users, replies."""
+        from sqlalchemy import func, select
+
+        from storage.models import GatewayEvent, LedgerEntry, Payment, User
+
+        problems = []
+        async with self.app.runtime.db.read() as session:
+            if entries := await session.scalar(select(func.count()).select_from(LedgerEntry)):
+                problems.append(f"{entries} ledger entries")
+            if events := await session.scalar(select(func.count()).select_from(GatewayEvent)):
+                problems.append(f"{events} gateway events stored")
+            statuses = set((await session.scalars(select(Payment.status))).all())
+            if statuses != {"pending"}:
+                problems.append(f"payment statuses {statuses}")
+            users = set((await session.scalars(select(User.external_id))).all())
+            if strangers := users - {VICTIM}:
+                problems.append(f"users created: {sorted(strangers)[:5]}")
+        await asyncio.sleep(0.2)  # a webhook update is processed after its 200: give one the time to show
+        if sent := [c for c in self.bot.calls if c.method == "sendMessage"]:
+            problems.append(f"{len(sent)} Telegram replies")
+        if self.graph.messages:
+            problems.append(f"{len(self.graph.messages)} WhatsApp replies")
+        return problems
+
+    def legitimate(self, name: str) -> Request:
+        target = self.targets[name]
+        return Request(target.path, [(k, v.encode()) for k, v in target.headers.items()], target.body, ())

@@ -7,24 +7,12 @@ import re
 import pytest
 
 from tests.conftest import wait_for
-from tests.fake_gateways import FakeDoku, FakeDuitku, FakeXendit
+from tests.fake_gateways import FakeDoku, FakeDuitku, FakeXendit, MidtransKit
 from tests.fake_whatsapp import signed, text_update
-from tests.fakes import FakeMidtrans, telegram_text_update
+from tests.fakes import telegram_text_update
 from tests.harness import AppUnderTest
 
 SECRET = "tg-secret"
-
-
-class MidtransKit(FakeMidtrans):
-    name = "midtrans"
-
-    def config(self) -> dict:
-        return {"server_key": self.server_key, "snap_base_url": self.url, "api_base_url": self.url}
-
-    def callback(self, order_id: str, kind: str = "paid", amount=None):
-        import json
-
-        return json.dumps(self.settle(order_id)).encode(), {"Content-Type": "application/json"}
 
 
 KITS = {"midtrans": MidtransKit, "duitku": FakeDuitku, "doku": FakeDoku, "xendit": FakeXendit}

@@ -103,3 +103,30 @@ def test_secrets_never_reach_the_log(tmp_path):
     output = stream.getvalue()
     assert "SECRET-TOKEN" not in output and "HIDDEN" not in output
     assert output.count("***") >= 2
+
+
+def test_a_request_aiohttp_cannot_parse_is_one_warning_line_not_an_error_with_a_traceback():
+    from aiohttp.http_exceptions import BadHttpMessage
+
+    from bot.logs import MalformedRequests
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(MalformedRequests())
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    logger = logging.getLogger("aiohttp.server")
+    logger.addHandler(handler)
+    try:
+        try:
+            raise BadHttpMessage("Invalid header value char")
+        except BadHttpMessage:
+            logger.exception("Error handling request from 127.0.0.1")
+        try:
+            raise RuntimeError("a real bug")
+        except RuntimeError:
+            logger.exception("Error handling request from 127.0.0.1")
+    finally:
+        logger.removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("WARNING malformed HTTP request refused: 400, message:")
+    assert "ERROR Error handling request" in lines[1] and "Traceback" in stream.getvalue()
