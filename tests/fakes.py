@@ -188,6 +188,9 @@ class FakeMidtrans(LoopbackServer):
     create_failures: list[int] = field(default_factory=list)
     slow_status: set[str] = field(default_factory=set)
     status_calls: list[str] = field(default_factory=list)
+    status_delay_s: float = 0.0  # every status answer takes this long (makes overlapping checks visible)
+    overlapping_status: list[str] = field(default_factory=list)  # orders asked about while already being asked
+    _asking: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         app = web.Application()
@@ -229,6 +232,17 @@ class FakeMidtrans(LoopbackServer):
             return web.json_response({"status_code": "401", "status_message": "Unauthorized"}, status=401)
         order_id = request.match_info["order_id"]
         self.status_calls.append(order_id)
+        if order_id in self._asking:
+            self.overlapping_status.append(order_id)
+        self._asking.add(order_id)
+        try:
+            if self.status_delay_s:
+                await asyncio.sleep(self.status_delay_s)
+            return await self._status_answer(request, order_id)
+        finally:
+            self._asking.discard(order_id)
+
+    async def _status_answer(self, request: web.Request, order_id: str) -> web.Response:
         if order_id in self.slow_status:
             try:  # hang like a stuck gateway, until the test is over
                 await asyncio.wait_for(self._released.wait(), timeout=30)
