@@ -1,12 +1,14 @@
 """Credited Midtrans callbacks per second and ack latency, against the real server in a separate process.
 
-    python bench/callbacks.py [--db sqlite|postgresql|both] [--payments 20000] [--concurrency 128] [--rate 500]
+    python bench/callbacks.py [--db sqlite|postgresql|both] [--pg-processes 1,2] [--payments 20000] [--rate 1000]
 
-For each database: seeds pending payments, starts `python -m bot serve` as a subprocess, then from this
-process (1) fires every payment's signed `settlement` callback as fast as `--concurrency` connections allow
-(credited/s, p50/p99), (2) fires duplicates at a fixed `--rate` for a few seconds (p50/p99 at that rate),
-and checks that every balance is exact afterwards. The ceiling is a bare aiohttp endpoint (reads the body,
-answers OK) in its own process, driven by the same client in the same run. Prints a table and JSON.
+For each setup (SQLite with one server process; PostgreSQL with one and with two processes sharing it):
+seeds pending payments, starts `python -m bot serve` as subprocess(es), then from this process (1) sends
+fresh payments' signed `settlement` callbacks at a fixed `--rate` for a few seconds (p50/p99 ack at that
+rate), (2) fires the rest as fast as `--concurrency` connections allow (credited/s, p50/p99), spread over
+the processes, and checks that every balance is exact afterwards. Ceilings from the same run: a bare aiohttp
+endpoint (reads the body, answers OK) driven by the same client, and the database's own one-row commit loop.
+Also RSS idle and peak per process, and start -> /healthz 200. Prints a table and JSON.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -29,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from services.payments.midtrans import signature  # noqa: E402
-from tests.processes import free_port, peak_rss_mb, wait_healthy  # noqa: E402
+from tests.processes import ServerProcess, current_rss_mb, free_port, peak_rss_mb, wait_healthy  # noqa: E402
 
 SERVER_KEY = "SB-Mid-server-BENCH"
 PG_ADMIN = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -124,17 +125,17 @@ async def verify(url: str, orders: list[tuple[str, int]]) -> dict:
     return result
 
 
-async def blast(port: int, bodies: list[bytes], concurrency: int) -> dict:
-    """Every body once, `concurrency` in flight: rate and latency of 200 answers."""
+async def blast(ports: list[int], bodies: list[bytes], concurrency: int) -> dict:
+    """Every body once, `concurrency` in flight spread over the servers at `ports`: rate and latency."""
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     queue = iter(bodies)
     connector = aiohttp.TCPConnector(limit=concurrency)
-    url = f"http://127.0.0.1:{port}/payments/midtrans/notify"
+    urls = [f"http://127.0.0.1:{port}/payments/midtrans/notify" for port in ports]
     headers = {"Content-Type": "application/json"}
     async with aiohttp.ClientSession(connector=connector) as client:
 
-        async def worker() -> None:
+        async def worker(url: str) -> None:
             for body in queue:
                 t0 = time.perf_counter()
                 async with client.post(url, data=body, headers=headers) as response:
@@ -143,20 +144,20 @@ async def blast(port: int, bodies: list[bytes], concurrency: int) -> dict:
                     statuses[response.status] = statuses.get(response.status, 0) + 1
 
         start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker(urls[i % len(urls)]) for i in range(concurrency)))
         elapsed = time.perf_counter() - start
     return summary(latencies, elapsed, statuses)
 
 
-async def paced(port: int, bodies: list[bytes], rate: float) -> dict:
-    """Send at a fixed `rate` per second (open loop): latency at that load."""
+async def paced(ports: list[int], bodies: list[bytes], rate: float) -> dict:
+    """Send at a fixed `rate` per second (open loop), round-robin over `ports`: latency at that load."""
     latencies: list[float] = []
     statuses: dict[int, int] = {}
-    url = f"http://127.0.0.1:{port}/payments/midtrans/notify"
+    urls = [f"http://127.0.0.1:{port}/payments/midtrans/notify" for port in ports]
     headers = {"Content-Type": "application/json"}
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as client:
 
-        async def one(body: bytes) -> None:
+        async def one(url: str, body: bytes) -> None:
             t0 = time.perf_counter()
             async with client.post(url, data=body, headers=headers) as response:
                 await response.read()
@@ -169,7 +170,7 @@ async def paced(port: int, bodies: list[bytes], rate: float) -> dict:
             delay = start + i / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(body)))
+            tasks.append(asyncio.create_task(one(urls[i % len(urls)], body)))
         await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - start
     return summary(latencies, elapsed, statuses)
@@ -190,66 +191,110 @@ async def bare_ceiling(bodies: list[bytes], concurrency: int) -> dict:
     process = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(port)])
     try:
         await wait_healthy(port, process)
-        return await blast(port, bodies, concurrency)
+        return await blast([port], bodies, concurrency)
     finally:
         process.terminate()
         process.wait(timeout=10)
 
 
-async def run_database(kind: str, args: argparse.Namespace, workdir: Path) -> dict:
-    url = f"sqlite+aiosqlite:///{workdir}/bench.db" if kind == "sqlite" else PG_BENCH
-    orders = await prepare_database(url, args.payments, args.users)
-    port = free_port()
-    env = {
-        **os.environ, "PYTHONPATH": str(ROOT), "BOT_DATABASE__URL": url, "BOT_SERVER__PORT": str(port),
-        "BOT_SERVER__HOST": "127.0.0.1", "BOT_SERVER__PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "BOT_PAYMENTS__GATEWAYS": '["midtrans"]', "BOT_PAYMENTS__MIDTRANS__SERVER_KEY": SERVER_KEY,
-        "BOT_RECONCILE__ENABLED": "false", "BOT_LOG__LEVEL": "WARNING",
-    }
-    process = subprocess.Popen([sys.executable, "-m", "bot", "serve"], cwd=workdir, env=env)
+async def commit_ceiling(url: str, commits: int = 2000) -> dict:
+    """The database's own ceiling: one-row INSERT transactions committed one after another, same settings
+    (SQLite WAL + synchronous=FULL), no HTTP. Batching is how credits/s can exceed it."""
+    from sqlalchemy import text
+
+    from storage.db import Database
+
+    db = Database(url)
     try:
-        startup = await wait_healthy(port, process)
-        bodies = [notification(o, a) for o, a in orders]
-        throughput = await blast(port, bodies, args.concurrency)
-        # At a fixed rate: late `pending` notifications for credited payments (verified, recorded, committed).
-        count = int(args.rate * args.paced_seconds)
-        dupes = [notification(o, a, "pending") for o, a in orders[:count]]
-        at_rate = await paced(port, dupes, args.rate)
-        peak_rss = peak_rss_mb(process.pid)
+        async with db.write() as session:
+            await session.execute(text("CREATE TABLE IF NOT EXISTS bench_commits (id INTEGER PRIMARY KEY, v INTEGER)"))
+        start = time.perf_counter()
+        for i in range(commits):
+            async with db.write() as session:
+                await session.execute(text("INSERT INTO bench_commits (v) VALUES (:v)"), {"v": i})
+        elapsed = time.perf_counter() - start
+        async with db.write() as session:
+            await session.execute(text("DROP TABLE bench_commits"))
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        await db.close()
+    return {"commits": commits, "per_second": round(commits / elapsed, 1)}
+
+
+async def run_database(kind: str, processes: int, args: argparse.Namespace, workdir: Path) -> dict:
+    url = f"sqlite+aiosqlite:///{workdir}/bench-{processes}.db" if kind == "sqlite" else PG_BENCH
+    orders = await prepare_database(url, args.payments, args.users)
+    ceiling = await commit_ceiling(url)
+    env = {"BOT_PAYMENTS__GATEWAYS": '["midtrans"]', "BOT_PAYMENTS__MIDTRANS__SERVER_KEY": SERVER_KEY,
+           "BOT_RECONCILE__ENABLED": "false"}
+    servers = [ServerProcess(workdir, url, env) for _ in range(processes)]
+    try:
+        startups = [await server.start() for server in servers]
+        await asyncio.sleep(0.5)
+        idle_rss = max(current_rss_mb(server.pid) for server in servers)
+        ports = [server.port for server in servers]
+        # Fresh payments at a fixed rate (latency at that load), then the rest as fast as they go.
+        count = min(len(orders) // 2, int(args.rate * args.paced_seconds))
+        at_rate = await paced(ports, [notification(o, a) for o, a in orders[:count]], args.rate)
+        throughput = await blast(ports, [notification(o, a) for o, a in orders[count:]], args.concurrency)
+        peak_rss = max(peak_rss_mb(server.pid) for server in servers)
+    finally:
+        for server in servers:
+            await server.stop()
     check = await verify(url, orders)
-    return {"database": kind, "startup_s": round(startup, 2), "credited": throughput, "paced": at_rate,
-            "peak_rss_mb": round(peak_rss, 1), "verify": check}
+    return {"database": kind, "processes": processes, "startup_s": round(max(startups), 2),
+            "credited": throughput, "paced": at_rate, "idle_rss_mb": round(idle_rss, 1),
+            "peak_rss_mb": round(peak_rss, 1), "commit_ceiling": ceiling, "verify": check}
 
 
-async def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
-    parser.add_argument("--payments", type=int, default=20_000)
-    parser.add_argument("--users", type=int, default=500)
-    parser.add_argument("--concurrency", type=int, default=128)
-    parser.add_argument("--rate", type=float, default=500)
-    parser.add_argument("--paced-seconds", type=float, default=6)
-    args = parser.parse_args()
-    kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
+async def measure(args: argparse.Namespace) -> dict:
+    """Every configuration asked for, with the HTTP ceiling measured in the same run."""
+    setups = ([("sqlite", 1)] if args.db in ("sqlite", "both") else []) + \
+        ([("postgresql", n) for n in args.pg_processes] if args.db in ("postgresql", "both") else [])
     with tempfile.TemporaryDirectory() as tmp:
         ceiling_bodies = [notification(f"BARE-{i}", 50_000) for i in range(args.payments)]
         ceiling = await bare_ceiling(ceiling_bodies, args.concurrency)
-        results = [await run_database(kind, args, Path(tmp)) for kind in kinds]
+        results = [await run_database(kind, n, args, Path(tmp)) for kind, n in setups]
+    return {"ceiling": ceiling, "results": results}
+
+
+def print_table(report: dict) -> None:
+    ceiling = report["ceiling"]
     print(f"\nceiling (bare aiohttp endpoint, same client): {ceiling['per_second']:.0f} req/s, "
           f"p50 {ceiling['p50_ms']} ms, p99 {ceiling['p99_ms']} ms")
-    header = f"{'database':<11}{'credited/s':>11}{'% ceiling':>10}{'p50 ms':>8}{'p99 ms':>8}" \
-             f"{'@rate/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'RSS MB':>8}{'start s':>8}  exact"
-    print(header)
-    for r in results:
+    print(f"{'setup':<15}{'credited/s':>11}{'% http':>8}{'commits/s':>10}{'p50 ms':>8}{'p99 ms':>8}"
+          f"{'@rate/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'RSS idle':>9}{'RSS peak':>9}{'start s':>8}  exact")
+    for r in report["results"]:
         c, p = r["credited"], r["paced"]
-        print(f"{r['database']:<11}{c['per_second']:>11.0f}{100 * c['per_second'] / ceiling['per_second']:>9.0f}%"
-              f"{c['p50_ms']:>8}{c['p99_ms']:>8}{p['per_second']:>9.0f}{p['p50_ms']:>8}{p['p99_ms']:>8}"
-              f"{r['peak_rss_mb']:>8}{r['startup_s']:>8}  {r['verify']['exact']}")
-    print(json.dumps({"ceiling": ceiling, "results": results}, indent=2))
-    return 0 if all(r["verify"]["exact"] and set(r["credited"]["statuses"]) == {200} for r in results) else 1
+        name = f"{r['database']} x{r['processes']}"
+        print(f"{name:<15}{c['per_second']:>11.0f}{100 * c['per_second'] / ceiling['per_second']:>7.0f}%"
+              f"{r['commit_ceiling']['per_second']:>10.0f}{c['p50_ms']:>8}{c['p99_ms']:>8}{p['per_second']:>9.0f}"
+              f"{p['p50_ms']:>8}{p['p99_ms']:>8}{r['idle_rss_mb']:>9}{r['peak_rss_mb']:>9}{r['startup_s']:>8}"
+              f"  {r['verify']['exact']}")
+
+
+def parser() -> argparse.ArgumentParser:
+    found = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    found.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    found.add_argument("--pg-processes", type=lambda v: [int(x) for x in v.split(",")], default=[1, 2],
+                       help="server processes sharing PostgreSQL, e.g. 1,2 (default)")
+    found.add_argument("--payments", type=int, default=20_000)
+    found.add_argument("--users", type=int, default=500)
+    found.add_argument("--concurrency", type=int, default=128)
+    found.add_argument("--rate", type=float, default=1000)
+    found.add_argument("--paced-seconds", type=float, default=5)
+    return found
+
+
+def passed(report: dict) -> bool:
+    return all(r["verify"]["exact"] and set(r["credited"]["statuses"]) == {200}
+               and set(r["paced"]["statuses"]) == {200} for r in report["results"])
+
+
+async def main() -> int:
+    report = await measure(parser().parse_args())
+    print_table(report)
+    print(json.dumps(report, indent=2))
+    return 0 if passed(report) else 1
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ class FakeGraphAPI(LoopbackServer):
         self.messages: list[dict[str, Any]] = []
         self.failures: list[dict[str, Any]] = []
         self.fail_next: list[tuple[int, int]] = []
+        self.outage: tuple[int, int] | None = None  # (http status, Meta error code) for every send while set
         self.media_uploads = 0
         self._ids = itertools.count(1)
         app = web.Application()
@@ -61,8 +62,8 @@ class FakeGraphAPI(LoopbackServer):
             return web.json_response({"error": {"message": "Invalid OAuth access token", "type": "OAuthException",
                                                 "code": 190, "fbtrace_id": "x"}}, status=401)
         body = await request.json()
-        if self.fail_next:
-            status, code = self.fail_next.pop(0)
+        if self.fail_next or self.outage:
+            status, code = self.outage or self.fail_next.pop(0)
             self.failures.append({**body, "_code": code})
             return web.json_response({"error": {"message": f"scripted {code}", "type": "OAuthException",
                                                 "code": code, "error_data": {"messaging_product": "whatsapp",

@@ -54,6 +54,7 @@ class FakeBotAPI(LoopbackServer):
         self.token = token
         self.calls: list[BotCall] = []
         self.fail_next: list[tuple[int, int | None]] = []
+        self.outage: tuple[int, int | None] | None = None  # (status, retry_after) for every send while set
         self.pending_updates: list[dict[str, Any]] = []  # served to getUpdates (polling mode)
         self.blocked_chats: set[str] = set()  # sendMessage to these answers 403 (the user blocked the bot)
         self.files: list[tuple[str, str, bytes]] = []  # (chat_id, filename, content) of uploaded documents
@@ -106,8 +107,8 @@ class FakeBotAPI(LoopbackServer):
             self.calls.append(BotCall("sendMessage!403", params))
             return web.json_response({"ok": False, "error_code": 403,
                                       "description": "Forbidden: bot was blocked by the user"}, status=403)
-        if method in ("sendMessage", "sendPhoto") and self.fail_next:
-            status, retry_after = self.fail_next.pop(0)
+        if method in ("sendMessage", "sendPhoto") and (self.fail_next or self.outage):
+            status, retry_after = self.outage or self.fail_next.pop(0)
             self.calls.append(BotCall(f"{method}!{status}", params))
             body: dict[str, Any] = {"ok": False, "error_code": status, "description": "scripted failure"}
             if retry_after is not None:
