@@ -27,8 +27,9 @@ reconcile: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+# Every benchmark (a long run: ~40 min); `make bench BENCH_ARGS=--quick` for a smoke run.
 bench: $(STAMP)
-	$(PY) bench/callbacks.py
+	$(PY) bench/all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

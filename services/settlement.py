@@ -233,14 +233,24 @@ class Settlement:
     async def _load(
         self, session: AsyncSession, order_ids: set[str]
     ) -> tuple[dict[str, _PaymentRow], dict[int, _UserRow]]:
+        # One lock order for every writer: the users first, then the payments, each by ascending id. Locking
+        # both in one joined statement took user rows in payment order, and two processes settling batches
+        # that share users deadlocked (found by tests/test_two_processes.py).
+        wanted = list(order_ids)
+        await session.execute(
+            select(User.id)
+            .where(User.id.in_(select(Payment.user_id).where(Payment.order_id.in_(wanted)).scalar_subquery()))
+            .order_by(User.id)
+            .with_for_update()
+        )
         rows = (await session.execute(
             select(Payment.id, Payment.order_id, Payment.user_id, Payment.gateway, Payment.amount, Payment.status,
                    Payment.gateway_ref, Payment.flag_reason, Payment.paid_at, Payment.credited_at,
                    User.channel, User.external_id, User.language, User.balance)
             .join(User, User.id == Payment.user_id)
-            .where(Payment.order_id.in_(list(order_ids)))
-            .order_by(Payment.id)  # one lock order for every writer
-            .with_for_update(of=[Payment.__table__, User.__table__])
+            .where(Payment.order_id.in_(wanted))
+            .order_by(Payment.id)
+            .with_for_update(of=Payment.__table__)
         )).all()
         payments: dict[str, _PaymentRow] = {}
         users: dict[int, _UserRow] = {}

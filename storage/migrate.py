@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 
 from storage.db import Database
 
@@ -20,9 +21,16 @@ def _config(connection) -> Config:
     return config
 
 
+# Several processes starting at once on one PostgreSQL would race to create the same tables; this
+# transaction-scoped advisory lock makes them migrate one after the other (the later ones find nothing to do).
+_MIGRATION_LOCK = 7_420_261_122
+
+
 async def upgrade(db: Database, revision: str = "head") -> None:
-    """Bring the schema to `revision`; safe to call on every start."""
+    """Bring the schema to `revision`; safe to call on every start, from several processes at once."""
     async with db.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         await conn.run_sync(lambda sync_conn: command.upgrade(_config(sync_conn), revision))
 
 

@@ -113,3 +113,22 @@ async def test_two_processes_share_the_work_and_never_double_it(tmp_path, fresh_
     assert len(saldo_replies) == USERS  # webhook traffic was served by both
     assert midtrans.overlapping_status == []  # never checked by both reconcilers at once
     assert set(midtrans.status_calls) >= {n["order_id"] for n in notes[200:]}
+
+
+async def test_processes_starting_together_on_an_empty_database_migrate_one_after_the_other(db_url):
+    if not db_url.startswith("postgresql"):
+        pytest.skip("several processes share one PostgreSQL; an SQLite file belongs to one process")
+    from sqlalchemy import text
+
+    from storage.migrate import upgrade
+    from tests.conftest import reset_postgres
+
+    await reset_postgres(db_url)
+    engines = [Database(db_url) for _ in range(4)]
+    try:
+        await asyncio.gather(*(upgrade(db) for db in engines))  # no "relation already exists"
+        async with engines[0].read() as session:
+            assert await session.scalar(text("SELECT count(*) FROM alembic_version")) == 1
+    finally:
+        for db in engines:
+            await db.close()

@@ -1,0 +1,108 @@
+"""Every benchmark in one command, each in its own process, then one table against the targets and JSON.
+
+    python bench/all.py [--quick] [--out results.json]
+
+Runs bench/callbacks.py (SQLite; PostgreSQL with 1 and 2 processes; ceilings: bare aiohttp endpoint and the
+database's commit loop), bench/inbound.py (both channels, SQLite), bench/broadcast.py (platform limits on
+and off), bench/forgery.py (10,000 forged requests per target) and bench/crash.py (200 kill -9 rounds per
+database). --quick shrinks every run (a smoke test of the harness, not figures to quote).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(script: str, *args: str) -> tuple[dict | list, float]:
+    """Run one benchmark script; its JSON report (printed last) and how long it took."""
+    started = time.perf_counter()
+    print(f"\n=== bench/{script} {' '.join(args)}", flush=True)
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args], cwd=ROOT,
+                          capture_output=True, text=True)
+    lines = done.stdout.splitlines()
+    start = next((i for i, line in enumerate(lines) if line in ("{", "[")), None)
+    for line in lines[:start]:
+        print(line)
+    if start is None:
+        print(done.stderr[-3000:], file=sys.stderr)
+        raise SystemExit(f"bench/{script} printed no report (exit {done.returncode})")
+    return json.loads("\n".join(lines[start:])), time.perf_counter() - started
+
+
+def mark(ok: bool) -> str:
+    return "yes" if ok else "NO"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    q = args.quick
+    report: dict = {}
+    report["callbacks"], _ = run("callbacks.py", *(["--payments", "3000", "--paced-seconds", "1"] if q else []))
+    report["inbound"], _ = run("inbound.py", *(["--updates", "500"] if q else []))
+    report["broadcast"], _ = run("broadcast.py", *(["--recipients", "100"] if q else []))
+    report["forgery"], _ = run("forgery.py", "--per-target", "200" if q else "10000")
+    report["crash"], _ = run("crash.py", "--rounds", "2" if q else "200")
+
+    rows: list[tuple[str, str, str, str, str]] = []  # measure, figure, ceiling (same run), ratio, target met
+    http = report["callbacks"]["ceiling"]["per_second"]
+    for r in report["callbacks"]["results"]:
+        name = f"{r['database']} x{r['processes']}"
+        rate = r["credited"]["per_second"]
+        rows.append((f"credited callbacks/s, {name}", f"{rate:,.0f}", f"http {http:,.0f}; commits "
+                     f"{r['commit_ceiling']['per_second']:,.0f}/s", f"{rate / http:.0%} of http",
+                     mark(rate >= 2000) if r["database"] == "sqlite" or r["processes"] >= 2 else "-"))
+        rows.append((f"ack p50/p99 at {r['paced']['per_second']:,.0f}/s, {name}",
+                     f"{r['paced']['p50_ms']} / {r['paced']['p99_ms']} ms",
+                     f"http p99 {report['callbacks']['ceiling']['p99_ms']} ms (full load)", "-",
+                     mark(r["paced"]["p99_ms"] <= 20)))
+        rows.append((f"RSS idle / peak per process, {name}", f"{r['idle_rss_mb']} / {r['peak_rss_mb']} MB", "-",
+                     "-", mark(r["peak_rss_mb"] <= 150)))
+        rows.append((f"start -> /healthz 200, {name}", f"{r['startup_s']} s", "-", "-", mark(r["startup_s"] <= 2)))
+        rows.append((f"balances exact, {name}", str(r["verify"]["exact"]), "-", "-", mark(r["verify"]["exact"])))
+    inbound_ceiling = report["inbound"]["ceiling_per_second"]
+    for r in report["inbound"]["results"]:
+        rows.append((f"inbound {r['channel']} updates/s ({report['inbound']['database']})",
+                     f"{r['per_second']:,.0f}", f"http {inbound_ceiling:,.0f}",
+                     f"{r['per_second'] / inbound_ceiling:.0%}", mark(r["replied"] == r["updates"])))
+    for r in report["broadcast"]:
+        if r["limits"]:
+            rows.append(("broadcast pacing vs 30 msg/s limit", f"{r['per_second']} msg/s, {r['responses_429']} x 429",
+                         "30 msg/s", f"{r['of_allowed']:.0%}", mark(r["of_allowed"] >= 0.95 and r["exact"])))
+        else:
+            rows.append(("broadcast engine, limits lifted", f"{r['per_second']:,.0f} msg/s", "-", "-",
+                         mark(r["per_second"] >= 1000 and r["exact"])))
+    forged = report["forgery"]["targets"]
+    total = sum(t["requests"] for t in forged.values())
+    accepted = sum(t["accepted"] for t in forged.values())
+    errors = sum(t["server_errors"] for t in forged.values())
+    rows.append((f"forged requests ({len(forged)} targets)", f"{total:,}: {accepted} accepted, {errors} 5xx", "-",
+                 "-", mark(accepted == errors == 0 and not report["forgery"]["changed"])))
+    for c in report["crash"]:
+        rows.append((f"kill -9 rounds, {c['database']}", f"{c['rounds']}: {c['violations']} violations, "
+                     f"{c['duplicate_notices']} duplicate notices", "-", "-", mark(c["violations"] == 0)))
+
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    heads = ("measure", "figure", "ceiling (same run)", "ratio", "target met")
+    widths = [max(w, len(h)) for w, h in zip(widths, heads, strict=True)]
+    print("\n" + "  ".join(h.ljust(w) for h, w in zip(heads, widths, strict=True)))
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+    report["table"] = [dict(zip(heads, row, strict=True)) for row in rows]
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=2))
+    print(json.dumps(report["table"], indent=2))
+    return 0 if all(row[4] != "NO" for row in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
