@@ -43,6 +43,7 @@ def mark(ok: bool) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--crash-rounds", type=int, default=200, help="kill -9 rounds per database (200)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     q = args.quick
@@ -51,7 +52,7 @@ def main() -> int:
     report["inbound"], _ = run("inbound.py", *(["--updates", "500"] if q else []))
     report["broadcast"], _ = run("broadcast.py", *(["--recipients", "100"] if q else []))
     report["forgery"], _ = run("forgery.py", "--per-target", "200" if q else "10000")
-    report["crash"], _ = run("crash.py", "--rounds", "2" if q else "200")
+    report["crash"], _ = run("crash.py", "--rounds", "2" if q else str(args.crash_rounds))
 
     rows: list[tuple[str, str, str, str, str]] = []  # measure, figure, ceiling (same run), ratio, target met
     http = report["callbacks"]["ceiling"]["per_second"]
@@ -63,7 +64,7 @@ def main() -> int:
                      mark(rate >= 2000) if r["database"] == "sqlite" or r["processes"] >= 2 else "-"))
         rows.append((f"ack p50/p99 at {r['paced']['per_second']:,.0f}/s, {name}",
                      f"{r['paced']['p50_ms']} / {r['paced']['p99_ms']} ms",
-                     f"http p99 {report['callbacks']['ceiling']['p99_ms']} ms (full load)", "-",
+                     f"bare endpoint at that rate: p99 {report['callbacks']['ceiling']['paced']['p99_ms']} ms", "-",
                      mark(r["paced"]["p99_ms"] <= 20)))
         rows.append((f"RSS idle / peak per process, {name}", f"{r['idle_rss_mb']} / {r['peak_rss_mb']} MB", "-",
                      "-", mark(r["peak_rss_mb"] <= 150)))

@@ -186,12 +186,15 @@ def summary(latencies: list[float], elapsed: float, statuses: dict[int, int]) ->
     }
 
 
-async def bare_ceiling(bodies: list[bytes], concurrency: int) -> dict:
+async def bare_ceiling(bodies: list[bytes], concurrency: int, rate: float, paced_seconds: float) -> dict:
+    """The bare endpoint at full load, and its ack latency at the same fixed rate as the real server."""
     port = free_port()
     process = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(port)])
     try:
         await wait_healthy(port, process)
-        return await blast([port], bodies, concurrency)
+        found = await blast([port], bodies, concurrency)
+        found["paced"] = await paced([port], bodies[: int(rate * paced_seconds)], rate)
+        return found
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -253,7 +256,7 @@ async def measure(args: argparse.Namespace) -> dict:
         ([("postgresql", n) for n in args.pg_processes] if args.db in ("postgresql", "both") else [])
     with tempfile.TemporaryDirectory() as tmp:
         ceiling_bodies = [notification(f"BARE-{i}", 50_000) for i in range(args.payments)]
-        ceiling = await bare_ceiling(ceiling_bodies, args.concurrency)
+        ceiling = await bare_ceiling(ceiling_bodies, args.concurrency, args.rate, args.paced_seconds)
         results = [await run_database(kind, n, args, Path(tmp)) for kind, n in setups]
     return {"ceiling": ceiling, "results": results}
 
@@ -261,7 +264,8 @@ async def measure(args: argparse.Namespace) -> dict:
 def print_table(report: dict) -> None:
     ceiling = report["ceiling"]
     print(f"\nceiling (bare aiohttp endpoint, same client): {ceiling['per_second']:.0f} req/s, "
-          f"p50 {ceiling['p50_ms']} ms, p99 {ceiling['p99_ms']} ms")
+          f"p50 {ceiling['p50_ms']} ms, p99 {ceiling['p99_ms']} ms; at {ceiling['paced']['per_second']:.0f}/s: "
+          f"p50 {ceiling['paced']['p50_ms']} ms, p99 {ceiling['paced']['p99_ms']} ms")
     print(f"{'setup':<15}{'credited/s':>11}{'% http':>8}{'commits/s':>10}{'p50 ms':>8}{'p99 ms':>8}"
           f"{'@rate/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'RSS idle':>9}{'RSS peak':>9}{'start s':>8}  exact")
     for r in report["results"]:

@@ -34,7 +34,7 @@ from services.errors import BadSignature
 from services.payments import CallbackAnswer, Notification, PaymentGateway
 from storage.db import Database
 from storage.models import GatewayEvent, LedgerEntry, OutboxMessage, Payment, User
-from storage.queries import insert_or_skip
+from storage.queries import dialect_of, insert_or_skip
 
 log = logging.getLogger(__name__)
 
@@ -237,12 +237,13 @@ class Settlement:
         # both in one joined statement took user rows in payment order, and two processes settling batches
         # that share users deadlocked (found by tests/test_two_processes.py).
         wanted = list(order_ids)
-        await session.execute(
-            select(User.id)
-            .where(User.id.in_(select(Payment.user_id).where(Payment.order_id.in_(wanted)).scalar_subquery()))
-            .order_by(User.id)
-            .with_for_update()
-        )
+        if dialect_of(session) != "sqlite":  # SQLite has one writer at a time and no row locks
+            await session.execute(
+                select(User.id)
+                .where(User.id.in_(select(Payment.user_id).where(Payment.order_id.in_(wanted)).scalar_subquery()))
+                .order_by(User.id)
+                .with_for_update()
+            )
         rows = (await session.execute(
             select(Payment.id, Payment.order_id, Payment.user_id, Payment.gateway, Payment.amount, Payment.status,
                    Payment.gateway_ref, Payment.flag_reason, Payment.paid_at, Payment.credited_at,
