@@ -18,6 +18,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from report import print_table  # noqa: E402
 
 
 def run(script: str, *args: str) -> tuple[dict | list, float]:
@@ -92,12 +95,8 @@ def main() -> int:
         rows.append((f"kill -9 rounds, {c['database']}", f"{c['rounds']}: {c['violations']} violations, "
                      f"{c['duplicate_notices']} duplicate notices", "-", "-", mark(c["violations"] == 0)))
 
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
     heads = ("measure", "figure", "ceiling (same run)", "ratio", "target met")
-    widths = [max(w, len(h)) for w, h in zip(widths, heads, strict=True)]
-    print("\n" + "  ".join(h.ljust(w) for h, w in zip(heads, widths, strict=True)))
-    for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+    print_table(heads, rows)
     report["table"] = [dict(zip(heads, row, strict=True)) for row in rows]
     if args.out:
         args.out.write_text(json.dumps(report, indent=2))

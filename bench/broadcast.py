@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from report import print_table  # noqa: E402
 from tests.processes import free_port, wait_healthy  # noqa: E402
 
 TOKEN, SECRET, OWNER_CHAT, PRICE = "1:bench-token", "bench-secret", 999_000_001, 500
@@ -154,11 +155,10 @@ async def main() -> int:
     modes = {"both": (True, False), "on": (True,), "off": (False,)}[args.limits]
     with tempfile.TemporaryDirectory() as tmp:
         results = [await run(args.recipients, limits, Path(tmp)) for limits in modes]
-    print(f"\n{'limits':<8}{'accepted':>9}{'seconds':>9}{'msg/s':>8}{'of 30/s':>9}{'429s':>6}  exact")
-    for r in results:
-        share = f"{100 * r['of_allowed']:.0f}%" if r["of_allowed"] is not None else "-"
-        print(f"{'on' if r['limits'] else 'off':<8}{r['accepted']:>9}{r['seconds']:>9}{r['per_second']:>8}"
-              f"{share:>9}{r['responses_429']:>6}  {r['exact']}")
+    print_table(("limits", "accepted", "seconds", "msg/s", "of 30/s", "429s", "exact"),
+                [("on" if r["limits"] else "off", r["accepted"], r["seconds"], r["per_second"],
+                  f"{100 * r['of_allowed']:.0f}%" if r["of_allowed"] is not None else "-", r["responses_429"],
+                  r["exact"]) for r in results])
     print(json.dumps(results, indent=2))
     return 0 if all(r["exact"] for r in results) else 1
 

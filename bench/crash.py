@@ -20,6 +20,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from callbacks import fresh_pg_database  # noqa: E402
+from report import print_table  # noqa: E402
 from tests.crash import CrashHarness, summarize  # noqa: E402
 
 
@@ -49,10 +50,9 @@ async def main() -> int:
     for kind in kinds:
         with tempfile.TemporaryDirectory() as tmp:
             reports.append(await run(kind, args.rounds, args.seed, Path(tmp)))
-    print(f"\n{'database':<11}{'rounds':>7}{'payments':>9}{'violations':>11}{'dup notices':>12}{'max restart s':>14}")
-    for r in reports:
-        print(f"{r['database']:<11}{r['rounds']:>7}{r['payments']:>9}{r['violations']:>11}"
-              f"{r['duplicate_notices']:>12}{r['restart_s_max']:>14}")
+    print_table(("database", "rounds", "payments", "violations", "dup notices", "max restart s"),
+                [(r["database"], r["rounds"], r["payments"], r["violations"], r["duplicate_notices"],
+                  r["restart_s_max"]) for r in reports])
     print(json.dumps(reports, indent=2))
     return 1 if any(r["violations"] for r in reports) else 0
 

@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from callbacks import fresh_pg_database  # noqa: E402
+from report import print_table  # noqa: E402
 from tests.forgery import ForgeryWorld, forge  # noqa: E402
 
 
@@ -73,10 +74,9 @@ async def main() -> int:
         await upgrade(db)
         await db.close()
         report = await run(args.per_target, args.seed, url, Path(tmp))
-    print(f"\n{'target':<10}{'requests':>9}{'accepted':>9}{'5xx':>6}{'no answer':>10}{'seconds':>8}  statuses")
-    for name, row in report["targets"].items():
-        print(f"{name:<10}{row['requests']:>9}{row['accepted']:>9}{row['server_errors']:>6}{row['no_answer']:>10}"
-              f"{row['seconds']:>8}  {row['statuses']}")
+    print_table(("target", "requests", "accepted", "5xx", "no answer", "seconds", "statuses"),
+                [(name, r["requests"], r["accepted"], r["server_errors"], r["no_answer"], r["seconds"], r["statuses"])
+                 for name, r in report["targets"].items()])
     print(f"state changed by forgeries: {report['changed'] or 'nothing'}")
     print(f"untouched legitimate requests: {report['legitimate_answers']}")
     print(json.dumps(report, indent=2))

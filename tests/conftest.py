@@ -91,10 +91,8 @@ async def midtrans():
     """A fake Midtrans (Snap + status API) on loopback."""
     from tests.fakes import FakeMidtrans
 
-    fake = FakeMidtrans()
-    await fake.start()
-    yield fake
-    await fake.stop()
+    async with FakeMidtrans() as fake:
+        yield fake
 
 
 @pytest.fixture
@@ -102,10 +100,8 @@ async def graph():
     """A fake WhatsApp Graph API on loopback."""
     from tests.fake_whatsapp import FakeGraphAPI
 
-    fake = FakeGraphAPI()
-    await fake.start()
-    yield fake
-    await fake.stop()
+    async with FakeGraphAPI() as fake:
+        yield fake
 
 
 @pytest.fixture
@@ -113,7 +109,18 @@ async def bot():
     """A fake Telegram Bot API on loopback."""
     from tests.fakes import FakeBotAPI
 
-    fake = FakeBotAPI()
-    await fake.start()
-    yield fake
-    await fake.stop()
+    async with FakeBotAPI() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def proxied_postgres(db_url):
+    """An empty PostgreSQL reached through a TCP proxy the test can cut (an outage) and restore:
+    (proxy, database URL through it). The SQLite variant skips: an unreachable server means nothing there."""
+    if db_url.startswith("sqlite"):
+        pytest.skip("an unreachable server is a PostgreSQL condition; SQLite is a local file")
+    from tests.fakes import TcpProxy
+
+    await reset_postgres(db_url)
+    async with TcpProxy(5432) as proxy:
+        yield proxy, db_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")

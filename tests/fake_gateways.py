@@ -231,8 +231,5 @@ class MidtransKit(FakeMidtrans):
 
     name = "midtrans"
 
-    def config(self) -> dict:
-        return {"server_key": self.server_key, "snap_base_url": self.url, "api_base_url": self.url}
-
     def callback(self, order_id: str, kind: str = "paid", amount=None):
         return json.dumps(self.settle(order_id)).encode(), {"Content-Type": "application/json"}

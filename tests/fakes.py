@@ -14,7 +14,24 @@ from aiohttp import web
 from services.payments.midtrans import signature as midtrans_signature
 
 
-class LoopbackServer:
+class Served:
+    """`async with Fake() as fake:` starts it and stops it whatever happens."""
+
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self):
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+class LoopbackServer(Served):
     """An aiohttp app on 127.0.0.1 with a random port."""
 
     def __init__(self, app: web.Application) -> None:
@@ -204,6 +221,10 @@ class FakeMidtrans(LoopbackServer):
         self._released.set()
         await super().stop()
 
+    def config(self) -> dict[str, Any]:
+        """The [payments.midtrans] settings that point the bot at this fake."""
+        return {"server_key": self.server_key, "snap_base_url": self.url, "api_base_url": self.url}
+
     def _authorized(self, request: web.Request) -> bool:
         import base64
 
@@ -308,7 +329,7 @@ def as_json(body: dict[str, Any]) -> bytes:
     return json.dumps(body).encode()
 
 
-class TcpProxy:
+class TcpProxy(Served):
     """A loopback TCP forwarder in front of a real server, which a test can cut (an outage) and restore."""
 
     def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:

@@ -23,25 +23,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def peak_rss_mb(pid: int) -> float:
-    """The process's peak resident set size (VmHWM) in MB; 0 when it is gone."""
+def _status_mb(pid: int, field: str) -> float:
+    """A memory figure from /proc/<pid>/status in MB; 0 when the process is gone."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
     return 0.0
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident set size (VmHWM)."""
+    return _status_mb(pid, "VmHWM")
 
 
 def current_rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+    return _status_mb(pid, "VmRSS")
 
 
 async def wait_healthy(port: int, process: subprocess.Popen, timeout: float = 30) -> float:

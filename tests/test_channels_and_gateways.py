@@ -20,10 +20,8 @@ KITS = {"midtrans": MidtransKit, "duitku": FakeDuitku, "doku": FakeDoku, "xendit
 
 @pytest.fixture(params=sorted(KITS))
 async def gateway(request):
-    fake = KITS[request.param]()
-    await fake.start()
-    yield fake
-    await fake.stop()
+    async with KITS[request.param]() as fake:
+        yield fake
 
 
 @pytest.mark.parametrize("channel", ["telegram", "whatsapp"])

@@ -30,8 +30,7 @@ def config(bot: FakeBotAPI, midtrans: FakeMidtrans, gateways: list[str]) -> dict
         "telegram": {"token": bot.token, "mode": "webhook", "webhook_secret": SECRET, "api_base_url": bot.base_url},
         "payments": {
             "gateways": gateways,
-            "midtrans": {"server_key": midtrans.server_key, "snap_base_url": midtrans.url,
-                         "api_base_url": midtrans.url},
+            "midtrans": midtrans.config(),
         },
     }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
 
 import openpyxl
@@ -16,77 +17,97 @@ from handlers.jastip import parse_deadline, parse_join
 from services.errors import UserInputError
 from storage.models import Order
 from tests.conftest import wait_for
-from tests.fake_whatsapp import button_update, signed, text_update
-from tests.fakes import telegram_callback_update, telegram_text_update
+from tests.fake_whatsapp import button_update, image_update, signed, text_update
+from tests.fakes import telegram_callback_update, telegram_photo_update, telegram_text_update
 from tests.harness import AppUnderTest
 
 SECRET = "tg-secret"
 JASTIPER, TG_BUYER, WA_BUYER = 1001, 1002, "6281299990000"
 
 
+def chat_config(bot, graph, **whatsapp) -> dict:
+    """Telegram and WhatsApp on the fakes, the sandbox gateway. Many messages to one WhatsApp user in seconds:
+    the real 1-per-6-s pacing would only slow the tests down."""
+    return {
+        "telegram": {"token": bot.token, "mode": "webhook", "webhook_secret": SECRET, "api_base_url": bot.base_url},
+        "whatsapp": {**graph.config(), "per_recipient_interval_s": 0.05, **whatsapp},
+        "payments": {"gateways": ["sandbox"]},
+    }
+
+
+class Chat:
+    """People writing to the app under test: Telegram updates and signed WhatsApp webhooks, ids never reused."""
+
+    def __init__(self, app: AppUnderTest) -> None:
+        self._app = app
+        self._ids = itertools.count(1)
+
+    def next_id(self) -> int:
+        return next(self._ids)
+
+    async def tg_update(self, payload: dict) -> None:
+        await self._app.http.post("/telegram/webhook", json=payload,
+                                  headers={"X-Telegram-Bot-Api-Secret-Token": SECRET})
+
+    async def tg(self, user: int, text: str) -> None:
+        await self.tg_update(telegram_text_update(self.next_id(), user, text))
+
+    async def wa(self, payload: dict) -> None:
+        raw, headers = signed(payload)
+        await self._app.http.post("/whatsapp/webhook", content=raw, headers=headers)
+
+    async def wa_text(self, text: str) -> None:
+        await self.wa(text_update(WA_BUYER, text, f"wamid.j{self.next_id()}"))
 
 
 async def test_a_trip_runs_across_telegram_and_whatsapp(tmp_path, fresh_db_url, bot, graph):
-    config = {
-        "telegram": {"token": bot.token, "mode": "webhook", "webhook_secret": SECRET, "api_base_url": bot.base_url},
-        "whatsapp": {**graph.config(), "display_number": "6281100000000"},
-        "payments": {"gateways": ["sandbox"]},
-    }
+    config = chat_config(bot, graph, display_number="6281100000000")
     async with AppUnderTest(tmp_path, fresh_db_url, config) as app:
-        ids = iter(range(1, 1000))
-
-        async def tg(user: int, text: str) -> None:
-            await app.http.post("/telegram/webhook", json=telegram_text_update(next(ids), user, text),
-                                headers={"X-Telegram-Bot-Api-Secret-Token": SECRET})
-
-        async def wa(text: str) -> None:
-            raw, headers = signed(text_update(WA_BUYER, text, f"wamid.j{next(ids)}"))
-            await app.http.post("/whatsapp/webhook", content=raw, headers=headers)
-
-        await tg(JASTIPER, "TRIP BARU jpn25 Jastip Jepang Mei | 2099-12-31 20:00")
+        chat = Chat(app)
+        await chat.tg(JASTIPER, "TRIP BARU jpn25 Jastip Jepang Mei | 2099-12-31 20:00")
         created = await wait_for(lambda: next((t for t in bot.texts_to(JASTIPER) if "Trip jpn25 dibuat" in t), None))
         assert "https://t.me/TitipTestBot?start=join_jpn25" in created
         assert "https://wa.me/6281100000000?text=JOIN%20jpn25" in created
-        await tg(JASTIPER, "PRODUK jpn25 KK1 150rb 3 KitKat Matcha")
+        await chat.tg(JASTIPER, "PRODUK jpn25 KK1 150rb 3 KitKat Matcha")
         await wait_for(lambda: any("Produk KK1 ditambahkan" in t for t in bot.texts_to(JASTIPER)))
         added = next(c.params for c in bot.calls if "Produk KK1 ditambahkan" in c.params.get("text", ""))
         assert bot.keyboard(added)[0][0]["callback_data"] == "ann:jpn25:KK1"
 
-        await wa("join JPN25 |nama:Siti")
+        await chat.wa_text("join JPN25 |nama:Siti")
         await wait_for(lambda: any("Kamu ikut trip Jastip Jepang Mei" in t and "KK1 — KitKat Matcha: Rp150.000 (stok 3)"
                                    in t for t in graph.texts_to(WA_BUYER)))
-        await wa("JOIN jpn25 | Nama: Siti")  # a double tap changes nothing
+        await chat.wa_text("JOIN jpn25 | Nama: Siti")  # a double tap changes nothing
         await wait_for(lambda: any("sudah terdaftar" in t for t in graph.texts_to(WA_BUYER)))
-        await tg(TG_BUYER, "/start join_jpn25")
+        await chat.tg(TG_BUYER, "/start join_jpn25")
         await wait_for(lambda: any("Kamu ikut trip" in t for t in bot.texts_to(TG_BUYER)))
 
-        await wa("PESAN KK1 2")
+        await chat.wa_text("PESAN KK1 2")
         placed = await wait_for(lambda: next((t for t in graph.texts_to(WA_BUYER) if "Pesanan P" in t), None))
         wa_order = re.search(r"P\d+", placed).group(0)
         assert "2 × KitKat Matcha = Rp300.000" in placed
-        await tg(TG_BUYER, "PESAN KK1 2")
+        await chat.tg(TG_BUYER, "PESAN KK1 2")
         await wait_for(lambda: any("stok KK1 tidak cukup (sisa 1)" in t for t in bot.texts_to(TG_BUYER)))
-        await tg(TG_BUYER, "/pesan kk1")
+        await chat.tg(TG_BUYER, "/pesan kk1")
         placed_tg = await wait_for(lambda: next((t for t in bot.texts_to(TG_BUYER) if "Pesanan P" in t), None))
         tg_order = re.search(r"P\d+", placed_tg).group(0)
         await wait_for(lambda: sum("Pesanan baru" in t for t in bot.texts_to(JASTIPER)) == 2)
 
-        await tg(TG_BUYER, f"KONFIRMASI {wa_order}")  # not the owner
+        await chat.tg(TG_BUYER, f"KONFIRMASI {wa_order}")  # not the owner
         await wait_for(lambda: any("hanya pemilik trip jpn25" in t for t in bot.texts_to(TG_BUYER)))
-        await tg(JASTIPER, f"KONFIRMASI {wa_order}")
+        await chat.tg(JASTIPER, f"KONFIRMASI {wa_order}")
         await wait_for(lambda: any(f"Pesanan {wa_order} (Rp300.000) dikonfirmasi" in t
                                    for t in graph.texts_to(WA_BUYER)))
-        await tg(JASTIPER, f"TOLAK {tg_order} stok di toko habis")
+        await chat.tg(JASTIPER, f"TOLAK {tg_order} stok di toko habis")
         await wait_for(lambda: any("Alasan: stok di toko habis" in t for t in bot.texts_to(TG_BUYER)))
 
-        await tg(JASTIPER, "PESERTA jpn25")
+        await chat.tg(JASTIPER, "PESERTA jpn25")
         await wait_for(lambda: any("Peserta jpn25 (2)" in t and "(whatsapp)" in t for t in bot.texts_to(JASTIPER)))
-        await tg(JASTIPER, "INFO jpn25")
+        await chat.tg(JASTIPER, "INFO jpn25")
         await wait_for(lambda: any("stok 1" in t for t in bot.texts_to(JASTIPER)))  # the rejected unit came back
-        await wa("PESANANKU")
+        await chat.wa_text("PESANANKU")
         await wait_for(lambda: any("Pesananmu:" in t and "dikonfirmasi" in t for t in graph.texts_to(WA_BUYER)))
 
-        await tg(JASTIPER, "REKAP jpn25")
+        await chat.tg(JASTIPER, "REKAP jpn25")
         await wait_for(lambda: len(bot.files) == 3)
         files = {name: content for _, name, content in bot.files}
         people = list(csv.reader(io.StringIO(files["rekap-jpn25-peserta.csv"].decode("utf-8-sig"))))
@@ -100,17 +121,15 @@ async def test_a_trip_runs_across_telegram_and_whatsapp(tmp_path, fresh_db_url, 
         assert any("Rekap jpn25: 1 peserta dengan pesanan aktif, total Rp300.000." in t
                    for t in bot.texts_to(JASTIPER))
 
-        await app.http.post("/telegram/webhook", json=telegram_callback_update(next(ids), JASTIPER, "ann:jpn25:KK1"),
-                            headers={"X-Telegram-Bot-Api-Secret-Token": SECRET})
+        await chat.tg_update(telegram_callback_update(chat.next_id(), JASTIPER, "ann:jpn25:KK1"))
         preview = await wait_for(lambda: next((c.params for c in bot.calls if c.method == "sendMessage"
                                                and "Pratinjau broadcast" in c.params.get("text", "")), None))
         assert "2 penerima × Rp500 = Rp1.000" in preview["text"] and "Saldo kamu: Rp0" in preview["text"]
         confirm = bot.keyboard(preview)[0][0]["callback_data"]
-        await app.http.post("/telegram/webhook", json=telegram_callback_update(next(ids), JASTIPER, confirm),
-                            headers={"X-Telegram-Bot-Api-Secret-Token": SECRET})
+        await chat.tg_update(telegram_callback_update(chat.next_id(), JASTIPER, confirm))
         await wait_for(lambda: any("Saldo tidak cukup: saldo Rp0, dibutuhkan Rp1.000." in t
                                    for t in bot.texts_to(JASTIPER)))
-        await tg(JASTIPER, "BROADCAST jpn25 Barang sudah dibeli!")
+        await chat.tg(JASTIPER, "BROADCAST jpn25 Barang sudah dibeli!")
         await wait_for(lambda: sum("Pratinjau broadcast" in t for t in bot.texts_to(JASTIPER)) == 2)
 
 
@@ -150,99 +169,73 @@ JPEG = b"\xff\xd8\xff\xe0" + b"\x00\x10JFIF" + b"\x00" * 200
 
 async def test_payment_proofs_cross_channels_both_ways_with_confirm_and_reject_buttons(tmp_path, fresh_db_url, bot,
                                                                                        graph):
-    from tests.fake_whatsapp import image_update
-    from tests.fakes import telegram_photo_update
-
-    config = {
-        "telegram": {"token": bot.token, "mode": "webhook", "webhook_secret": SECRET, "api_base_url": bot.base_url},
-        # Many messages to one WhatsApp user in seconds: the real 1-per-6-s pacing would only slow the test down.
-        "whatsapp": {**graph.config(), "per_recipient_interval_s": 0.05},
-        "payments": {"gateways": ["sandbox"]},
-    }
+    config = chat_config(bot, graph)
     async with AppUnderTest(tmp_path, fresh_db_url, config) as app:
-        ids = iter(range(1, 1000))
-        header = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
-
-        async def tg(user: int, text: str) -> None:
-            await app.http.post("/telegram/webhook", json=telegram_text_update(next(ids), user, text), headers=header)
-
-        async def wa(payload) -> None:
-            raw, headers = signed(payload)
-            await app.http.post("/whatsapp/webhook", content=raw, headers=headers)
-
+        chat = Chat(app)
         # Trip 1: a Telegram jastiper, a WhatsApp buyer.
-        await tg(JASTIPER, "TRIP BARU jpn25 Jepang | 2099-12-31 20:00")
-        await tg(JASTIPER, "PRODUK jpn25 KK1 150rb 5 KitKat")
+        await chat.tg(JASTIPER, "TRIP BARU jpn25 Jepang | 2099-12-31 20:00")
+        await chat.tg(JASTIPER, "PRODUK jpn25 KK1 150rb 5 KitKat")
         await wait_for(lambda: any("Produk KK1" in t for t in bot.texts_to(JASTIPER)))
-        await wa(text_update(WA_BUYER, "JOIN jpn25 | Nama: Siti", "wamid.p1"))
-        await wa(text_update(WA_BUYER, "PESAN KK1", "wamid.p2"))
+        await chat.wa(text_update(WA_BUYER, "JOIN jpn25 | Nama: Siti", "wamid.p1"))
+        await chat.wa(text_update(WA_BUYER, "PESAN KK1", "wamid.p2"))
         placed = await wait_for(lambda: next((t for t in graph.texts_to(WA_BUYER) if "Pesanan P" in t), None))
         order = re.search(r"P\d+", placed).group(0)
 
         graph.stored_media["img-bad"] = b"GIF89a not a proof"
-        await wa(image_update(WA_BUYER, "img-bad", f"BAYAR {order}", "wamid.p3"))
+        await chat.wa(image_update(WA_BUYER, "img-bad", f"BAYAR {order}", "wamid.p3"))
         await wait_for(lambda: any("harus berupa foto JPEG" in t for t in graph.texts_to(WA_BUYER)))
         graph.stored_media["img-ok"] = JPEG
-        await wa(image_update(WA_BUYER, "img-ok", f"bayar {order}", "wamid.p4"))
+        await chat.wa(image_update(WA_BUYER, "img-ok", f"bayar {order}", "wamid.p4"))
         await wait_for(lambda: any(f"Bukti bayar untuk {order}" in t for t in graph.texts_to(WA_BUYER)))
         forwarded = await wait_for(lambda: next((c.params for c in bot.calls if c.method == "sendPhoto"), None))
         assert f"Bukti bayar {order} dari Siti" in forwarded["caption"]
         buttons = bot.keyboard(forwarded)[0]
         assert [b["callback_data"] for b in buttons] == [f"ord:confirm:{order}", f"ord:reject:{order}"]
         assert list((tmp_path / "media" / "proofs").glob(f"{order}-*.jpg"))
-        await app.http.post("/telegram/webhook", json=telegram_callback_update(next(ids), JASTIPER, buttons[0]["callback_data"]),
-                            headers=header)
+        await chat.tg_update(telegram_callback_update(chat.next_id(), JASTIPER, buttons[0]["callback_data"]))
         await wait_for(lambda: any(f"Pesanan {order} (Rp150.000) dikonfirmasi" in t for t in graph.texts_to(WA_BUYER)))
 
         # Trip 2: a WhatsApp jastiper, a Telegram buyer.
-        await wa(text_update(WA_BUYER, "TRIP BARU kr26 Korea | 2099-12-31 20:00", "wamid.q1"))
-        await wa(text_update(WA_BUYER, "PRODUK kr26 TT1 80rb 5 Toner", "wamid.q2"))
+        await chat.wa(text_update(WA_BUYER, "TRIP BARU kr26 Korea | 2099-12-31 20:00", "wamid.q1"))
+        await chat.wa(text_update(WA_BUYER, "PRODUK kr26 TT1 80rb 5 Toner", "wamid.q2"))
         await wait_for(lambda: any("Produk TT1" in t for t in graph.texts_to(WA_BUYER)))
-        await tg(TG_BUYER, "JOIN kr26 | Nama: Budi")
-        await tg(TG_BUYER, "PESAN TT1")
+        await chat.tg(TG_BUYER, "JOIN kr26 | Nama: Budi")
+        await chat.tg(TG_BUYER, "PESAN TT1")
         placed = await wait_for(lambda: next((t for t in bot.texts_to(TG_BUYER) if "Pesanan P" in t), None))
         order2 = re.search(r"P\d+", placed).group(0)
         bot.stored_files["huge"] = b"\xff\xd8\xff" + b"0" * 10
-        await app.http.post("/telegram/webhook", json=telegram_photo_update(next(ids), TG_BUYER, "huge", 6_000_000,
-                                                                          f"BAYAR {order2}"), headers=header)
+        await chat.tg_update(telegram_photo_update(chat.next_id(), TG_BUYER, "huge", 6_000_000,
+                                                                          f"BAYAR {order2}"))
         await wait_for(lambda: any("terlalu besar" in t for t in bot.texts_to(TG_BUYER)))
         bot.stored_files["proof2"] = JPEG
-        await app.http.post("/telegram/webhook", json=telegram_photo_update(next(ids), TG_BUYER, "proof2", len(JPEG),
-                                                                          f"BAYAR {order2}"), headers=header)
+        await chat.tg_update(telegram_photo_update(chat.next_id(), TG_BUYER, "proof2", len(JPEG),
+                                                                          f"BAYAR {order2}"))
         await wait_for(lambda: any(f"Bukti bayar untuk {order2}" in t for t in bot.texts_to(TG_BUYER)))
         image = await wait_for(lambda: next((m for m in graph.messages if m.get("type") == "image"
                                              and order2 in m["image"].get("caption", "")), None))
         assert "Bukti bayar" in image["image"]["caption"]
-        await wa(button_update(WA_BUYER, f"ord:reject:{order2}", "Tolak", "wamid.q3"))
+        await chat.wa(button_update(WA_BUYER, f"ord:reject:{order2}", "Tolak", "wamid.q3"))
         await wait_for(lambda: any(f"Pesanan {order2} ditolak" in t for t in bot.texts_to(TG_BUYER)))
 
 
 async def test_a_product_photo_is_kept_and_shown_on_info(tmp_path, fresh_db_url, bot, graph):
-    from tests.fakes import telegram_photo_update
-
-    config = {
-        "telegram": {"token": bot.token, "mode": "webhook", "webhook_secret": SECRET, "api_base_url": bot.base_url},
-        "whatsapp": {**graph.config(), "per_recipient_interval_s": 0.05},
-        "payments": {"gateways": ["sandbox"]},
-    }
+    config = chat_config(bot, graph)
     async with AppUnderTest(tmp_path, fresh_db_url, config) as app:
-        header = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
-        await app.http.post("/telegram/webhook", json=telegram_text_update(1, JASTIPER, "TRIP BARU jpn25 Jepang | 2099-12-31"),
-                            headers=header)
+        chat = Chat(app)
+        await chat.tg_update(telegram_text_update(1, JASTIPER, "TRIP BARU jpn25 Jepang | 2099-12-31"))
         await wait_for(lambda: any("Trip jpn25 dibuat" in t for t in bot.texts_to(JASTIPER)))
         bot.stored_files["notimg"] = b"%PDF-1.4 not a photo"
-        await app.http.post("/telegram/webhook", json=telegram_photo_update(2, JASTIPER, "notimg", 20,
-                                                                          "PRODUK jpn25 KK0 10rb 1 Salah"), headers=header)
+        await chat.tg_update(telegram_photo_update(2, JASTIPER, "notimg", 20,
+                                                                          "PRODUK jpn25 KK0 10rb 1 Salah"))
         await wait_for(lambda: any("harus berupa foto JPEG" in t for t in bot.texts_to(JASTIPER)))
         bot.stored_files["kitkat"] = JPEG
-        await app.http.post("/telegram/webhook", json=telegram_photo_update(3, JASTIPER, "kitkat", len(JPEG),
-                                                                          "PRODUK jpn25 KK1 150rb 3 KitKat"), headers=header)
+        await chat.tg_update(telegram_photo_update(3, JASTIPER, "kitkat", len(JPEG),
+                                                                          "PRODUK jpn25 KK1 150rb 3 KitKat"))
         await wait_for(lambda: any("Produk KK1 ditambahkan" in t for t in bot.texts_to(JASTIPER)))
         stored = list((tmp_path / "media" / "products").glob("jpn25-KK1-*.jpg"))
         assert len(stored) == 1 and stored[0].read_bytes() == JPEG
 
-        raw, headers = signed(text_update(WA_BUYER, "INFO jpn25", "wamid.i1"))
-        await app.http.post("/whatsapp/webhook", content=raw, headers=headers)
+        await chat.wa(text_update(WA_BUYER, "INFO jpn25", "wamid.i1"))
         image = await wait_for(lambda: next((m for m in graph.messages if m.get("type") == "image"), None))
         assert "KK1 — KitKat: Rp150.000 (stok 3)" in image["image"]["caption"]
         assert not any("KK0" in t for t in graph.texts_to(WA_BUYER))
@@ -250,54 +243,38 @@ async def test_a_product_photo_is_kept_and_shown_on_info(tmp_path, fresh_db_url,
 
 async def test_a_photo_answering_the_order_message_is_that_orders_proof_on_both_channels(tmp_path, fresh_db_url,
                                                                                           bot, graph):
-    from tests.fake_whatsapp import image_update
-    from tests.fakes import telegram_photo_update
-
-    config = {
-        "telegram": {"token": bot.token, "mode": "webhook", "webhook_secret": SECRET, "api_base_url": bot.base_url},
-        "whatsapp": {**graph.config(), "per_recipient_interval_s": 0.05},
-        "payments": {"gateways": ["sandbox"]},
-    }
+    config = chat_config(bot, graph)
     async with AppUnderTest(tmp_path, fresh_db_url, config) as app:
-        ids = iter(range(1, 1000))
-        header = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
-
-        async def tg(payload) -> None:
-            await app.http.post("/telegram/webhook", json=payload, headers=header)
-
-        async def wa(payload) -> None:
-            raw, headers = signed(payload)
-            await app.http.post("/whatsapp/webhook", content=raw, headers=headers)
-
-        await tg(telegram_text_update(next(ids), JASTIPER, "TRIP BARU jpn25 Jepang | 2099-12-31 20:00"))
-        await tg(telegram_text_update(next(ids), JASTIPER, "PRODUK jpn25 KK1 150rb 5 KitKat"))
+        chat = Chat(app)
+        await chat.tg_update(telegram_text_update(chat.next_id(), JASTIPER, "TRIP BARU jpn25 Jepang | 2099-12-31 20:00"))
+        await chat.tg_update(telegram_text_update(chat.next_id(), JASTIPER, "PRODUK jpn25 KK1 150rb 5 KitKat"))
         await wait_for(lambda: any("Produk KK1" in t for t in bot.texts_to(JASTIPER)))
 
         # Telegram: the buyer answers the order message with a bare photo.
-        await tg(telegram_text_update(next(ids), TG_BUYER, "JOIN jpn25 | Nama: Budi"))
-        await tg(telegram_text_update(next(ids), TG_BUYER, "PESAN KK1"))
+        await chat.tg_update(telegram_text_update(chat.next_id(), TG_BUYER, "JOIN jpn25 | Nama: Budi"))
+        await chat.tg_update(telegram_text_update(chat.next_id(), TG_BUYER, "PESAN KK1"))
         placed = await wait_for(lambda: next((c.params for c in bot.calls if c.method == "sendMessage"
                                               and str(c.params["chat_id"]) == str(TG_BUYER)
                                               and "Pesanan P" in c.params["text"]), None))
         assert "balas pesan ini dengan foto" in placed["text"]
         order = re.search(r"P\d+", placed["text"]).group(0)
         bot.stored_files["tgproof"] = JPEG
-        await tg(telegram_photo_update(next(ids), TG_BUYER, "tgproof", len(JPEG), "", reply_to=9999))
+        await chat.tg_update(telegram_photo_update(chat.next_id(), TG_BUYER, "tgproof", len(JPEG), "", reply_to=9999))
         await wait_for(lambda: any("balas pesan pesanan dengan foto" in t for t in bot.texts_to(TG_BUYER)))
-        await tg(telegram_photo_update(next(ids), TG_BUYER, "tgproof", len(JPEG), "",
+        await chat.tg_update(telegram_photo_update(chat.next_id(), TG_BUYER, "tgproof", len(JPEG), "",
                                        reply_to=placed["_message_id"]))
         await wait_for(lambda: any(f"Bukti bayar untuk {order}" in t for t in bot.texts_to(TG_BUYER)))
         await wait_for(lambda: any(f"Bukti bayar {order} dari Budi" in str(c.params.get("caption"))
                                    for c in bot.calls if c.method == "sendPhoto"))
 
         # WhatsApp: the buyer quotes the order message with an image.
-        await wa(text_update(WA_BUYER, "JOIN jpn25 | Nama: Siti", "wamid.r1"))
-        await wa(text_update(WA_BUYER, "PESAN KK1", "wamid.r2"))
+        await chat.wa(text_update(WA_BUYER, "JOIN jpn25 | Nama: Siti", "wamid.r1"))
+        await chat.wa(text_update(WA_BUYER, "PESAN KK1", "wamid.r2"))
         placed_wa = await wait_for(lambda: next((m for m in graph.messages if m.get("to") == WA_BUYER
                                                  and "Pesanan P" in str(m.get("text", {}).get("body"))), None))
         order_wa = re.search(r"P\d+", placed_wa["text"]["body"]).group(0)
         graph.stored_media["waproof"] = JPEG
-        await wa(image_update(WA_BUYER, "waproof", "", "wamid.r3", quoted=placed_wa["_wamid"]))
+        await chat.wa(image_update(WA_BUYER, "waproof", "", "wamid.r3", quoted=placed_wa["_wamid"]))
         await wait_for(lambda: any(f"Bukti bayar untuk {order_wa}" in t for t in graph.texts_to(WA_BUYER)))
         await wait_for(lambda: any(f"Bukti bayar {order_wa} dari Siti" in str(c.params.get("caption"))
                                    for c in bot.calls if c.method == "sendPhoto"))

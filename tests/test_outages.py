@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 
-import pytest
 from sqlalchemy import func, select
 
 from storage.models import LedgerEntry, OutboxMessage, Payment, User
-from tests.conftest import reset_postgres, wait_for
-from tests.fake_gateways import FakeDuitku, MidtransKit
+from tests.conftest import wait_for
+from tests.fake_gateways import FakeDuitku
 from tests.fake_whatsapp import signed, text_update
-from tests.fakes import TcpProxy, telegram_text_update
+from tests.fakes import telegram_text_update
 from tests.harness import AppUnderTest
 
 SECRET = "outage-secret"
@@ -61,11 +60,9 @@ async def test_notices_wait_out_a_bot_api_and_graph_api_outage_and_arrive_once_e
             assert graph.texts_to(user) == [f"Saldo bertambah Rp{20 + i}.000 — saldo sekarang Rp{20 + i}.000 ✅"]
 
 
-async def test_when_every_gateway_is_down_the_user_is_told_so_on_both_channels(tmp_path, fresh_db_url, bot, graph):
-    midtrans, duitku = MidtransKit(), FakeDuitku()
-    await midtrans.start()
-    await duitku.start()
-    try:
+async def test_when_every_gateway_is_down_the_user_is_told_so_on_both_channels(tmp_path, fresh_db_url, bot, graph,
+                                                                                 midtrans):
+    async with FakeDuitku() as duitku:
         midtrans.create_failures, duitku.create_failures = [503] * 5, [502] * 5
         config = {"payments": {"gateways": ["midtrans", "duitku"], "midtrans": midtrans.config(),
                                "duitku": duitku.config()},
@@ -83,70 +80,58 @@ async def test_when_every_gateway_is_down_the_user_is_told_so_on_both_channels(t
             async with app.runtime.db.read() as session:
                 statuses = (await session.scalars(select(Payment.status))).all()
             assert sorted(statuses) == ["failed"] * 4  # every attempt recorded as failed, none left half-made
-    finally:
-        await midtrans.stop()
-        await duitku.stop()
 
 
-async def test_postgres_gone_mid_storm_means_503s_then_the_exact_state(tmp_path, db_url, midtrans):
-    if db_url.startswith("sqlite"):
-        pytest.skip("an unreachable server is a PostgreSQL condition; SQLite is a local file")
-    await reset_postgres(db_url)
-    proxy = TcpProxy(5432)
-    await proxy.start()
-    url = db_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
-    config = {"payments": {"gateways": ["midtrans"], "midtrans": {
-        "server_key": midtrans.server_key, "snap_base_url": midtrans.url, "api_base_url": midtrans.url}},
-        # Leases taken just before the cut cannot be released: they lapse after lease_s (2 minutes by default).
-        "reconcile": {"enabled": True, "interval_s": 0.3, "lease_s": 2}}
-    try:
-        async with AppUnderTest(tmp_path, url, config) as app:
-            orders = []
-            for i in range(60):
-                user = (await app.runtime.wallet.register_inbound(channel="telegram", external_id=str(100 + i),
-                                                                  display_name="U", update_key=None)).user.id
-                orders.append((await app.runtime.topups.start(user_id=user, customer_name="U",
-                                                              amount=10_000 + i)).order_id)
-            seen: set[int] = set()
-            health: set[int] = set()
+async def test_postgres_gone_mid_storm_means_503s_then_the_exact_state(tmp_path, proxied_postgres, midtrans):
+    proxy, url = proxied_postgres
+    config = {"payments": {"gateways": ["midtrans"], "midtrans": midtrans.config()},
+              # Leases taken just before the cut cannot be released: they lapse after lease_s (2 min by default).
+              "reconcile": {"enabled": True, "interval_s": 0.3, "lease_s": 2}}
+    async with AppUnderTest(tmp_path, url, config) as app:
+        orders = []
+        for i in range(60):
+            user = (await app.runtime.wallet.register_inbound(channel="telegram", external_id=str(100 + i),
+                                                              display_name="U", update_key=None)).user.id
+            orders.append((await app.runtime.topups.start(user_id=user, customer_name="U",
+                                                          amount=10_000 + i)).order_id)
+        seen: set[int] = set()
+        health: set[int] = set()
 
-            async def gateway_retries(order: str, pause: float) -> None:
-                await asyncio.sleep(pause)
-                body = json.dumps(midtrans.settle(order))
-                while True:  # as Midtrans does: until a 2xx
-                    status = (await app.http.post("/payments/midtrans/notify", content=body,
-                                                  headers={"Content-Type": "application/json"})).status_code
-                    seen.add(status)
-                    if status == 200:
-                        return
-                    await asyncio.sleep(0.2)
+        async def gateway_retries(order: str, pause: float) -> None:
+            await asyncio.sleep(pause)
+            body = json.dumps(midtrans.settle(order))
+            while True:  # as Midtrans does: until a 2xx
+                status = (await app.http.post("/payments/midtrans/notify", content=body,
+                                              headers={"Content-Type": "application/json"})).status_code
+                seen.add(status)
+                if status == 200:
+                    return
+                await asyncio.sleep(0.2)
 
-            async def outage() -> None:
-                await asyncio.sleep(0.3)
-                await proxy.cut()
-                for _ in range(5):
-                    health.add((await app.http.get("/healthz")).status_code)
-                    await asyncio.sleep(0.2)
-                await proxy.restore()
+        async def outage() -> None:
+            await asyncio.sleep(0.3)
+            await proxy.cut()
+            for _ in range(5):
+                health.add((await app.http.get("/healthz")).status_code)
+                await asyncio.sleep(0.2)
+            await proxy.restore()
 
-            # 40 payments get callbacks spread over the outage; 20 are paid but their callbacks are lost, so
-            # only the reconciler (asking the status API once the database is back) can credit them.
-            for order in orders[40:]:
-                midtrans.settle(order)
-            await asyncio.gather(outage(), *(gateway_retries(o, i * 0.03) for i, o in enumerate(orders[:40])))
-            assert seen <= {200, 503} and 503 in seen  # the outage was hit, and never answered 500
-            assert health == {503}
+        # 40 payments get callbacks spread over the outage; 20 are paid but their callbacks are lost, so
+        # only the reconciler (asking the status API once the database is back) can credit them.
+        for order in orders[40:]:
+            midtrans.settle(order)
+        await asyncio.gather(outage(), *(gateway_retries(o, i * 0.03) for i, o in enumerate(orders[:40])))
+        assert seen <= {200, 503} and 503 in seen  # the outage was hit, and never answered 500
+        assert health == {503}
 
-            async def exact() -> bool:
-                async with app.runtime.db.read() as session:
-                    paid = await session.scalar(select(func.count()).where(Payment.status == "paid"))
-                    return paid == 60
-
-            await wait_for(exact, timeout=30, interval=0.2)
+        async def exact() -> bool:
             async with app.runtime.db.read() as session:
-                entries = await session.scalar(select(func.count()).select_from(LedgerEntry))
-                balances = await session.scalar(select(func.sum(User.balance)))
-            assert entries == 60 and balances == sum(10_000 + i for i in range(60))
-            assert (await app.http.get("/healthz")).status_code == 200
-    finally:
-        await proxy.stop()
+                paid = await session.scalar(select(func.count()).where(Payment.status == "paid"))
+                return paid == 60
+
+        await wait_for(exact, timeout=30, interval=0.2)
+        async with app.runtime.db.read() as session:
+            entries = await session.scalar(select(func.count()).select_from(LedgerEntry))
+            balances = await session.scalar(select(func.sum(User.balance)))
+        assert entries == 60 and balances == sum(10_000 + i for i in range(60))
+        assert (await app.http.get("/healthz")).status_code == 200

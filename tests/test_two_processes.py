@@ -22,12 +22,8 @@ USERS, PAYMENTS, SECRET = 40, 300, "two-proc-secret"
 
 @pytest.fixture
 async def fakes():
-    bot, midtrans = FakeBotAPI(), FakeMidtrans(status_delay_s=0.02)
-    await bot.start()
-    await midtrans.start()
-    yield bot, midtrans
-    await bot.stop()
-    await midtrans.stop()
+    async with FakeBotAPI() as bot, FakeMidtrans(status_delay_s=0.02) as midtrans:
+        yield bot, midtrans
 
 
 async def seed(url: str, midtrans: FakeMidtrans) -> list[dict]:

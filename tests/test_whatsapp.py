@@ -21,8 +21,7 @@ WA = "6281234567890"
 async def app(tmp_path, fresh_db_url, graph, midtrans):
     config = {
         "whatsapp": graph.config(),
-        "payments": {"gateways": ["midtrans"], "midtrans": {
-            "server_key": midtrans.server_key, "snap_base_url": midtrans.url, "api_base_url": midtrans.url}},
+        "payments": {"gateways": ["midtrans"], "midtrans": midtrans.config()},
     }
     async with AppUnderTest(tmp_path, fresh_db_url, config) as running:
         yield running
@@ -134,8 +133,7 @@ async def test_a_notice_outside_the_24_hour_window_without_a_template_is_recorde
 async def templated_app(tmp_path, fresh_db_url, graph, midtrans):
     config = {
         "whatsapp": {**graph.config(), "templates": {"payment_credited": "saldo_masuk"}},
-        "payments": {"gateways": ["midtrans"], "midtrans": {
-            "server_key": midtrans.server_key, "snap_base_url": midtrans.url, "api_base_url": midtrans.url}},
+        "payments": {"gateways": ["midtrans"], "midtrans": midtrans.config()},
     }
     async with AppUnderTest(tmp_path, fresh_db_url, config) as running:
         yield running

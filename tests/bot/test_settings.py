@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+from contextlib import contextmanager
 
 import pytest
 
@@ -83,23 +84,31 @@ def test_production_with_its_secrets_starts(tmp_path):
     check_startable(settings)
 
 
+@contextmanager
+def captured_log(name: str, log_filter: logging.Filter):
+    """The logger `name` writing "LEVEL message" lines through `log_filter` into a string buffer."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(log_filter)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    logger = logging.getLogger(name)
+    logger.addHandler(handler)
+    try:
+        yield logger, stream
+    finally:
+        logger.removeHandler(handler)
+
+
 def test_secrets_never_reach_the_log(tmp_path):
     settings = load_settings(write(tmp_path, (
         '[telegram]\ntoken = "123456:SECRET-TOKEN-value"\n[payments.midtrans]\nserver_key = "SB-Mid-server-HIDDEN"\n'
     )))
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.addFilter(RedactSecrets(secret_values(settings)))
-    logger = logging.getLogger("test.redaction")
-    logger.addHandler(handler)
-    try:
+    with captured_log("test.redaction", RedactSecrets(secret_values(settings))) as (logger, stream):
         logger.warning("calling https://api.telegram.org/bot%s/getMe", "123456:SECRET-TOKEN-value")
         try:
             raise RuntimeError("auth failed for SB-Mid-server-HIDDEN")
         except RuntimeError:
             logger.exception("gateway error")
-    finally:
-        logger.removeHandler(handler)
     output = stream.getvalue()
     assert "SECRET-TOKEN" not in output and "HIDDEN" not in output
     assert output.count("***") >= 2
@@ -110,13 +119,7 @@ def test_a_request_aiohttp_cannot_parse_is_one_warning_line_not_an_error_with_a_
 
     from bot.logs import MalformedRequests
 
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.addFilter(MalformedRequests())
-    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
-    logger = logging.getLogger("aiohttp.server")
-    logger.addHandler(handler)
-    try:
+    with captured_log("aiohttp.server", MalformedRequests()) as (logger, stream):
         try:
             raise BadHttpMessage("Invalid header value char")
         except BadHttpMessage:
@@ -125,8 +128,6 @@ def test_a_request_aiohttp_cannot_parse_is_one_warning_line_not_an_error_with_a_
             raise RuntimeError("a real bug")
         except RuntimeError:
             logger.exception("Error handling request from 127.0.0.1")
-    finally:
-        logger.removeHandler(handler)
     lines = stream.getvalue().splitlines()
     assert lines[0].startswith("WARNING malformed HTTP request refused: 400, message:")
     assert "ERROR Error handling request" in lines[1] and "Traceback" in stream.getvalue()

@@ -22,8 +22,7 @@ from tests.harness import write_settings
 async def runtime(tmp_path, fresh_db_url, midtrans):
     settings = write_settings(tmp_path, {
         "database": {"url": fresh_db_url},
-        "payments": {"gateways": ["midtrans"], "midtrans": {
-            "server_key": midtrans.server_key, "snap_base_url": midtrans.url, "api_base_url": midtrans.url}},
+        "payments": {"gateways": ["midtrans"], "midtrans": midtrans.config()},
     })
     rt = build_runtime(settings, clock=FrozenClock())
     await upgrade(rt.db)

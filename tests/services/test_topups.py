@@ -17,8 +17,7 @@ from tests.harness import write_settings
 async def runtime_for(tmp_path, url, midtrans, gateways):
     settings = write_settings(tmp_path, {
         "database": {"url": url},
-        "payments": {"gateways": gateways, "midtrans": {
-            "server_key": midtrans.server_key, "snap_base_url": midtrans.url, "api_base_url": midtrans.url}},
+        "payments": {"gateways": gateways, "midtrans": midtrans.config()},
     })
     rt = build_runtime(settings)
     await upgrade(rt.db)

@@ -16,10 +16,8 @@ FAKES = {"duitku": FakeDuitku, "doku": FakeDoku, "xendit": FakeXendit}
 
 @pytest.fixture(params=sorted(FAKES))
 async def fake(request):
-    server = FAKES[request.param]()
-    await server.start()
-    yield server
-    await server.stop()
+    async with FAKES[request.param]() as server:
+        yield server
 
 
 @pytest.fixture
@@ -107,9 +105,7 @@ async def test_a_503_on_create_fails_over_to_the_next_gateway(app, fake):
 
 async def test_a_duitku_failure_notice_rewritten_as_success_is_refused(tmp_path, fresh_db_url):
     # Duitku's callback signature leaves resultCode out, so 01 -> 00 still verifies; the status API decides.
-    fake = FakeDuitku()
-    await fake.start()
-    try:
+    async with FakeDuitku() as fake:
         config = {"payments": {"gateways": ["duitku"], "duitku": fake.config()}}
         async with AppUnderTest(tmp_path, fresh_db_url, config) as app:
             _, link = await start_payment(app)
@@ -120,5 +116,3 @@ async def test_a_duitku_failure_notice_rewritten_as_success_is_refused(tmp_path,
             assert await totals(app) == (0, 0, ["pending"])
             assert await post(app, fake, *fake.callback(link.order_id, "paid")) == 200  # the real one still works
             assert await totals(app) == (50_000, 1, ["paid"])
-    finally:
-        await fake.stop()

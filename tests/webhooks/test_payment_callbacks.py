@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from services.payments.midtrans import signature
 from storage.models import GatewayEvent, LedgerEntry, OutboxMessage, Payment, User
-from tests.fakes import TcpProxy, midtrans_notification
+from tests.fakes import midtrans_notification
 from tests.harness import AppUnderTest
 
 
@@ -22,7 +22,7 @@ async def app(tmp_path, fresh_db_url, midtrans):
     config = {
         "payments": {
             "gateways": ["midtrans"],
-            "midtrans": {"server_key": midtrans.server_key, "snap_base_url": midtrans.url, "api_base_url": midtrans.url},
+            "midtrans": midtrans.config(),
         },
         "admin": {"telegram_ids": ["999"]},
     }
@@ -205,17 +205,10 @@ async def test_unknown_order_and_dashboard_test_notification_get_200_and_credit_
     assert await state(app) == before
 
 
-async def test_callbacks_get_503_while_postgres_is_unreachable_and_land_on_retry(tmp_path, db_url, midtrans):
-    if db_url.startswith("sqlite"):
-        pytest.skip("an unreachable server is a PostgreSQL condition; SQLite is a local file")
-    from tests.conftest import reset_postgres
-
-    await reset_postgres(db_url)
-    proxy = TcpProxy(5432)
-    await proxy.start()
-    url = db_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
-    config = {"payments": {"gateways": ["midtrans"], "midtrans": {
-        "server_key": midtrans.server_key, "snap_base_url": midtrans.url, "api_base_url": midtrans.url}}}
+async def test_callbacks_get_503_while_postgres_is_unreachable_and_land_on_retry(tmp_path, proxied_postgres,
+                                                                               midtrans):
+    proxy, url = proxied_postgres
+    config = {"payments": {"gateways": ["midtrans"], "midtrans": midtrans.config()}}
     async with AppUnderTest(tmp_path, url, config) as app:
         order = await new_payment(app, await new_user(app, "down"))
         body = midtrans.settle(order)
@@ -230,7 +223,6 @@ async def test_callbacks_get_503_while_postgres_is_unreachable_and_land_on_retry
         assert (await state(app))["balances"] == 0
         assert (await app.http.post("/payments/midtrans/notify", json=body)).status_code == 200
         assert (await state(app))["balances"] == 50_000
-    await proxy.stop()
 
 
 def test_midtrans_signature_matches_a_known_answer():
