@@ -1,15 +1,18 @@
-"""Shared fixtures: every database test runs on SQLite and on PostgreSQL (127.0.0.1:5432, database `test`).
+"""Shared fixtures: every database test runs on SQLite and on PostgreSQL (127.0.0.1:5432).
 
-PostgreSQL tests skip with a reason when no server answers, unless TITIP_REQUIRE_POSTGRES=1 (CI), where an
-unreachable server is a failure.
+Each test run creates a PostgreSQL database of its own (`titip_test_<pid>_<random>`, on the server named by
+TITIP_TEST_PG_URL, default postgres@127.0.0.1:5432) and drops it at the end, so two runs on one machine never
+touch each other's tables. PostgreSQL tests skip with a reason when no server answers, unless
+TITIP_REQUIRE_POSTGRES=1 (CI), where an unreachable server is a failure.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from sqlalchemy import text
@@ -17,7 +20,9 @@ from sqlalchemy import text
 from storage.db import Database
 from storage.migrate import upgrade
 
-PG_URL = os.environ.get("TITIP_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+# The server to use; the run's own database is created on it (the URL's database is only where we connect
+# to create and drop ours).
+PG_SERVER_URL = os.environ.get("TITIP_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
 _pg_state: dict[str, object] = {}
 
 
@@ -31,6 +36,35 @@ def _postgres_reachable() -> bool:
     return bool(_pg_state["ok"])
 
 
+async def _admin(statement: str) -> None:
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(PG_SERVER_URL)
+    conn = await asyncpg.connect(host=url.host or "127.0.0.1", port=url.port or 5432, user=url.username,
+                                 password=url.password, database=url.database or "postgres")
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def pg_run_url() -> Iterator[str | None]:
+    """This run's own PostgreSQL database (created now, dropped at the end); None when unreachable."""
+    if not _postgres_reachable():
+        yield None
+        return
+    from sqlalchemy.engine import make_url
+
+    name = f"titip_test_{os.getpid()}_{secrets.token_hex(4)}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(PG_SERVER_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request, tmp_path) -> str:
     if request.param == "sqlite":
@@ -39,7 +73,7 @@ def db_url(request, tmp_path) -> str:
         if os.environ.get("TITIP_REQUIRE_POSTGRES") == "1":
             pytest.fail("TITIP_REQUIRE_POSTGRES=1 but PostgreSQL at 127.0.0.1:5432 is unreachable")
         pytest.skip("PostgreSQL at 127.0.0.1:5432 is unreachable; start it to run the PostgreSQL variant")
-    return PG_URL
+    return request.getfixturevalue("pg_run_url")
 
 
 async def reset_postgres(url: str) -> None:
