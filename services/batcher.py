@@ -5,9 +5,10 @@ costs a thread hop. Items submitted together (e.g. gateway callbacks arriving at
 `apply_batch(session, items)` call inside one transaction, which can then use a few set-based statements
 for the whole batch; only after the commit does each caller get its result (and the gateway its 200).
 
-If a batch fails for a reason tied to its contents (a constraint), its items are redone one per
-transaction so that only the offending item fails. If the database is unreachable, every caller gets
-StorageUnavailable. Throughput comes from batching commits, not from skipping them.
+If a batch fails for any reason, its items are redone one per transaction, so that only an offending item
+fails (with its own StorageDataError / DataConflict / UserInputError) and the others are written; only when
+the database cannot be reached does a caller get StorageUnavailable. Throughput comes from batching commits,
+not from skipping them.
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.errors import StorageUnavailable, TitipError
+from services.errors import StorageUnavailable
 from storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -31,8 +31,6 @@ ApplyBatch = Callable[[AsyncSession, Sequence[Item]], Awaitable[list[Result]]]
 
 # PostgreSQL may abort a whole batch on a deadlock or serialization failure with another writer: redo it.
 _RETRYABLE_SQLSTATES = {"40001", "40P01"}
-# Errors that belong to an item's data, not to the database's availability.
-_ITEM_ERRORS = (IntegrityError, TitipError, ValueError, LookupError)
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -75,17 +73,17 @@ class WriteBatcher(Generic[Item, Result]):
         return await future
 
     async def _transaction(self, items: Sequence[Item]) -> list[Result]:
+        """One transaction for `items`; a deadlock or serialization failure is retried, twice."""
         for attempt in range(3):
             try:
                 async with self._db.write() as session:
                     return await self._apply(session, items)
-            except _ITEM_ERRORS:
-                raise
             except Exception as exc:
-                if _retryable(exc) and attempt < 2:
-                    log.warning("write batch aborted (%s); retrying", type(exc).__name__)
-                    continue
-                raise StorageUnavailable(f"{type(exc).__name__}: {exc}") from exc
+                if not _retryable(exc):
+                    raise
+                if attempt == 2:
+                    raise StorageUnavailable(f"{type(exc).__name__}: {exc}") from exc
+                log.warning("write batch aborted (%s); retrying", type(exc).__name__)
         raise AssertionError("unreachable")
 
     async def _loop(self) -> None:
@@ -113,24 +111,21 @@ class WriteBatcher(Generic[Item, Result]):
         items = [item for item, _ in batch]
         try:
             results = await self._transaction(items)
-        except StorageUnavailable as exc:
-            log.error("write batch of %d failed: %s", len(batch), exc)
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            return
-        except _ITEM_ERRORS as exc:
+        except Exception as exc:
             if len(batch) == 1:
                 if not batch[0][1].done():
                     batch[0][1].set_exception(exc)
                 return
-            log.exception("write batch of %d refused by a constraint; redoing item by item", len(batch))
+            # Whatever failed the batch may belong to one item (a value too long, a constraint): redo each
+            # alone so that only that item fails. If the database is down, each fails fast on its own.
+            log.warning("write batch of %d failed (%s: %s); redoing item by item", len(batch),
+                        type(exc).__name__, str(exc)[:200])
             for item, future in batch:
                 try:
                     (result,) = await self._transaction([item])
-                except Exception as exc:
+                except Exception as item_exc:
                     if not future.done():
-                        future.set_exception(exc)
+                        future.set_exception(item_exc)
                 else:
                     if not future.done():
                         future.set_result(result)

@@ -14,7 +14,12 @@
     │   ├── RetryLater            429 / 5xx / network / pair limit (carries retry_after, backoff base)
     │   ├── OutsideWindow         WhatsApp 131047: only a template may be sent now
     │   └── PermanentDeliveryError blocked bot, unknown chat, undeliverable
-    └── StorageUnavailable        the database cannot be reached            -> 503
+    ├── StorageUnavailable        the database cannot be reached            -> 503 / "sistem sedang gangguan"
+    └── StorageDataError          the database refused one row's data (too long, out of range): that item fails
+        └── DataConflict          a unique or check constraint refused it (a reference used twice, a slug taken)
+
+storage/ maps driver exceptions to the last two at one place (storage/errors.py), so nothing above it ever
+sees a SQLAlchemy or driver exception.
 """
 
 from __future__ import annotations
@@ -96,3 +101,11 @@ class PermanentDeliveryError(DeliveryError):
 
 class StorageUnavailable(TitipError):
     pass
+
+
+class StorageDataError(TitipError):
+    """The database refused the data of one write (value too long, number out of range, constraint)."""
+
+
+class DataConflict(StorageDataError):
+    """A unique or check constraint refused the write: usually a retry or a race that lost, handled by the caller."""

@@ -11,11 +11,10 @@ from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.clock import Clock
-from services.errors import UserInputError
+from services.errors import DataConflict, UserInputError
 from services.media import image_type, store_image
 from services.outbox import enqueue
 from storage.db import Database
@@ -107,7 +106,7 @@ class Trips:
             async with self._db.write() as session:
                 session.add(Trip(slug=slug, title=title, owner_id=owner_id, deadline_at=deadline_at, status="open",
                                  created_at=now))
-        except IntegrityError:
+        except DataConflict:
             raise UserInputError("trip_slug_taken", slug=slug) from None
         return TripView(slug, title, deadline_at, "open", owner_id)
 
@@ -172,7 +171,7 @@ class Trips:
                                            photo, self._max_photo))
                 session.add(Product(trip_id=trip.id, code=code, name=name, price=price, stock=stock,
                                     photo_path=path, created_at=now))
-        except IntegrityError:
+        except DataConflict:
             raise UserInputError("product_code_taken", code=code) from None
         return ProductView(code, name, price, stock, path)
 

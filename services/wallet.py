@@ -12,12 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select, tuple_, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.batcher import WriteBatcher
 from services.clock import Clock
-from services.errors import InsufficientFunds
+from services.errors import DataConflict, InsufficientFunds
 from storage.db import Database
 from storage.models import InboundUpdate, LedgerEntry, User
 from storage.queries import insert_or_skip
@@ -66,7 +65,7 @@ async def post_entry(
 ) -> int:
     """Move `amount` (signed) on the user's balance and append the ledger entry; returns the new balance.
 
-    Raises InsufficientFunds when a debit would go below zero, IntegrityError if `reference` was used.
+    Raises InsufficientFunds when a debit would go below zero, DataConflict (when committed) if `reference` was used.
     Runs in the caller's transaction.
     """
     result = await session.execute(
@@ -179,7 +178,7 @@ class Wallet:
                 return await post_entry(
                     session, user_id=user_id, amount=-amount, kind=kind, reference=reference, now=self._clock.now()
                 )
-        except IntegrityError:
+        except DataConflict:
             return await self.balance(user_id)
 
     async def credit(self, user_id: int, amount: int, *, kind: str, reference: str) -> int:
@@ -191,7 +190,7 @@ class Wallet:
                 return await post_entry(
                     session, user_id=user_id, amount=amount, kind=kind, reference=reference, now=self._clock.now()
                 )
-        except IntegrityError:
+        except DataConflict:
             return await self.balance(user_id)
 
     async def totals(self) -> tuple[int, int]:

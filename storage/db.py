@@ -3,6 +3,8 @@
 `Database.read()` opens a read transaction; `Database.write()` a write transaction. On SQLite a write starts
 with BEGIN IMMEDIATE (so a transaction never has to upgrade its lock and fail with SQLITE_BUSY half-way) and
 writers inside one process queue on an asyncio lock instead of in SQLite's sleeping busy handler.
+Database exceptions raised inside either block (or by its commit) leave it as the error tree's
+StorageUnavailable / StorageDataError / DataConflict (storage/errors.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from pathlib import Path
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from storage.errors import mapped
 
 _WRITE_OPTION = "titip_write"
 
@@ -73,19 +77,21 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
-        async with self._read() as session, session.begin():
-            yield session
+        with mapped():
+            async with self._read() as session, session.begin():
+                yield session
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
         """A write transaction, committed when the block exits normally, rolled back otherwise."""
-        if self._write_lock is None:
-            async with self._write() as session, session.begin():
-                yield session
-            return
-        async with self._write_lock:
-            async with self._write() as session, session.begin():
-                yield session
+        with mapped():
+            if self._write_lock is None:
+                async with self._write() as session, session.begin():
+                    yield session
+                return
+            async with self._write_lock:
+                async with self._write() as session, session.begin():
+                    yield session
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -64,6 +64,7 @@ class User(Base):
     # WhatsApp's business-scoped user id (pywa 4 replies to it); null on Telegram.
     alt_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     display_name: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    username: Mapped[str | None] = mapped_column(String(64), nullable=True)  # Telegram @username, for contact
     language: Mapped[str] = mapped_column(String(8), default="id")
     balance: Mapped[int] = mapped_column(BigInteger, default=0)
     last_inbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
@@ -163,6 +164,11 @@ class OutboxMessage(Base):
 
 class Trip(Base):
     __tablename__ = "trips"
+    __table_args__ = (
+        CheckConstraint("status IN ('open','closed')", name="ck_trips_status"),
+        CheckConstraint("payment_mode IN ('manual','otomatis')", name="ck_trips_payment_mode"),
+        Index("ix_trips_status_deadline", "status", "deadline_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     slug: Mapped[str] = mapped_column(String(10), unique=True)
@@ -170,6 +176,9 @@ class Trip(Base):
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     deadline_at: Mapped[datetime] = mapped_column(UTCDateTime())
     status: Mapped[str] = mapped_column(String(8))  # open | closed
+    # manual: buyers transfer as the instructions say and send a proof photo (otomatis: paid through Titip).
+    payment_mode: Mapped[str] = mapped_column(String(8), default="manual", server_default="manual")
+    payment_instructions: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
@@ -178,7 +187,10 @@ class Product(Base):
     __tablename__ = "products"
     __table_args__ = (
         UniqueConstraint("trip_id", "code", name="uq_products_trip_code"),
+        CheckConstraint("price > 0", name="ck_products_price_positive"),
         CheckConstraint("stock >= 0", name="ck_products_stock_nonnegative"),
+        CheckConstraint("price <= 100000000", name="ck_products_price_bounded"),
+        CheckConstraint("stock <= 1000000", name="ck_products_stock_bounded"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -207,6 +219,16 @@ class Participant(Base):
 
 class Order(Base):
     __tablename__ = "orders"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="ck_orders_quantity_positive"),
+        CheckConstraint("quantity <= 1000", name="ck_orders_quantity_bounded"),
+        CheckConstraint("total = quantity * unit_price", name="ck_orders_total"),
+        CheckConstraint(
+            "status IN ('pending','proof_submitted','confirmed','rejected','shipped','cancelled','expired')",
+            name="ck_orders_status",
+        ),
+        Index("ix_orders_status_expires", "status", "expires_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     trip_id: Mapped[int] = mapped_column(ForeignKey("trips.id"), index=True)
@@ -218,6 +240,10 @@ class Order(Base):
     # pending -> proof_submitted -> confirmed | rejected -> shipped; pending -> cancelled | expired
     status: Mapped[str] = mapped_column(String(16))
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The latest payment proof (a new one replaces it) and how many were sent on `proof_day` (WIB date).
+    proof_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    proof_day: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    proofs_today: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -233,6 +259,9 @@ class Broadcast(Base):
     price: Mapped[int] = mapped_column(BigInteger)
     recipients: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(12))  # preview | running | done | cancelled
+    # A preview is bound to what was shown: its recipients (a hash of their ids) and an expiry.
+    audience: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
