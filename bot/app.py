@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 import httpx
 from aiohttp import web
 
-from bot.settings import ConfigError, Settings, check_startable
+from urllib.parse import urlsplit
+
+from bot.settings import ConfigError, Settings, check_startable, is_loopback, missing_keys
 from bot.telegram import TelegramChannel
 from bot.whatsapp import WhatsAppChannel
 from handlers.context import Services, ShareLinks
@@ -23,11 +25,10 @@ from handlers.i18n import render_notice
 from handlers.progress import BroadcastProgress
 from handlers.router import Conversation
 from services.clock import Clock, SystemClock
-from services.messaging import Messenger
+from services.delivery import Delivery, Limits, Priority
 from services.broadcasts import Broadcasts
 from services.orders import Orders
 from services.outbox import OutboxSender, WindowPolicy
-from services.pacing import Pacer
 from services.payments import PaymentGateway
 from services.payments.doku import DokuGateway
 from services.payments.duitku import DuitkuGateway
@@ -68,47 +69,45 @@ def secret_values(settings: Settings) -> list[str]:
 def _build_gateways(settings: Settings, http: httpx.AsyncClient) -> tuple[list[PaymentGateway], dict[str, str]]:
     """The usable gateways in failover order, and why each unusable one is off."""
     pay = settings.payments
+    public_url = settings.server.link_base
     usable: list[PaymentGateway] = []
     off: dict[str, str] = {}
     for name in pay.gateways:
+        missing = missing_keys(pay, name)
+        if missing:
+            off[name] = "set " + " and ".join(missing)
+            continue
         if name == "sandbox":
             secret = pay.sandbox.secret.get_secret_value() if pay.sandbox.secret else secrets.token_urlsafe(32)
-            usable.append(SandboxGateway(secret=secret, public_url=settings.server.public_url, http=http))
+            usable.append(SandboxGateway(secret=secret, public_url=public_url, http=http))
         elif name == "midtrans":
-            if not _secret(pay.midtrans.server_key):
-                off[name] = "set payments.midtrans.server_key (BOT_PAYMENTS__MIDTRANS__SERVER_KEY)"
-                continue
-            usable.append(
-                MidtransGateway(
-                    server_key=_secret(pay.midtrans.server_key),
-                    snap_base_url=pay.midtrans.snap_url(),
-                    api_base_url=pay.midtrans.api_url(),
-                    http=http,
-                    enabled_payments=pay.midtrans.enabled_payments,
-                )
-            )
+            usable.append(MidtransGateway(server_key=_secret(pay.midtrans.server_key),
+                                          snap_base_url=pay.midtrans.snap_url(), api_base_url=pay.midtrans.api_url(),
+                                          http=http, enabled_payments=pay.midtrans.enabled_payments))
         elif name == "duitku":
             d = pay.duitku
-            if not d.merchant_code or not _secret(d.api_key):
-                off[name] = "set payments.duitku.merchant_code and payments.duitku.api_key"
-                continue
-            usable.append(DuitkuGateway(merchant_code=d.merchant_code, api_key=_secret(d.api_key),
+            usable.append(DuitkuGateway(merchant_code=d.merchant_code or "", api_key=_secret(d.api_key),
                                         base_url=d.base_url, http=http, payment_method=d.payment_method))
         elif name == "doku":
             k = pay.doku
-            if not k.client_id or not _secret(k.secret_key):
-                off[name] = "set payments.doku.client_id and payments.doku.secret_key"
-                continue
-            usable.append(DokuGateway(client_id=k.client_id, secret_key=_secret(k.secret_key),
+            usable.append(DokuGateway(client_id=k.client_id or "", secret_key=_secret(k.secret_key),
                                       base_url=k.base_url, http=http))
         elif name == "xendit":
             x = pay.xendit
-            if not _secret(x.secret_key) or not _secret(x.callback_token):
-                off[name] = "set payments.xendit.secret_key and payments.xendit.callback_token"
-                continue
             usable.append(XenditGateway(secret_key=_secret(x.secret_key), callback_token=_secret(x.callback_token),
                                         base_url=x.base_url, http=http))
     return usable, off
+
+
+def channel_limits(settings: Settings) -> dict[str, Limits]:
+    """Each messenger's pacing, from the settings: Telegram ~30/s overall and 1/s per chat (replies too);
+    WhatsApp 80/s per number and ~1 per 6 s per recipient with a burst, replies exempt (the person just wrote)."""
+    tg, wa = settings.telegram, settings.whatsapp
+    return {
+        "telegram": Limits(tg.rate_per_second, tg.per_chat_interval_s, 1),
+        "whatsapp": Limits(wa.rate_per_second, wa.per_recipient_interval_s, wa.per_recipient_burst,
+                           replies_exempt=True),
+    }
 
 
 def _secret(value) -> str:
@@ -126,6 +125,7 @@ class Runtime:
     wallet: Wallet
     topups: Topups
     reconciler: Reconciler
+    delivery: Delivery
     outbox: OutboxSender
     conversation: Conversation
     trips: Trips
@@ -185,6 +185,7 @@ class Runtime:
                 await self.telegram.stop()
             if self.whatsapp is not None:
                 await self.whatsapp.close()
+            await self.delivery.close()
             await self.wallet.inbound.stop()
             await self.settlement.batcher.stop()
             await self.http.aclose()
@@ -210,6 +211,11 @@ class Runtime:
             await asyncio.sleep(self.settings.jastip.sweep_interval_s)
 
     def log_readiness(self) -> None:
+        server = self.settings.server
+        log.info("environment: %s; payment and share links use %s", server.environment, server.link_base)
+        if server.environment == "development" and not is_loopback(urlsplit(server.link_base).hostname or ""):
+            log.warning("DEVELOPMENT on a non-loopback URL (%s): the sandbox gateway lets anyone on this network "
+                        "mark payments paid; never use this for real users", server.link_base)
         for channel, state in self.channels.items():
             if state == "enabled":
                 log.info("channel %s: enabled", channel)
@@ -218,6 +224,20 @@ class Runtime:
         log.info("payment gateways (failover order): %s", ", ".join(g.name for g in self.gateways))
         for name, why in self.disabled_gateways.items():
             log.warning("gateway %s: disabled — %s", name, why)
+
+
+class _Wake:
+    """Tells the outbox that a notice was queued; the outbox registers itself once it exists."""
+
+    def __init__(self) -> None:
+        self._outbox: OutboxSender | None = None
+
+    def attach(self, outbox: OutboxSender) -> None:
+        self._outbox = outbox
+
+    def __call__(self) -> None:
+        if self._outbox is not None:
+            self._outbox.wake()
 
 
 def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx.AsyncClient | None = None) -> Runtime:
@@ -231,91 +251,108 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
     admins = [("telegram", i) for i in settings.admin.telegram_ids] + [
         ("whatsapp", i) for i in settings.admin.whatsapp_ids
     ]
-    messengers: dict[str, Messenger] = {}
-    pacers: dict[str, Pacer] = {}
-    outbox_ref: list[OutboxSender] = []
-    settlement = Settlement(
-        db, {g.name: g for g in gateways}, clock, admins=admins,
-        on_notice=lambda: outbox_ref[0].wake() if outbox_ref else None,
-    )
+    wake = _Wake()
+    settlement = Settlement(db, {g.name: g for g in gateways}, clock, admins=admins, on_notice=wake)
     wallet = Wallet(db, clock)
-    w = settings.wallet
+    w, limits = settings.wallet, settings.limits
     topups = Topups(
         db, gateways, settlement, clock,
         rules=AmountRules(w.min_topup, w.max_topup, tuple(w.presets)),
-        public_url=settings.server.public_url,
+        public_url=settings.server.link_base,
         expiry_minutes=settings.payments.expiry_minutes,
+        max_pending=limits.max_pending_payments,
+        check_cooldown_s=limits.check_cooldown_s,
     )
     j = settings.jastip
     trips = Trips(db, clock, media_dir=j.media_dir, max_photo_bytes=j.max_photo_bytes)
     orders = Orders(db, clock, expiry_hours=j.order_expiry_hours, media_dir=j.media_dir,
-                    max_photo_bytes=j.max_photo_bytes)
-    telegram_ref: list[TelegramChannel] = []
-    share = ShareLinks(
-        telegram_username=lambda: telegram_ref[0].username if telegram_ref else None,
-        whatsapp_number=settings.whatsapp.display_number,
-    )
+                    max_photo_bytes=j.max_photo_bytes, proofs_per_day=limits.proofs_per_order)
+    bot_username = _BotUsername()
+    share = ShareLinks(telegram_username=bot_username, whatsapp_number=settings.whatsapp.display_number)
     broadcasts = Broadcasts(db, clock, price_per_message=settings.broadcast.price_per_message)
     sent = SentMessages(db, clock)
+    delivery = Delivery()
     conversation = Conversation(Services(wallet=wallet, topups=topups, trips=trips, orders=orders,
-                                         broadcasts=broadcasts, sent=sent, share=share))
+                                         broadcasts=broadcasts, sent=sent, share=share,
+                                         support_contact=settings.support.contact), delivery)
+    limits_by_channel = channel_limits(settings)
     channels: dict[str, str] = {}
     telegram = None
     tg = settings.telegram
     if tg.token is not None and tg.token.get_secret_value():
-        pacers["telegram"] = Pacer(tg.rate_per_second, tg.per_chat_interval_s)
         # Without a configured secret (development only: production refuses to start), a fresh random one.
         secret = tg.webhook_secret.get_secret_value() if tg.webhook_secret else secrets.token_urlsafe(32)
         telegram = TelegramChannel(
             token=tg.token.get_secret_value(), api_base_url=tg.api_base_url, mode=tg.mode, webhook_secret=secret,
-            public_url=settings.server.public_url, conversation=conversation, pacer=pacers["telegram"],
+            public_url=settings.server.link_base, conversation=conversation,
             max_photo_bytes=settings.jastip.max_photo_bytes,
         )
-        messengers["telegram"] = telegram
-        telegram_ref.append(telegram)
+        delivery.add_channel("telegram", telegram, limits_by_channel["telegram"])
+        bot_username.channel = telegram
         channels["telegram"] = "enabled"
     else:
         channels["telegram"] = "set telegram.token (BOT_TELEGRAM__TOKEN) to enable it"
     whatsapp = None
     wa = settings.whatsapp
     windows: dict[str, WindowPolicy] = {}
+    failed_later = _FailedLater()
     if _secret(wa.token) and wa.phone_id:
         if not _secret(wa.app_secret) or not _secret(wa.verify_token):
             raise ConfigError("whatsapp.token is set: whatsapp.app_secret and whatsapp.verify_token are required too")
-        pacers["whatsapp"] = Pacer(wa.rate_per_second, wa.per_recipient_interval_s,
-                                   per_chat_burst=wa.per_recipient_burst)
         whatsapp = WhatsAppChannel(
             phone_id=wa.phone_id, token=_secret(wa.token), app_secret=_secret(wa.app_secret),
             verify_token=_secret(wa.verify_token), api_base_url=wa.api_base_url, conversation=conversation,
-            pacer=pacers["whatsapp"],
-            on_status_failed=lambda channel, wamid, reason: outbox_ref[0].delivery_failed(channel, wamid, reason),
-            max_photo_bytes=settings.jastip.max_photo_bytes,
+            on_status_failed=failed_later, max_photo_bytes=settings.jastip.max_photo_bytes,
         )
-        messengers["whatsapp"] = whatsapp
+        delivery.add_channel("whatsapp", whatsapp, limits_by_channel["whatsapp"])
         windows["whatsapp"] = WindowPolicy(hours=24, templates=dict(wa.templates), language=wa.template_language)
         channels["whatsapp"] = "enabled"
     else:
         channels["whatsapp"] = ("set whatsapp.phone_id, whatsapp.token, whatsapp.app_secret and "
                                 "whatsapp.verify_token (BOT_WHATSAPP__*) to enable it")
-    progress = BroadcastProgress(broadcasts, sent, messengers, pacers,
-                                 every_s=settings.broadcast.progress_interval_s)
+    progress = BroadcastProgress(broadcasts, sent, delivery, every_s=settings.broadcast.progress_interval_s)
     outbox = OutboxSender(
-        db, messengers, pacers, render_notice, clock,
+        db, delivery, render_notice, clock,
         poll_interval_s=settings.outbox.poll_interval_s, max_attempts=settings.outbox.max_attempts,
         batch_size=settings.outbox.batch_size, lease_s=settings.outbox.lease_s,
-        windows=windows, after_round=progress.after_round,
+        windows=windows, after_broadcast=progress.after_round,
     )
-    outbox_ref.append(outbox)
+    wake.attach(outbox)
+    failed_later.attach(outbox)
     r = settings.reconcile
     reconciler = Reconciler(db, settlement, clock, concurrency=r.concurrency, grace_hours=r.grace_hours,
                             lease_s=r.lease_s)
     return Runtime(
         settings=settings, db=db, clock=clock, http=http, gateways=gateways,
-        settlement=settlement, wallet=wallet, topups=topups, reconciler=reconciler, outbox=outbox,
-        conversation=conversation, trips=trips, orders=orders, broadcasts=broadcasts,
+        settlement=settlement, wallet=wallet, topups=topups, reconciler=reconciler, delivery=delivery,
+        outbox=outbox, conversation=conversation, trips=trips, orders=orders, broadcasts=broadcasts,
         progress=progress, stats=Stats(db), telegram=telegram, whatsapp=whatsapp, channels=channels,
         disabled_gateways=disabled,
     )
+
+
+class _BotUsername:
+    """The Telegram bot's @username for t.me links, known once the channel has connected."""
+
+    def __init__(self) -> None:
+        self.channel: TelegramChannel | None = None
+
+    def __call__(self) -> str | None:
+        return self.channel.username if self.channel is not None else None
+
+
+class _FailedLater:
+    """WhatsApp's status webhook reporting a message failed after it was accepted: the outbox records it."""
+
+    def __init__(self) -> None:
+        self._outbox: OutboxSender | None = None
+
+    def attach(self, outbox: OutboxSender) -> None:
+        self._outbox = outbox
+
+    async def __call__(self, channel: str, provider_message_id: str, reason: str) -> bool:
+        return False if self._outbox is None else await self._outbox.delivery_failed(
+            channel, provider_message_id, reason)
 
 
 def build_web_app(runtime: Runtime) -> web.Application:

@@ -5,9 +5,11 @@ Only the composition root (`bot/app.py`, `bot/__main__.py`) reads it; everything
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
@@ -20,16 +22,76 @@ class ConfigError(Exception):
     """The configuration cannot run: the message names the setting to fix."""
 
 
+def normal_url(value: str) -> str:
+    """' HTTPS://Bot.Example.ID/ ' -> 'https://bot.example.id': scheme and host lower-case, no spaces, no
+    trailing slash; anything that is not an http(s) URL with a host is refused here, once."""
+    text = value.strip()
+    parts = urlsplit(text)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"server.public_url must be an http:// or https:// URL with a host, not {value!r}")
+    host = parts.hostname.lower()
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 and localhost: only this machine can reach such a URL."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class ServerSettings(BaseModel):
     host: str = "0.0.0.0"
     port: int = 8080
-    # Builds callback / return / sandbox links. https means production: secrets become mandatory.
-    public_url: str = "http://127.0.0.1:8080"
+    # Builds callback / return / sandbox links; unset: derived from host and port (0.0.0.0 -> 127.0.0.1).
+    public_url: str | None = None
+    # The one rule: development = a loopback public_url, or an explicit "development" with a plain-http
+    # URL (LAN testing, never https). Everything else is production. Only development runs the sandbox
+    # gateway, sandbox payouts and the playground.
+    environment: Literal["development", "production"] | None = None
+    playground: bool | None = None  # default: on in development
     max_body_bytes: int = 1_000_000
+
+    @field_validator("public_url")
+    @classmethod
+    def _normal(cls, value: str | None) -> str | None:
+        return normal_url(value) if value is not None and value.strip() else None
+
+    @model_validator(mode="after")
+    def _derive(self) -> "ServerSettings":
+        if self.public_url is None:
+            host = self.host.strip() or "127.0.0.1"
+            if host in ("0.0.0.0", "::", "[::]"):
+                host = "127.0.0.1"
+            self.public_url = normal_url(f"http://{f'[{host}]' if ':' in host else host}:{self.port}")
+        host = urlsplit(self.public_url).hostname or ""
+        https = self.public_url.startswith("https://")
+        if self.environment == "development" and https and not is_loopback(host):
+            raise ValueError("server.environment = \"development\" needs an http public_url; an https URL is "
+                             "production (remove the setting or use an http://127.0.0.1 URL)")
+        if self.environment is None:
+            self.environment = "development" if is_loopback(host) else "production"
+        if self.playground is None:
+            self.playground = self.environment == "development"
+        return self
 
     @property
     def production(self) -> bool:
-        return self.public_url.startswith("https://")
+        return self.environment == "production"
+
+    @property
+    def link_base(self) -> str:
+        """Where payment, callback and share links point."""
+        assert self.public_url is not None
+        return self.public_url
 
 
 class DatabaseSettings(BaseModel):
@@ -174,6 +236,16 @@ class OutboxSettings(BaseModel):
     lease_s: float = Field(60.0, gt=0)
 
 
+class LimitsSettings(BaseModel):
+    max_pending_payments: int = Field(3, ge=1)  # unfinished top-ups per user
+    check_cooldown_s: float = Field(30.0, ge=0)  # /cek asks a gateway about one payment at most this often
+    proofs_per_order: int = Field(3, ge=1)  # payment proofs per order per WIB day
+
+
+class SupportSettings(BaseModel):
+    contact: str | None = None  # shown to people who ask for "admin" / "cs", e.g. "WhatsApp 0811-0000-0000"
+
+
 class AdminSettings(BaseModel):
     telegram_ids: list[str] = Field(default_factory=list)
     whatsapp_ids: list[str] = Field(default_factory=list)
@@ -207,6 +279,8 @@ class Settings(BaseSettings):
     reconcile: ReconcileSettings = Field(default_factory=ReconcileSettings)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    support: SupportSettings = Field(default_factory=SupportSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @classmethod
@@ -242,11 +316,61 @@ def _missing(value: SecretStr | str | None) -> bool:
     return not raw.strip()
 
 
-def production_problems(settings: Settings) -> list[str]:
-    """Every missing secret that makes a production (https public_url) configuration unsafe to start."""
-    if not settings.server.production:
-        return []
+# Each gateway's settings that must be set for it to verify callbacks (the one table: app.py uses it too).
+GATEWAY_KEYS: dict[str, tuple[str, ...]] = {
+    "sandbox": (),
+    "midtrans": ("server_key",),
+    "duitku": ("merchant_code", "api_key"),
+    "doku": ("client_id", "secret_key"),
+    "xendit": ("secret_key", "callback_token"),
+}
+
+
+def missing_keys(payments: PaymentsSettings, gateway: str) -> list[str]:
+    """The `payments.<gateway>.<key>` settings still unset for `gateway`."""
+    section = getattr(payments, gateway, None)
+    return [f"payments.{gateway}.{key}" for key in GATEWAY_KEYS[gateway] if _missing(getattr(section, key, None))]
+
+
+# Hosts that move real money (protocols.md); sandbox hosts and local fakes are not live.
+LIVE_HOSTS = {"doku": {"api.doku.com"}, "duitku": {"passport.duitku.com"}}
+
+
+def _host(url: str) -> str:
+    return (urlsplit(url.strip()).hostname or "").lower()
+
+
+def live_credentials(payments: PaymentsSettings) -> list[str]:
+    """Configured credentials that move real money (whether or not their gateway is listed)."""
+    live = []
+    if payments.midtrans.production and not _missing(payments.midtrans.server_key):
+        live.append("payments.midtrans (production = true)")
+    key = payments.xendit.secret_key.get_secret_value() if payments.xendit.secret_key else ""
+    if key.startswith("xnd_production_"):
+        live.append("payments.xendit.secret_key (a xnd_production_ key)")
+    if not _missing(payments.doku.secret_key) and _host(payments.doku.base_url) in LIVE_HOSTS["doku"]:
+        live.append(f"payments.doku (base_url {payments.doku.base_url})")
+    if not _missing(payments.duitku.api_key) and _host(payments.duitku.base_url) in LIVE_HOSTS["duitku"]:
+        live.append(f"payments.duitku (base_url {payments.duitku.base_url})")
+    return live
+
+
+def startup_problems(settings: Settings) -> list[str]:
+    """Every reason this configuration must not start, one line each (empty: it may start)."""
     problems: list[str] = []
+    pay = settings.payments
+    sandboxes = ["the sandbox gateway (payments.gateways)"] if "sandbox" in pay.gateways else []
+    for live in live_credentials(pay):
+        for sandbox in sandboxes:
+            problems.append(f"{live} next to {sandbox}: real money and a test gateway that lets anyone mark "
+                            f"a payment paid must never run together; remove one of them")
+    if not settings.server.production:
+        return problems
+    where = f"server.public_url {settings.server.public_url} is production"
+    if sandboxes:
+        problems.append(f"{where}: remove 'sandbox' from payments.gateways (it lets anyone mark a payment paid)")
+    if settings.server.playground:
+        problems.append(f"{where}: the playground runs only in development; remove server.playground")
     tg = settings.telegram
     if not _missing(tg.token) and tg.mode == "webhook" and _missing(tg.webhook_secret):
         problems.append("telegram.webhook_secret (BOT_TELEGRAM__WEBHOOK_SECRET) is required for webhook mode")
@@ -256,29 +380,15 @@ def production_problems(settings: Settings) -> list[str]:
             problems.append("whatsapp.app_secret (BOT_WHATSAPP__APP_SECRET) is required to verify Meta's signatures")
         if _missing(wa.verify_token):
             problems.append("whatsapp.verify_token (BOT_WHATSAPP__VERIFY_TOKEN) is required for the webhook challenge")
-    pay = settings.payments
-    required = {
-        "sandbox": [],
-        "midtrans": [("server_key", pay.midtrans.server_key)],
-        "duitku": [("merchant_code", pay.duitku.merchant_code), ("api_key", pay.duitku.api_key)],
-        "doku": [("client_id", pay.doku.client_id), ("secret_key", pay.doku.secret_key)],
-        "xendit": [("secret_key", pay.xendit.secret_key), ("callback_token", pay.xendit.callback_token)],
-    }
     for gateway in pay.gateways:
-        if gateway == "sandbox":
-            problems.append(
-                "payments.gateways contains 'sandbox' with an https server.public_url: the sandbox lets anyone "
-                "mark a payment paid; remove it in production"
-            )
-        for name, value in required[gateway]:
-            if _missing(value):
-                env = f"BOT_PAYMENTS__{gateway.upper()}__{name.upper()}"
-                problems.append(f"payments.{gateway}.{name} ({env}) is required to verify {gateway} callbacks")
+        for name in missing_keys(pay, gateway):
+            env = "BOT_" + name.upper().replace(".", "__")
+            problems.append(f"{name} ({env}) is required to verify {gateway} callbacks")
     return problems
 
 
 def check_startable(settings: Settings) -> None:
-    """Refuse to start a production configuration that could accept forged webhooks."""
-    problems = production_problems(settings)
+    """Refuse to start a configuration that could accept forged webhooks or mix test and real money."""
+    problems = startup_problems(settings)
     if problems:
-        raise ConfigError("refusing to start in production mode:\n  - " + "\n  - ".join(problems))
+        raise ConfigError("refusing to start:\n  - " + "\n  - ".join(problems))

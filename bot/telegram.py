@@ -17,23 +17,14 @@ from telegram.ext import Application, CallbackQueryHandler, ContextTypes, Messag
 from telegram.request import HTTPXRequest
 
 from bot.telegram_api import BotApi
+from handlers.commands import menu_commands
+from handlers.i18n import Translator
 from handlers.router import Conversation, Incoming
-from services.errors import PermanentDeliveryError, RetryLater
+from services.errors import PermanentDeliveryError
 from services.messaging import OutgoingMessage, SentMessage
-from services.pacing import Pacer
 
 log = logging.getLogger(__name__)
 
-COMMANDS = [
-    ("topup", "Isi saldo / top up"),
-    ("trip", "Trip jastip saya / my trips"),
-    ("pesananku", "Pesanan saya / my orders"),
-    ("saldo", "Lihat saldo / balance"),
-    ("riwayat", "Transaksi terakhir / history"),
-    ("cek", "Cek pembayaran / re-check payment"),
-    ("bahasa", "Bahasa / language"),
-    ("bantuan", "Bantuan / help"),
-]
 ALLOWED_UPDATES = ["message", "callback_query"]
 
 
@@ -58,14 +49,12 @@ class TelegramChannel:
         webhook_secret: str,
         public_url: str,
         conversation: Conversation,
-        pacer: Pacer,
         max_photo_bytes: int = 5_000_000,
     ) -> None:
         self.mode = mode
         self.webhook_secret = webhook_secret
         self._public_url = public_url.rstrip("/")
         self._conversation = conversation
-        self._pacer = pacer
         self.ready = asyncio.Event()
         self.username: str | None = None  # the bot's @username, known once connected (for t.me links)
         self.max_photo_bytes = max_photo_bytes
@@ -104,7 +93,10 @@ class TelegramChannel:
                 delay = min(delay * 2, 60)
         self.username = self.app.bot.username
         try:
-            await self.app.bot.set_my_commands([BotCommand(name, text) for name, text in COMMANDS])
+            # The menu from the command registry: Indonesian by default, English for English-language clients.
+            for language in ("id", "en"):
+                menu = [BotCommand(name, text) for name, text in menu_commands(Translator(language, self.channel))]
+                await self.app.bot.set_my_commands(menu, language_code=None if language == "id" else language)
         except TelegramError as exc:
             log.warning("set_my_commands failed: %s", exc)
         await self.app.start()
@@ -132,9 +124,17 @@ class TelegramChannel:
         await self.app.stop()
         await self.app.shutdown()
 
-    async def feed(self, data: dict[str, Any]) -> None:
-        """A webhook update: queue it for PTB and return at once (the route answers 200 immediately)."""
-        await self.app.update_queue.put(Update.de_json(data, self.app.bot))
+    async def feed(self, data: dict[str, Any]) -> bool:
+        """A webhook update: queue it for PTB and return at once (the route answers 200 immediately).
+        False when it is not an update PTB can read (acknowledged anyway, so Telegram does not resend it)."""
+        try:
+            update = Update.de_json(data, self.app.bot)
+        except Exception as exc:  # a malformed body from the right sender: nothing to handle
+            log.warning("Telegram update %s could not be read (%s: %s); acknowledged and dropped",
+                        data.get("update_id"), type(exc).__name__, str(exc)[:200])
+            return False
+        await self.app.update_queue.put(update)
+        return True
 
     async def send(self, chat_id: str, message: OutgoingMessage) -> SentMessage:
         """Messenger port: one message (or an edit of one we sent), errors mapped to RetryLater /
@@ -151,7 +151,7 @@ class TelegramChannel:
         if message.photo is not None:
             sent = await self.api.call("sendPhoto", {"chat_id": chat_id, "caption": message.text[:1024],
                                                      "reply_markup": markup},
-                                       upload=("photo", message.photo_name, message.photo))
+                                       upload=("photo", "photo.jpg", message.photo))
         elif message.document is not None:
             sent = await self.api.call("sendDocument", {"chat_id": chat_id, "caption": message.text[:1024],
                                                         "reply_markup": markup},
@@ -161,22 +161,6 @@ class TelegramChannel:
                                                        "reply_markup": markup})
         message_id = sent.get("message_id") if isinstance(sent, dict) else None
         return SentMessage(provider_message_id=str(message_id) if message_id is not None else None)
-
-    async def _reply(self, chat_id: str, replies: list[OutgoingMessage]) -> None:
-        for reply in replies:
-            for attempt in range(3):
-                await self._pacer.wait(chat_id)  # Telegram's 1 msg/s per chat holds for replies too
-                try:
-                    sent = await self.send(chat_id, reply)
-                    await self._conversation.remember_sent(self.channel, chat_id, sent.provider_message_id, reply.ref)
-                    break
-                except RetryLater as exc:
-                    if exc.retry_after:
-                        self._pacer.back_off(exc.retry_after, chat_id)
-                    log.warning("reply to %s: %s (attempt %d)", chat_id, exc, attempt + 1)
-                except PermanentDeliveryError as exc:
-                    log.warning("reply to %s undeliverable: %s", chat_id, exc)
-                    return
 
     async def _on_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Any message: handled by the shared conversation; replies go back to the same chat."""
@@ -207,8 +191,9 @@ class TelegramChannel:
             photo=photo,
             photo_too_large=too_large,
             reply_to=str(message.reply_to_message.message_id) if message.reply_to_message else None,
+            username=user.username,
         )
-        await self._reply(incoming.chat_id, await self._conversation.handle(incoming))
+        await self._conversation.respond(incoming)
 
     async def _on_callback(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A tapped inline button (preset amount, language): acknowledged, then handled like a command."""
@@ -227,8 +212,9 @@ class TelegramChannel:
             display_name=query.from_user.full_name,
             callback_data=query.data or "",
             update_key=str(update.update_id),
+            username=query.from_user.username,
         )
-        await self._reply(chat_id, await self._conversation.handle(incoming))
+        await self._conversation.respond(incoming)
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error("Telegram update failed", exc_info=context.error)

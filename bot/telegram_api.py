@@ -68,7 +68,9 @@ class BotApi:
         code = int(body.get("error_code", status)) if isinstance(body, dict) else status
         if code == 429:
             retry_after = (body.get("parameters") or {}).get("retry_after", 1) if isinstance(body, dict) else 1
-            raise RetryLater(f"telegram 429: retry after {retry_after}s", retry_after=float(retry_after))
+            # Mostly one chat's limit (1/s): that chat backs off alone; the overall rate is kept by our pacing.
+            raise RetryLater(f"telegram 429: retry after {retry_after}s", retry_after=float(retry_after),
+                             chat_only=True)
         if code in (400, 403):
             raise PermanentDeliveryError(f"telegram refused: {description}"[:300])
         raise RetryLater(f"telegram unavailable: {code} {description}"[:300])

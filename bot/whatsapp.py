@@ -29,7 +29,6 @@ from pywa.errors import (
 from handlers.router import Conversation, Incoming
 from services.errors import OutsideWindow, PermanentDeliveryError, RetryLater
 from services.messaging import OutgoingMessage, SentMessage
-from services.pacing import Pacer
 
 log = logging.getLogger(__name__)
 GRAPH = "https://graph.facebook.com"
@@ -95,7 +94,6 @@ class WhatsAppChannel:
         verify_token: str,
         api_base_url: str,
         conversation: Conversation,
-        pacer: Pacer,
         on_status_failed=None,
         concurrent_updates: int = 64,
         max_photo_bytes: int = 5_000_000,
@@ -104,7 +102,6 @@ class WhatsAppChannel:
         transport = _Rebase(api_base_url) if api_base_url.rstrip("/") != GRAPH else httpx.AsyncHTTPTransport()
         self._http = httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(15.0, connect=5.0))
         self._conversation = conversation
-        self._pacer = pacer
         self._on_status_failed = on_status_failed
         self._tasks: set[asyncio.Task] = set()
         # At most this many updates are processed at once (like PTB's concurrent_updates): beyond it they
@@ -181,7 +178,7 @@ class WhatsAppChannel:
         incoming = Incoming(channel=self.channel, chat_id=chat_id, user_id=chat_id, display_name=name,
                             text=text, update_key=message.id, alt_id=bsuid, photo=photo, photo_too_large=too_large,
                             reply_to=quoted)
-        await self._reply(chat_id, await self._conversation.handle(incoming))
+        await self._conversation.respond(incoming)
 
     async def _on_button(self, client: WhatsApp, callback) -> None:
         """A tapped reply button or list row: handled like a command."""
@@ -189,7 +186,7 @@ class WhatsAppChannel:
         data = callback.data if isinstance(callback.data, str) else str(callback.data)
         incoming = Incoming(channel=self.channel, chat_id=chat_id, user_id=chat_id, display_name=name,
                             callback_data=data, update_key=callback.id, alt_id=bsuid)
-        await self._reply(chat_id, await self._conversation.handle(incoming))
+        await self._conversation.respond(incoming)
 
     async def _on_status(self, client: WhatsApp, status: wa_types.MessageStatus) -> None:
         """Meta reports a message it had accepted as failed: the outbox row is marked failed."""
@@ -213,8 +210,13 @@ class WhatsAppChannel:
                     language=wa_types.templates.TemplateLanguage(message.template.language), params=params,
                 )
             elif message.photo is not None:
-                sent = await self.client.send_image(to=chat_id, image=message.photo, caption=message.text[:1024],
-                                                    mime_type="image/png")
+                # An image with up to three reply buttons is one interactive message (a proof with its
+                # "Bukti sah" / "Bukti tidak sah" buttons); a list cannot carry an image.
+                buttons = _buttons(message)
+                sent = await self.client.send_image(
+                    to=chat_id, image=message.photo, caption=message.text[:1024],
+                    mime_type="image/png" if message.photo.startswith(b"\x89PNG") else "image/jpeg",
+                    buttons=buttons if not isinstance(buttons, wa_types.SectionList) else None)
             elif message.document is not None:
                 sent = await self.client.send_document(to=chat_id, document=message.document,
                                                        filename=message.document_name, caption=message.text[:1024])
@@ -226,19 +228,3 @@ class WhatsAppChannel:
         except httpx.HTTPError as exc:
             raise RetryLater(f"whatsapp unreachable: {type(exc).__name__}") from exc
         return SentMessage(provider_message_id=getattr(sent, "id", None))
-
-    async def _reply(self, chat_id: str, replies: list[OutgoingMessage]) -> None:
-        for reply in replies:
-            for attempt in range(3):
-                # The user just wrote: the 24-hour window is open; only the number's overall rate applies.
-                await self._pacer.wait(chat_id, per_chat=False)
-                try:
-                    sent = await self.send(chat_id, reply)
-                    await self._conversation.remember_sent(self.channel, chat_id, sent.provider_message_id, reply.ref)
-                    break
-                except RetryLater as exc:
-                    log.warning("reply to %s: %s (attempt %d)", chat_id, exc, attempt + 1)
-                    await asyncio.sleep(exc.retry_after or 0.5 * (attempt + 1))
-                except (PermanentDeliveryError, OutsideWindow) as exc:
-                    log.warning("reply to %s undeliverable: %s", chat_id, exc)
-                    return

@@ -30,3 +30,4 @@ class Services:
     broadcasts: Broadcasts
     sent: SentMessages
     share: ShareLinks = field(default_factory=ShareLinks)
+    support_contact: str | None = None  # shown to people who ask for "admin" / "cs"

@@ -1,4 +1,8 @@
-"""The command grammar shared by Telegram (`/topup 50rb`) and WhatsApp (`TOPUP 50rb`)."""
+"""The command grammar shared by Telegram (`/topup 50rb`) and WhatsApp (`TOPUP 50rb`): commands found by the
+words and phrases the registry declares (handlers/commands.py), amounts and counts as people type them.
+
+Numbers are ASCII digits only: '²', '５' or Arabic-Indic digits are not numbers here (Python's isdigit() says
+they are), so they get a clear reply instead of a crash or a silent surprise."""
 
 from __future__ import annotations
 
@@ -6,81 +10,52 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-# Every spelling a user may type, Indonesian first, mapped to one command name.
-ALIASES = {
-    "start": "start",
-    "mulai": "start",
-    "topup": "topup",
-    "isi": "topup",
-    "isisaldo": "topup",
-    "deposit": "topup",
-    "saldo": "saldo",
-    "balance": "saldo",
-    "riwayat": "riwayat",
-    "history": "riwayat",
-    "mutasi": "riwayat",
-    "cek": "cek",
-    "check": "cek",
-    "bahasa": "bahasa",
-    "language": "bahasa",
-    "lang": "bahasa",
-    "bantuan": "bantuan",
-    "help": "bantuan",
-    "menu": "bantuan",
-    # jastip: jastiper
-    "trip": "trip",
-    "tutup": "tutup",
-    "buka": "buka",
-    "deadline": "deadline",
-    "produk": "produk",
-    "ubah": "ubah",
-    "hapus": "hapus",
-    "peserta": "peserta",
-    "pesanan": "pesanan",
-    "konfirmasi": "konfirmasi",
-    "tolak": "tolak",
-    "kirim": "kirim",
-    "broadcast": "broadcast",
-    "rekap": "rekap",
-    "recap": "rekap",
-    "siaran": "broadcast",
-    # jastip: participant
-    "join": "join",
-    "gabung": "join",
-    "info": "info",
-    "stop": "stop",
-    "berhenti": "stop",
-    "pesan": "pesan",
-    "order": "pesan",
-    "pesananku": "pesananku",
-    "batal": "batal",
-    "bayar": "bayar",
-}
-
 _MULTIPLIERS = {"rb": 1_000, "ribu": 1_000, "k": 1_000, "jt": 1_000_000, "juta": 1_000_000}
 _AMOUNT = re.compile(r"^(?:rp\.?)?(?P<number>\d[\d.,]*)(?P<unit>rb|ribu|k|jt|juta)?$", re.ASCII)
 _GROUPED = re.compile(r"^\d{1,3}(?:([.,])\d{3})(?:\1\d{3})*$", re.ASCII)
 
 
+_WHOLE = re.compile(r"^[0-9]{1,12}$", re.ASCII)
+# Punctuation people put after a word ("saldo?", "halo!", "makasih.") that is not part of the command.
+_TRAILING = "?!.,:;~"
+
+
 @dataclass(frozen=True)
 class Command:
-    name: str  # canonical name from ALIASES, or the unknown word as typed (lower-case)
+    name: str  # the registry's name, or the unknown first word as typed (lower-case)
     args: str
     known: bool
 
 
-def parse_command(text: str) -> Command | None:
-    """'/topup@TitipBot 50rb' or 'TOPUP 50rb' -> Command('topup', '50rb'); None for empty text."""
+def _words_end(text: str, count: int) -> int:
+    """Where the first `count` whitespace-separated words of `text` end."""
+    match = re.match(r"\s*(?:\S+\s+){%d}\S+" % (count - 1), text)
+    return match.end() if match else len(text)
+
+
+def parse_command(text: str, phrases: dict[str, str], longest: int = 3) -> Command | None:
+    """'/topup@TitipBot 50rb', 'TOPUP 50rb' or 'isi saldo 50rb' -> Command('topup', '50rb'); None for empty
+    text. `phrases` maps each declared word or phrase (lower-case, single spaces) to its command."""
     stripped = text.strip()
     if not stripped:
         return None
-    head, _, rest = stripped.partition(" ")
-    if "\n" in head:
-        head, _, more = head.partition("\n")
-        rest = f"{more} {rest}".strip()
-    word = head.lstrip("/").split("@", 1)[0].lower()
-    name = ALIASES.get(word)
-    return Command(name or word, rest.strip(), name is not None)
+    words = stripped.split()
+    first = words[0]
+    if first.startswith("/"):
+        first = first[1:].split("@", 1)[0]
+    lowered = [first.lower(), *(w.lower() for w in words[1:longest])]
+    for count in range(min(longest, len(lowered)), 0, -1):
+        phrase = " ".join(lowered[:count]).strip(_TRAILING)
+        name = phrases.get(phrase)
+        if name is not None:
+            return Command(name, stripped[_words_end(stripped, count):].strip(), True)
+    return Command(lowered[0].strip(_TRAILING)[:30], stripped[_words_end(stripped, 1):].strip(), False)
+
+
+def parse_whole(text: str) -> int | None:
+    """'12' -> 12; anything but plain ASCII digits (a sign, '²', '１２', '12.5') -> None."""
+    text = text.strip()
+    return int(text) if _WHOLE.match(text) else None
 
 
 def parse_amount(text: str) -> int | None:

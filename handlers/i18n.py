@@ -1,4 +1,10 @@
-"""Translation catalogs (handlers/locales/<lang>.toml) and the formatting of money and time for people."""
+"""Translation catalogs (handlers/locales/<lang>.toml) and the formatting of money and time for people.
+
+Parameters are shown as people read them: money as Rp50.000 (services/money.py); a parameter named
+`<thing>_state` holds an internal status and is shown through the catalog entry `<thing>_status_<value>`
+("order_state": "shipped" -> "dikirim"); one named `<x>_key` holds a catalog key and is shown translated.
+So no internal word ever reaches a person, whichever call site passes it.
+"""
 
 from __future__ import annotations
 
@@ -11,31 +17,29 @@ from pathlib import Path
 from typing import Any
 
 from services.messaging import Button, OutgoingMessage
+from services.money import rupiah, shown
 
 LANGUAGES = ("id", "en")
 DEFAULT_LANGUAGE = "id"
-# Parameters that are Rupiah amounts, shown as Rp50.000 in every language.
-MONEY = {"amount", "balance", "minimum", "maximum", "needed", "price", "total"}
 WIB = timezone(timedelta(hours=7), "WIB")  # Asia/Jakarta: no daylight saving
+ZONES = {"WIB": WIB, "WITA": timezone(timedelta(hours=8), "WITA"), "WIT": timezone(timedelta(hours=9), "WIT")}
 _LOCALES = Path(__file__).with_name("locales")
 
-
-def rupiah(amount: int) -> str:
-    sign = "-" if amount < 0 else ""
-    return f"{sign}Rp{abs(amount):,}".replace(",", ".")
+__all__ = ["LANGUAGES", "WIB", "ZONES", "Translator", "local_time", "render_notice", "rupiah"]
 
 
 def local_time(moment: datetime) -> str:
+    """A moment as people in Indonesia read it, always naming its zone: '31-12-2026 20:00 WIB'."""
     return moment.astimezone(WIB).strftime("%d-%m-%Y %H:%M WIB")
 
 
 def command_prefix(channel: str) -> str:
-    """Telegram commands start with '/', WhatsApp users type plain words."""
+    """Telegram commands start with '/', WhatsApp (and the playground) users type plain words."""
     return "/" if channel == "telegram" else ""
 
 
 @cache
-def _catalog(language: str) -> dict[str, str]:
+def catalog(language: str) -> dict[str, str]:
     with (_LOCALES / f"{language}.toml").open("rb") as handle:
         return tomllib.load(handle)
 
@@ -56,16 +60,26 @@ class Translator:
     channel: str
 
     def __call__(self, key: str, **params: Any) -> str:
-        catalog = _catalog(self.language if self.language in LANGUAGES else DEFAULT_LANGUAGE)
-        template = catalog.get(key) or _catalog(DEFAULT_LANGUAGE).get(key) or key
-        shown = {k: (rupiah(v) if k in MONEY and isinstance(v, int) else v) for k, v in params.items()}
-        shown.setdefault("cmd", command_prefix(self.channel))
-        return _formatter.format(template, **shown)
+        own = catalog(self.language if self.language in LANGUAGES else DEFAULT_LANGUAGE)
+        template = own.get(key) or catalog(DEFAULT_LANGUAGE).get(key) or key
+        values = {name: self._show(name, value) for name, value in params.items()}
+        values.setdefault("cmd", command_prefix(self.channel))
+        return _formatter.format(template, **values)
 
+    def _show(self, name: str, value: Any) -> Any:
+        if name.endswith("_state") and isinstance(value, str):
+            return self(f"{name.removesuffix('_state')}_status_{value}")
+        if name.endswith("_key") and isinstance(value, str):
+            return self(value)
+        return shown(name, value)
+
+
+# Notice parameters that are for the bot, never shown (a template's body gets every other one, in order).
+HIDDEN_PARAMS = frozenset({"photo"})
 
 # Notices that carry buttons: (label key, callback data with {params}).
 NOTICE_BUTTONS = {
-    "order_proof_owner": (("btn_confirm", "ord:confirm:{order}"), ("btn_reject", "ord:reject:{order}")),
+    "order_proof_owner": (("btn_proof_ok", "ord:ok:{order}"), ("btn_proof_bad", "ord:no:{order}")),
 }
 
 
@@ -77,6 +91,8 @@ def render_notice(channel: str, language: str, template: str, params: dict[str, 
     if params.get("photo"):
         try:
             photo = Path(params["photo"]).read_bytes()
-        except OSError:  # the file is gone: the notice still goes out, as text
+        except OSError:  # the file is gone (replaced by a newer proof): the notice still goes out, as text
             photo = None
-    return OutgoingMessage(text=t(template, **params), buttons=(buttons,) if buttons else (), photo=photo)
+    values = tuple(str(t._show(name, value)) for name, value in params.items() if name not in HIDDEN_PARAMS)
+    return OutgoingMessage(text=t(template, **params), buttons=(buttons,) if buttons else (), photo=photo,
+                           values=values)

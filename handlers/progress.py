@@ -13,21 +13,19 @@ import time
 
 from handlers.i18n import Translator
 from services.broadcasts import Broadcasts, Progress
-from services.messaging import Messenger, OutgoingMessage
-from services.pacing import Pacer
+from services.delivery import Delivery, Priority
+from services.messaging import OutgoingMessage
 from services.sent_messages import SentMessages
 
 log = logging.getLogger(__name__)
 
 
 class BroadcastProgress:
-    def __init__(self, broadcasts: Broadcasts, sent: SentMessages, messengers: dict[str, Messenger],
-                 pacers: dict[str, Pacer], *, editable: frozenset[str] = frozenset({"telegram"}),
-                 every_s: float = 2.0) -> None:
+    def __init__(self, broadcasts: Broadcasts, sent: SentMessages, delivery: Delivery, *,
+                 editable: frozenset[str] = frozenset({"telegram"}), every_s: float = 2.0) -> None:
         self._broadcasts = broadcasts
         self._sent = sent
-        self._messengers = messengers
-        self._pacers = pacers
+        self._delivery = delivery
         self._editable = editable
         self._every = every_s
         self._last_edit: dict[int, float] = {}
@@ -68,17 +66,15 @@ class BroadcastProgress:
                 break
             await asyncio.sleep(0.5)
             where = await self._sent.message_of(f"broadcast:{progress.id}")
-        if where is None or where[0] not in self._editable or where[0] not in self._messengers:
+        if where is None or where[0] not in self._editable or not self._delivery.can_send(where[0]):
             return  # not on an editable channel, or the start message is not out yet
         channel, chat_id, message_id = where
         t = Translator(progress.language, channel)
         key = "broadcast_progress_done" if progress.done else "broadcast_progress"
         text = t(key, id=progress.id, done=progress.sent + progress.failed, recipients=progress.recipients,
                  sent=progress.sent, failed=progress.failed)
-        pacer = self._pacers.get(channel)
         try:
-            if pacer is not None:
-                await pacer.wait(chat_id)
-            await self._messengers[channel].send(chat_id, OutgoingMessage(text, edit_of=message_id))
+            await self._delivery.deliver(channel, chat_id, OutgoingMessage(text, edit_of=message_id),
+                                         priority=Priority.NOTICE)
         except Exception as exc:  # cosmetic: the receipt still tells the truth
             log.warning("broadcast %s: progress edit failed: %s", progress.id, exc)

@@ -1,23 +1,27 @@
-"""One entry point for every channel: a neutral incoming message in, neutral replies out."""
+"""One entry point for every channel: a neutral incoming message in, neutral replies out through the one
+delivery path. Commands and buttons are found in the registry (handlers/commands.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import weakref
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from handlers import jastip as jastip_handlers
-from handlers import wallet as wallet_handlers
+from handlers import commands as registry
+from handlers import orders, trips
+from handlers.chat import not_understood
 from handlers.context import Services
 from handlers.grammar import parse_command
 from handlers.i18n import Translator
-from services.errors import AllGatewaysFailed, StorageUnavailable, UserInputError
-from services.messaging import OutgoingMessage
+from services.delivery import Delivery, Priority, send_in_order
+from services.errors import AllGatewaysFailed, StorageDataError, StorageUnavailable, UserInputError
+from services.messaging import OutgoingMessage, SentMessage
+from services.text import clean_name
 from services.wallet import UserView
 
 log = logging.getLogger(__name__)
+NAME_LENGTH, USERNAME_LENGTH = 128, 64
 
 
 @dataclass(frozen=True)
@@ -35,26 +39,26 @@ class Incoming:
     photo: bytes | None = None  # an attached image, downloaded by the adapter (≤ its size limit)
     photo_too_large: bool = False
     reply_to: str | None = None  # the platform id of the message this one answers (Telegram reply / WhatsApp quote)
-
-
-Feature = Callable[[Services, UserView, Translator, str], Awaitable[list[OutgoingMessage]]]
-
-FEATURES: dict[str, Feature] = {
-    "topup": wallet_handlers.topup,
-    "saldo": wallet_handlers.saldo,
-    "riwayat": wallet_handlers.riwayat,
-    "cek": wallet_handlers.cek,
-    "bahasa": wallet_handlers.bahasa,
-    **jastip_handlers.FEATURES,
-}
+    username: str | None = None  # Telegram @username (how a jastiper can reach this person)
 
 
 class Conversation:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, delivery: Delivery | None = None) -> None:
         self._services = services
+        self._delivery = delivery
         # One person's messages are handled in the order they arrived (JOIN before the PESAN right after
         # it), while different chats run concurrently. Locks vanish with their last user.
         self._chat_locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = weakref.WeakValueDictionary()
+
+    async def respond(self, message: Incoming) -> None:
+        """Handle `message` and send the replies back to its chat, in order, through the delivery path."""
+        replies = await self.handle(message)
+        if replies and self._delivery is not None:
+            async def remember(reply: OutgoingMessage, sent: SentMessage) -> None:
+                await self.remember_sent(message.channel, message.chat_id, sent.provider_message_id, reply.ref)
+
+            await send_in_order(self._delivery, message.channel, message.chat_id, replies,
+                                priority=Priority.REPLY, on_sent=remember)
 
     async def handle(self, message: Incoming) -> list[OutgoingMessage]:
         """The replies to send back to `message.chat_id`; [] for a retried (already handled) update."""
@@ -86,12 +90,16 @@ class Conversation:
             inbound = await self._services.wallet.register_inbound(
                 channel=message.channel,
                 external_id=message.user_id,
-                display_name=message.display_name,
+                display_name=clean_name(message.display_name, NAME_LENGTH) or None,
                 update_key=message.update_key,
                 alt_id=message.alt_id,
+                username=clean_name(message.username, USERNAME_LENGTH) or None,
             )
         except StorageUnavailable:
             return [OutgoingMessage(Translator("id", message.channel)("storage_down"))]
+        except StorageDataError:
+            log.warning("%s update %s refused by the database", message.channel, message.update_key, exc_info=True)
+            return [OutgoingMessage(Translator("id", message.channel)("data_refused"))]
         if not inbound.first_delivery:
             log.info("%s update %s already handled; ignoring the retry", message.channel, message.update_key)
             return []
@@ -107,49 +115,42 @@ class Conversation:
         except StorageUnavailable:
             log.exception("database unavailable while handling %s", message.update_key)
             return [OutgoingMessage(t("storage_down"))]
+        except StorageDataError:
+            log.warning("database refused the data of %s update %s", message.channel, message.update_key,
+                        exc_info=True)
+            return [OutgoingMessage(t("data_refused"))]
         except Exception:
             log.exception("handler failed for %s update %s", message.channel, message.update_key)
             return [OutgoingMessage(t("internal_error"))]
 
     async def _dispatch(self, user: UserView, t: Translator, message: Incoming) -> list[OutgoingMessage]:
         if message.callback_data:
-            action, _, value = message.callback_data.partition(":")
-            if action == "topup":
-                return await wallet_handlers.topup(self._services, user, t, value)
-            if action == "lang":
-                return await wallet_handlers.bahasa(self._services, user, t, value)
-            if action == "bc":
-                return await jastip_handlers.broadcast_button(self._services, user, t, value)
-            if action == "ann":
-                return await jastip_handlers.announce_button(self._services, user, t, value)
-            if action == "ord":
-                return await jastip_handlers.order_button(self._services, user, t, value)
-            return [OutgoingMessage(t("not_a_command"))]
-        command = parse_command(message.text)
+            prefix, _, value = message.callback_data.partition(":")
+            button = registry.BUTTON_HANDLERS.get(prefix)
+            if button is None:
+                return not_understood(t, "")
+            return await button(self._services, user, t, value)
+        command = parse_command(message.text, registry.PHRASES, registry.LONGEST_PHRASE)
         if message.photo is not None or message.photo_too_large:
-            if command is not None and command.name == "produk":
-                if message.photo is None:
-                    return [OutgoingMessage(t("proof_too_large", maximum="5 MB"))]
-                return await jastip_handlers.produk(self._services, user, t, command.args, message.photo)
-            args = command.args if command is not None and command.name == "bayar" else None
-            if not args:  # no "BAYAR <order>" caption: a photo answering an order message is its proof
-                replied = await self._replied_order(message)
-                if replied is None:
-                    return [OutgoingMessage(t("proof_usage"))]
-                args = replied
-            return await jastip_handlers.bayar(self._services, user, t, args, message.photo)
+            return await self._photo(user, t, message, command)
         if command is None:
-            return [OutgoingMessage(t("not_a_command"))]
-        if command.name == "start" and command.args.lower().startswith("join_"):
-            # Deep link t.me/<bot>?start=join_<slug>
-            return await jastip_handlers.join(self._services, user, t, command.args[5:])
-        if command.name in ("start", "bantuan"):
-            help_text = t("help") + "\n\n" + t("help_jastip")
-            if command.name == "start":
-                return [OutgoingMessage(t("welcome", name=user.display_name or "", help=help_text))]
-            return [OutgoingMessage(help_text)]
-        feature = FEATURES.get(command.name)
-        if feature is None:
-            key = "unknown_command" if message.text.strip().startswith("/") else "not_a_command"
-            return [OutgoingMessage(t(key, word=command.name[:30]))]
-        return await feature(self._services, user, t, command.args)
+            return not_understood(t, "")
+        spec = registry.BY_NAME.get(command.name) if command.known else None
+        if spec is None:
+            return not_understood(t, clean_name(command.name, 30), slash=message.text.strip().startswith("/"))
+        return await spec.handler(self._services, user, t, command.args)
+
+    async def _photo(self, user: UserView, t: Translator, message: Incoming, command) -> list[OutgoingMessage]:
+        """A photo is a product's picture (caption PRODUK ...) or a payment proof (caption BAYAR <pesanan>, or
+        a reply to the order message)."""
+        if command is not None and command.name == "produk":
+            if message.photo is None:
+                return [OutgoingMessage(t("proof_too_large", maximum="5 MB"))]
+            return await trips.produk(self._services, user, t, command.args, message.photo)
+        args = command.args if command is not None and command.name == "bayar" else None
+        if not args:  # no "BAYAR <order>" caption: a photo answering an order message is its proof
+            replied = await self._replied_order(message)
+            if replied is None:
+                return [OutgoingMessage(t("usage_bayar"))]
+            args = replied
+        return await orders.bayar(self._services, user, t, args, message.photo)

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import io
 
+from handlers.context import Services
 from handlers.grammar import parse_amount
 from handlers.i18n import LANGUAGES, Translator, local_time, rupiah
 from services.errors import AmountError
 from services.messaging import Button, OutgoingMessage
-from handlers.context import Services
+from services.text import clean_name
 from services.wallet import UserView
+
+# /bahasa <choice>: the words people use for each language.
+LANGUAGE_WORDS = {"id": "id", "indonesia": "id", "indo": "id", "bahasa indonesia": "id", "ind": "id",
+                  "en": "en", "english": "en", "inggris": "en", "eng": "en", "bahasa inggris": "en"}
+# Ledger kinds as a person reads them in /riwayat (each with what it was for).
+HISTORY_KINDS = {"topup": "kind_topup", "reversal": "kind_reversal", "refund": "kind_refund",
+                 "broadcast_hold": "kind_broadcast_hold", "broadcast_release": "kind_broadcast_release"}
 
 
 def _qr_png(data: str) -> bytes:
@@ -27,7 +35,8 @@ def preset_buttons(services: Services) -> tuple[tuple[Button, ...], ...]:
 
 
 async def topup(services: Services, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:
-    """/topup → preset buttons; /topup 50rb → a payment link (and a QR image when the gateway gives QRIS)."""
+    """/topup → preset buttons; /topup 50rb → a payment link (and a QR image when the gateway gives QRIS);
+    the same amount again while the first link is unpaid → that link again."""
     rules = services.topups.rules
     if not args:
         return [
@@ -38,12 +47,13 @@ async def topup(services: Services, user: UserView, t: Translator, args: str) ->
         ]
     amount = parse_amount(args)
     if amount is None:
-        raise AmountError("amount_invalid", text=args[:40])
+        raise AmountError("amount_invalid", text=clean_name(args, 40))
     link = await services.topups.start(user_id=user.id, customer_name=user.display_name or "", amount=amount)
     expires = local_time(link.expires_at) if link.expires_at else "-"
+    key = "topup_link_again" if link.reused else "topup_link"
     replies = [
         OutgoingMessage(
-            t("topup_link", amount=amount, url=link.payment_url, order_id=link.order_id, expires=expires),
+            t(key, amount=amount, url=link.payment_url, order_id=link.order_id, expires=expires),
             buttons=((Button(t("pay_now"), url=link.payment_url),),),
         )
     ]
@@ -55,13 +65,15 @@ async def topup(services: Services, user: UserView, t: Translator, args: str) ->
 
 
 async def saldo(services: Services, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:
-    """/saldo → 'Saldo kamu: Rp50.000'."""
+    """/saldo → 'Saldo kamu: Rp50.000', and how to add to it."""
     # `user` was read in the transaction that recorded this very message: its balance is current.
-    return [OutgoingMessage(t("balance", balance=user.balance))]
+    return [OutgoingMessage(t("balance", balance=user.balance),
+                            buttons=((Button(t("btn_topup"), data="cmd:topup"),
+                                      Button(t("btn_history"), data="cmd:riwayat")),))]
 
 
 async def riwayat(services: Services, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:
-    """/riwayat → the last ten ledger entries, newest first."""
+    """/riwayat → the last ten ledger entries, newest first, each saying what it was for."""
     lines = await services.wallet.history(user.id, limit=10)
     if not lines:
         return [OutgoingMessage(t("history_empty"))]
@@ -70,7 +82,7 @@ async def riwayat(services: Services, user: UserView, t: Translator, args: str) 
             "history_line",
             sign="+" if line.amount > 0 else "-",
             amount=abs(line.amount),
-            kind=t(f"kind_{line.kind}") if line.kind in ("topup", "reversal", "refund") else t("kind_debit"),
+            kind=t(HISTORY_KINDS.get(line.kind, "kind_other"), subject=line.subject or "-"),
             when=local_time(line.created_at),
             balance=line.balance_after,
         )
@@ -80,21 +92,29 @@ async def riwayat(services: Services, user: UserView, t: Translator, args: str) 
 
 
 async def cek(services: Services, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:
-    """/cek → asks the gateway about my unfinished payments now and says where each stands."""
+    """/cek → asks the gateway about my unfinished payments now, says where each stands, and how to pay it."""
     views = await services.topups.check_now(user.id)
     if not views:
         return [OutgoingMessage(t("check_none"))]
-    lines = [t("check_line", order_id=v.order_id, amount=v.amount, status=t(f"status_{v.status}")) for v in views]
-    return [OutgoingMessage("\n".join([t("check_title"), *lines]))]
+    lines = [t("check_title")]
+    payable = [v for v in views if v.status in ("created", "pending") and v.payment_url]
+    for v in views:
+        lines.append(t("check_line", order_id=v.order_id, amount=v.amount, payment_state=v.status))
+        if v in payable:
+            expires = local_time(v.expires_at) if v.expires_at else "-"
+            lines.append(t("check_pay_line", url=v.payment_url, expires=expires))
+    buttons = ((Button(t("pay_now"), url=payable[0].payment_url),),) if payable else ()
+    return [OutgoingMessage("\n".join(lines), buttons=buttons)]
 
 
 async def bahasa(services: Services, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:
-    """/bahasa en → replies switch to English; /bahasa alone → language buttons."""
-    choice = args.strip().lower()[:2] if args.strip() else ""
-    if not choice:
+    """/bahasa en (or "english", "indonesia") → replies switch language; /bahasa alone → language buttons."""
+    words = " ".join(args.lower().split())
+    if not words:
         buttons = ((Button("Bahasa Indonesia", data="lang:id"), Button("English", data="lang:en")),)
         return [OutgoingMessage(t("choose_language"), buttons=buttons)]
+    choice = LANGUAGE_WORDS.get(words)
     if choice not in LANGUAGES:
-        return [OutgoingMessage(t("language_unknown", text=args.strip()[:20]))]
+        return [OutgoingMessage(t("language_unknown", text=clean_name(args, 20)))]
     await services.wallet.set_language(user.id, choice)
     return [OutgoingMessage(Translator(choice, t.channel)("language_set"))]

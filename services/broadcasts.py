@@ -1,8 +1,11 @@
 """Paid broadcasts to a trip's participants, billed fairly and to the Rupiah.
 
-    preview: recipients (joined, not stopped) x price per message, nothing moves
-    confirm: the whole amount is held on the jastiper's wallet (ledger `bchold:<id>`, never below zero),
-             one outbox message and one delivery row per recipient, in the same transaction
+    preview: recipients (joined, not stopped) x price per message, nothing moves; the preview is bound to
+             its audience (a hash of the recipients' ids) and expires after PREVIEW_MINUTES
+    confirm: only a preview whose audience is unchanged and which has not expired is sent (otherwise a fresh
+             preview is shown instead of charging anything); the whole amount is held on the jastiper's wallet
+             (ledger `bchold:<id>`, never below zero), one outbox message and one delivery row per recipient,
+             in the same transaction
     settle:  a delivery the platform accepted stays charged; one that failed (now, or later through a
              WhatsApp status webhook) gives its price back (ledger `bcfail:<id>:<user>`, once)
     receipt: when nothing is pending, the jastiper is told sent / failed / charged / released
@@ -12,20 +15,26 @@ Ledger: -hold + released = -charged, always; the unique references make every st
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.clock import Clock
 from services.errors import UserInputError
-from services.outbox import enqueue_many
+from services.delivery import Priority
+from services.outbox import BROADCAST_TEMPLATE, enqueue_many
+from services.text import clean_text
 from services.trips import notify_user, require_owner, trip_by_slug
 from services.wallet import post_entry
 from storage.db import Database
 from storage.models import Broadcast, BroadcastDelivery, OutboxMessage, Participant, Trip, User
 
-TEMPLATE = "broadcast_message"
+TEMPLATE = BROADCAST_TEMPLATE
+PREVIEW_MINUTES = 15
+TEXT_LENGTH = 3000
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,22 @@ class Preview:
     price: int
     total: int
     balance: int
+    text: str = ""
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """What Send did: `started` (held and queued), or a `fresh` preview because the audience changed or the
+    old one expired — nothing charged."""
+
+    started: Preview | None = None
+    fresh: Preview | None = None
+    reason: str = ""  # "audience" | "expired"
+
+
+def _audience(user_ids: list[int]) -> str:
+    return hashlib.sha256(",".join(str(u) for u in sorted(user_ids)).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -64,40 +89,60 @@ class Broadcasts:
         self._price = price_per_message
 
     async def preview(self, owner_id: int, slug: str, text: str) -> Preview:
-        text = text.strip()
+        text = clean_text(text, TEXT_LENGTH)
         if not text:
-            raise UserInputError("broadcast_usage")
-        now = self._clock.now()
+            raise UserInputError("usage_broadcast")
         async with self._db.write() as session:
             trip = await trip_by_slug(session, slug)
             require_owner(trip, owner_id)
-            recipients = int(await session.scalar(select(func.count()).select_from(Participant).where(
-                Participant.trip_id == trip.id, Participant.status == "joined")) or 0)
-            if recipients == 0:
-                raise UserInputError("broadcast_no_recipients", slug=trip.slug)
-            broadcast = Broadcast(trip_id=trip.id, owner_id=owner_id, text=text[:3000], price=self._price,
-                                  recipients=recipients, status="preview", created_at=now)
-            session.add(broadcast)
-            await session.flush()
-            balance = int(await session.scalar(select(User.balance).where(User.id == owner_id)) or 0)
-            return Preview(broadcast.id, trip.slug, recipients, self._price, recipients * self._price, balance)
+            return await self._new_preview(session, trip, owner_id, text)
 
-    async def confirm(self, owner_id: int, broadcast_id: int) -> Preview:
-        """Hold the total and queue one message per current recipient; a second confirm does nothing."""
+    async def _new_preview(self, session: AsyncSession, trip: Trip, owner_id: int, text: str) -> Preview:
+        now = self._clock.now()
+        recipients = await self._recipients(session, trip.id)
+        if not recipients:
+            raise UserInputError("broadcast_no_recipients", slug=trip.slug)
+        broadcast = Broadcast(trip_id=trip.id, owner_id=owner_id, text=text, price=self._price,
+                              recipients=len(recipients), status="preview", created_at=now,
+                              audience=_audience([r[0] for r in recipients]),
+                              expires_at=now + timedelta(minutes=PREVIEW_MINUTES))
+        session.add(broadcast)
+        await session.flush()
+        balance = int(await session.scalar(select(User.balance).where(User.id == owner_id)) or 0)
+        return Preview(broadcast.id, trip.slug, len(recipients), self._price, len(recipients) * self._price,
+                       balance, text, broadcast.expires_at)
+
+    @staticmethod
+    async def _recipients(session: AsyncSession, trip_id: int) -> list:
+        return list((await session.execute(
+            select(User.id, User.channel, User.external_id, User.language)
+            .join(Participant, Participant.user_id == User.id)
+            .where(Participant.trip_id == trip_id, Participant.status == "joined")
+            .order_by(User.id)
+        )).all())
+
+    async def confirm(self, owner_id: int, broadcast_id: int) -> Confirmation:
+        """Send exactly what the preview showed: the same recipients at the same price, before it expires.
+        Otherwise the old preview is set aside and a fresh one comes back, with nothing charged. A second
+        confirm of the same preview does nothing."""
         now = self._clock.now()
         async with self._db.write() as session:
             broadcast = await session.get(Broadcast, broadcast_id, with_for_update=True)
             if broadcast is None or broadcast.owner_id != owner_id:
                 raise UserInputError("broadcast_not_found")
             if broadcast.status != "preview":
-                raise UserInputError("broadcast_already", status=broadcast.status)
+                raise UserInputError("broadcast_already", broadcast_state=broadcast.status)
             trip = await session.get_one(Trip, broadcast.trip_id)
-            recipients = (await session.execute(
-                select(User.id, User.channel, User.external_id, User.language)
-                .join(Participant, Participant.user_id == User.id)
-                .where(Participant.trip_id == trip.id, Participant.status == "joined")
-                .order_by(User.id)
-            )).all()
+            recipients = await self._recipients(session, trip.id)
+            reason = ""
+            if broadcast.expires_at is not None and broadcast.expires_at <= now:
+                reason = "expired"
+            elif broadcast.price != self._price or broadcast.audience != _audience([r[0] for r in recipients]):
+                reason = "audience"
+            if reason:
+                broadcast.status = "cancelled"
+                return Confirmation(fresh=await self._new_preview(session, trip, owner_id, broadcast.text),
+                                    reason=reason)
             total = len(recipients) * broadcast.price
             if total > 0:  # InsufficientFunds rolls the whole confirmation back
                 balance = await post_entry(session, user_id=owner_id, amount=-total, kind="broadcast_hold",
@@ -114,8 +159,10 @@ class Broadcasts:
             await enqueue_many(session, [
                 {"channel": channel, "chat_id": chat_id, "language": language, "template": TEMPLATE,
                  "params": params, "dedupe_key": key}
-                for (_, channel, chat_id, language), (_, key) in zip(recipients, keys, strict=True)], now=now)
-            return Preview(broadcast.id, trip.slug, len(recipients), broadcast.price, total, balance)
+                for (_, channel, chat_id, language), (_, key) in zip(recipients, keys, strict=True)], now=now,
+                priority=Priority.BULK)
+            return Confirmation(started=Preview(broadcast.id, trip.slug, len(recipients), broadcast.price, total,
+                                                balance, broadcast.text))
 
     async def cancel(self, owner_id: int, broadcast_id: int) -> bool:
         async with self._db.write() as session:

@@ -1,30 +1,65 @@
-"""Images users send (payment proofs, product photos): type checked by their bytes, stored under the media dir."""
+"""Images people send (payment proofs, product photos): proven to be images by decoding them, re-encoded
+before they are kept, stored under names nobody can guess.
+
+Re-encoding drops everything but the pixels, EXIF and GPS included: a buyer's home location must not travel
+to the jastiper inside a photo. Proofs live under `<media_dir>/proofs/`, which no web route serves; product
+photos are served only through a route that looks them up by product id.
+"""
 
 from __future__ import annotations
 
+import io
+import secrets
 from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from services.errors import UserInputError
 
-_MAGIC = ((b"\xff\xd8\xff", "jpg"), (b"\x89PNG\r\n\x1a\n", "png"))
+# A photo from a phone is ~12 MP; anything far beyond that is a decompression bomb, not a proof.
+MAX_PIXELS = 40_000_000
+MAX_SIDE = 2048  # what is kept: enough to read a transfer receipt, small enough to forward
+_FORMATS = {"JPEG", "PNG", "WEBP"}
 
 
-def image_type(data: bytes) -> str:
-    """jpg / png / webp from the file's own bytes (never from a name or a claimed MIME type)."""
-    for magic, extension in _MAGIC:
-        if data.startswith(magic):
-            return extension
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    raise UserInputError("proof_wrong_type")
-
-
-def store_image(media_dir: Path, folder: str, stem: str, data: bytes, max_bytes: int) -> Path:
-    """Check and write an image; returns its path."""
-    extension = image_type(data)
+def reencode(data: bytes, max_bytes: int) -> bytes:
+    """The image as a clean JPEG (no metadata, at most MAX_SIDE px); UserInputError if it is not a JPEG, PNG or
+    WebP image, or is too large."""
     if len(data) > max_bytes:
         raise UserInputError("proof_too_large", maximum=f"{max_bytes // 1_000_000} MB")
-    path = media_dir / folder / f"{stem}.{extension}"
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            if probe.format not in _FORMATS:
+                raise UserInputError("proof_wrong_type")
+            if probe.width * probe.height > MAX_PIXELS:
+                raise UserInputError("proof_wrong_type")
+            probe.verify()  # structure and checksums; the image must be reopened after verify()
+        with Image.open(io.BytesIO(data)) as image:
+            image = ImageOps.exif_transpose(image)  # keep the photo upright once its EXIF is gone
+            if image.mode not in ("RGB", "L"):
+                background = Image.new("RGB", image.size, "white")
+                rgba = image.convert("RGBA")
+                background.paste(rgba, mask=rgba.getchannel("A"))
+                image = background
+            image.thumbnail((MAX_SIDE, MAX_SIDE))
+            out = io.BytesIO()
+            image.save(out, format="JPEG", quality=85, optimize=True)
+            return out.getvalue()
+    except UserInputError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError, SyntaxError):
+        raise UserInputError("proof_wrong_type") from None
+
+
+def store_image(media_dir: Path, folder: str, prefix: str, data: bytes) -> Path:
+    """Write an already re-encoded JPEG under a name with a random part; returns its path."""
+    path = media_dir / folder / f"{prefix}-{secrets.token_urlsafe(12)}.jpg"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return path
+
+
+def remove(path: str | None) -> None:
+    """Delete a file that was replaced; a missing file is fine."""
+    if path:
+        Path(path).unlink(missing_ok=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 
@@ -27,18 +27,19 @@ class OutgoingMessage:
     text: str
     buttons: tuple[tuple[Button, ...], ...] = ()
     photo: bytes | None = None  # sent as a photo with `text` as its caption
-    photo_name: str = "image.png"
     document: bytes | None = None
     document_name: str = "file.bin"
     template: TemplateRef | None = None  # send this template instead of free text
     edit_of: str | None = None  # replace the text of this earlier message (channels that can edit: Telegram)
     ref: str | None = None  # what this message is about ("order:P12"), remembered with its message id
+    # A notice's values as shown to people (money as Rp50.000, statuses translated), in the notice's order:
+    # the body parameters when it has to go as an approved template (WhatsApp outside 24 hours).
+    values: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class SentMessage:
     provider_message_id: str | None = None
-    extra: dict = field(default_factory=dict)
 
 
 class Messenger(Protocol):

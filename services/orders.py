@@ -1,26 +1,33 @@
 """Jastip orders. Stock is reserved by one conditional UPDATE (the database decides, atomically, and a CHECK
-keeps it non-negative); cancellation, rejection and expiry give it back. Order states only move forward:
+keeps it non-negative); cancellation, rejection and expiry give it back. Order states only move forward,
+except that a proof the jastiper finds wrong sends the order back to waiting for payment:
 
-    pending -> proof_submitted -> confirmed | rejected;  confirmed -> shipped;  pending -> cancelled | expired
+    pending -> proof_submitted -> confirmed -> shipped
+    pending | proof_submitted -> rejected (TOLAK)        pending -> cancelled (BATAL) | expired
+    proof_submitted -> pending (proof not accepted: the buyer sends a new one)
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.clock import Clock
 from services.errors import UserInputError
-from services.media import image_type, store_image
+from services.media import reencode, remove, store_image
+from services.text import clean_name, clean_text
 from services.trips import normal_code, normal_slug, notify_user, require_owner, trip_by_slug
 from storage.db import Database
-from storage.models import Order, Participant, Product, Trip
+from storage.models import Order, Participant, Product, Trip, User
 
 MAX_QUANTITY = 1000
+NOTE_LENGTH = 500
+WIB = timezone(timedelta(hours=7))
 # Who may move an order from which states, and where to.
 OWNER_MOVES = {
     "confirm": (("pending", "proof_submitted"), "confirmed"),
@@ -28,6 +35,9 @@ OWNER_MOVES = {
     "ship": (("confirmed",), "shipped"),
 }
 RELEASES_STOCK = {"rejected", "cancelled", "expired"}
+ACTIVE = ("pending", "proof_submitted", "confirmed", "shipped")
+PAID = ("confirmed", "shipped")
+PROOF_REASONS = ("proof_reason_amount", "proof_reason_unreadable", "proof_reason_missing")
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,10 @@ class OrderView:
     total: int
     status: str
     buyer: str
+    expires_at: datetime | None = None
+    payment_mode: str = "manual"
+    payment_instructions: str | None = None
+    trip_title: str = ""
 
 
 def order_code(order_id: int) -> str:
@@ -47,18 +61,27 @@ def order_code(order_id: int) -> str:
 
 
 def parse_order_code(code: str) -> int:
-    text = code.strip().upper().lstrip("#")
-    if not (text.startswith("P") and text[1:].isdigit()):
-        raise UserInputError("order_code_invalid", code=code[:20])
-    return int(text[1:])
+    text = (code or "").strip().upper().lstrip("#")
+    digits = text[1:]
+    if not (text.startswith("P") and digits.isascii() and digits.isdigit() and len(digits) <= 18):
+        raise UserInputError("order_code_invalid", code=clean_name(code, 20))
+    return int(digits)
+
+
+def looks_like_order_code(text: str) -> bool:
+    try:
+        parse_order_code(text)
+    except UserInputError:
+        return False
+    return True
 
 
 class Orders:
     def __init__(self, db: Database, clock: Clock, *, expiry_hours: float = 24.0, media_dir: str = "data/media",
-                 max_photo_bytes: int = 5_000_000) -> None:
+                 max_photo_bytes: int = 5_000_000, proofs_per_day: int = 3) -> None:
         self._media = Path(media_dir)
         self._max_photo = max_photo_bytes
-        self.db = db
+        self._proofs_per_day = proofs_per_day
         self._db = db
         self._clock = clock
         self._expiry = timedelta(hours=expiry_hours)
@@ -66,7 +89,7 @@ class Orders:
     async def place(self, user_id: int, code: str, quantity: int = 1, slug: str | None = None) -> OrderView:
         """PESAN <kode> [jumlah]: from the open trip (among those I joined) that sells <kode>."""
         if not 0 < quantity <= MAX_QUANTITY:
-            raise UserInputError("order_quantity_invalid", maximum=MAX_QUANTITY)
+            raise UserInputError("order_quantity_invalid", most=MAX_QUANTITY)
         now = self._clock.now()
         async with self._db.write() as session:
             query = (
@@ -80,13 +103,13 @@ class Orders:
                 query = query.where(Trip.slug == normal_slug(slug))
             found = (await session.execute(query)).all()
             if not found:
-                raise UserInputError("order_product_not_found", code=code)
+                raise UserInputError("order_product_not_found", code=code.upper())
             if len(found) > 1:
                 raise UserInputError("order_product_ambiguous", code=code.upper(),
                                      slugs=", ".join(t.slug for _, t in found))
             product, trip = found[0]
             if trip.status != "open" or trip.deadline_at <= now:
-                raise UserInputError("trip_closed", slug=trip.slug)
+                raise UserInputError("order_trip_closed", slug=trip.slug, title=trip.title)
             reserved = await session.execute(
                 update(Product)
                 .where(Product.id == product.id, Product.stock >= quantity, Product.deleted_at.is_(None))
@@ -100,63 +123,110 @@ class Orders:
                           created_at=now, updated_at=now, expires_at=now + self._expiry)
             session.add(order)
             await session.flush()
+            buyer = await session.scalar(select(Participant.name).where(
+                Participant.trip_id == trip.id, Participant.user_id == user_id)) or "-"
             view = OrderView(order_code(order.id), trip.slug, product.code, product.name, quantity, order.total,
-                             "pending", "")
+                             "pending", buyer, order.expires_at, trip.payment_mode, trip.payment_instructions,
+                             trip.title)
             await notify_user(session, trip.owner_id, "order_new_owner",
                               {"order": view.code, "slug": trip.slug, "code": product.code, "name": product.name,
-                               "quantity": quantity, "total": order.total}, now, dedupe_key=f"order-new:{order.id}")
+                               "quantity": quantity, "total": order.total, "buyer": buyer}, now,
+                              dedupe_key=f"order-new:{order.id}")
             return view
 
     async def submit_proof(self, user_id: int, code: str, image: bytes) -> OrderView:
-        """BAYAR: the buyer's proof for a pending order; stored on disk, forwarded to the jastiper."""
-        image_type(image)  # refuse a non-image before touching the order
-        if len(image) > self._max_photo:
-            raise UserInputError("proof_too_large", maximum=f"{self._max_photo // 1_000_000} MB")
+        """BAYAR: the buyer's proof for an unpaid order. It replaces an earlier proof, at most
+        `proofs_per_day` per order per WIB day; the jastiper gets it with buttons."""
+        order_id = parse_order_code(code)
+        picture = await asyncio.to_thread(reencode, image, self._max_photo)  # CPU work, off the event loop
+        now = self._clock.now()
+        day = now.astimezone(WIB).date().isoformat()
+        path = None
+        try:
+            async with self._db.write() as session:
+                order, trip = await self._order_and_trip(session, order_id, code)
+                if order.user_id != user_id:
+                    raise UserInputError("order_not_found", order=code.upper())
+                if order.status not in ("pending", "proof_submitted"):
+                    raise UserInputError("order_wrong_state", order=order_code(order.id), order_state=order.status)
+                sent_today = order.proofs_today if order.proof_day == day else 0
+                if sent_today >= self._proofs_per_day:
+                    raise UserInputError("proof_limit", order=order_code(order.id), most=self._proofs_per_day)
+                path = str(store_image(self._media, "proofs", order_code(order.id), picture))
+                previous = order.proof_path
+                moved = await session.execute(
+                    update(Order).where(Order.id == order.id, Order.status.in_(("pending", "proof_submitted")))
+                    .values(status="proof_submitted", updated_at=now, proof_path=path, proof_day=day,
+                            proofs_today=sent_today + 1)
+                )
+                if moved.rowcount != 1:
+                    raise UserInputError("order_wrong_state", order=order_code(order.id), order_state=order.status)
+                buyer = await session.scalar(select(Participant.name).where(
+                    Participant.trip_id == trip.id, Participant.user_id == user_id))
+                await notify_user(session, trip.owner_id, "order_proof_owner",
+                                  {"order": order_code(order.id), "slug": trip.slug, "total": order.total,
+                                   "buyer": buyer or "-", "photo": path}, now,
+                                  dedupe_key=f"order-proof:{order.id}:{day}:{sent_today + 1}")
+                views = await self._views(session, Order.id == order.id)
+        except Exception:
+            remove(path)
+            raise
+        remove(previous)  # the new proof replaces it
+        return views[0]
+
+    async def reject_proof(self, owner_id: int, code: str, reason_key: str) -> OrderView:
+        """The proof is not accepted: the order waits for payment again (with time to pay) and the buyer is
+        asked for a new proof, with the reason."""
+        if reason_key not in PROOF_REASONS:
+            raise UserInputError("usage_tolak")
         now = self._clock.now()
         async with self._db.write() as session:
-            order, trip = await self._order_and_trip(session, code)
-            if order.user_id != user_id:
-                raise UserInputError("order_not_found", order=code)
+            order, trip = await self._order_and_trip(session, parse_order_code(code), code)
+            require_owner(trip, owner_id)
             moved = await session.execute(
-                update(Order).where(Order.id == order.id, Order.status.in_(("pending", "proof_submitted")))
-                .values(status="proof_submitted", updated_at=now)
+                update(Order).where(Order.id == order.id, Order.status == "proof_submitted")
+                .values(status="pending", updated_at=now, note=None,
+                        expires_at=max(order.expires_at, now + self._expiry))
             )
             if moved.rowcount != 1:
-                raise UserInputError("order_wrong_state", order=code, status=order.status)
-            path = store_image(self._media, "proofs", f"{order_code(order.id)}-{int(now.timestamp())}", image,
-                               self._max_photo)
-            buyer = await session.scalar(select(Participant.name).where(
-                Participant.trip_id == trip.id, Participant.user_id == user_id))
-            await notify_user(session, trip.owner_id, "order_proof_owner",
+                raise UserInputError("order_wrong_state", order=order_code(order.id), order_state=order.status)
+            await notify_user(session, order.user_id, "order_proof_rejected",
                               {"order": order_code(order.id), "slug": trip.slug, "total": order.total,
-                               "buyer": buyer or "-", "photo": str(path)}, now,
-                              dedupe_key=f"order-proof:{order.id}:{int(now.timestamp())}")
+                               "reason_key": reason_key}, now,
+                              dedupe_key=f"order-proof-rejected:{order.id}:{order.proofs_today}:{order.proof_day}")
             return (await self._views(session, Order.id == order.id))[0]
 
     async def mine(self, user_id: int) -> list[OrderView]:
         async with self._db.read() as session:
             return await self._views(session, Order.user_id == user_id)
 
-    async def of_trip(self, owner_id: int, slug: str, status: str | None = None) -> list[OrderView]:
+    async def pending_of(self, user_id: int) -> list[OrderView]:
+        """My orders that BATAL can still cancel."""
+        async with self._db.read() as session:
+            return await self._views(session, (Order.user_id == user_id) & (Order.status == "pending"))
+
+    async def of_trip(self, owner_id: int, slug: str, statuses: tuple[str, ...] | None = None) -> list[OrderView]:
         async with self._db.read() as session:
             trip = await trip_by_slug(session, slug)
             require_owner(trip, owner_id)
             condition = Order.trip_id == trip.id
-            if status:
-                condition = condition & (Order.status == status.lower())
+            if statuses:
+                condition = condition & Order.status.in_(statuses)
             return await self._views(session, condition)
 
     async def _views(self, session: AsyncSession, condition) -> list[OrderView]:
         rows = await session.execute(
-            select(Order, Product.code, Product.name, Trip.slug, Participant.name)
+            select(Order, Product.code, Product.name, Trip.slug, Trip.title, Trip.payment_mode,
+                   Trip.payment_instructions, Participant.name)
             .join(Product, Product.id == Order.product_id)
             .join(Trip, Trip.id == Order.trip_id)
             .join(Participant, (Participant.trip_id == Order.trip_id) & (Participant.user_id == Order.user_id),
                   isouter=True)
             .where(condition).order_by(Order.id)
         )
-        return [OrderView(order_code(o.id), slug, code, name, o.quantity, o.total, o.status, buyer or "")
-                for o, code, name, slug, buyer in rows]
+        return [OrderView(order_code(o.id), slug, code, name, o.quantity, o.total, o.status, buyer or "",
+                          o.expires_at, mode, instructions, title)
+                for o, code, name, slug, title, mode, instructions, buyer in rows]
 
     async def cancel(self, user_id: int, code: str) -> OrderView:
         """BATAL <order>: the buyer's own pending order; the stock goes back."""
@@ -165,23 +235,24 @@ class Orders:
     async def owner_move(self, owner_id: int, code: str, action: str, note: str | None = None) -> OrderView:
         """KONFIRMASI / TOLAK [alasan] / KIRIM [resi]: only the trip's owner."""
         allowed, to = OWNER_MOVES[action]
-        return await self._move(code, allowed, to, actor=owner_id, as_owner=True, note=note)
+        return await self._move(code, allowed, to, actor=owner_id, as_owner=True,
+                                note=clean_text(note, NOTE_LENGTH) or None)
 
     async def _move(self, code: str, allowed: tuple[str, ...], to: str, *, actor: int, as_owner: bool,
                     note: str | None = None) -> OrderView:
         now = self._clock.now()
         async with self._db.write() as session:
-            order, trip = await self._order_and_trip(session, code)
+            order, trip = await self._order_and_trip(session, parse_order_code(code), code)
             if as_owner:
                 require_owner(trip, actor)
             elif order.user_id != actor:
-                raise UserInputError("order_not_found", order=code)
+                raise UserInputError("order_not_found", order=code.upper())
             moved = await session.execute(
                 update(Order).where(Order.id == order.id, Order.status.in_(allowed))
-                .values(status=to, updated_at=now, note=(note or None))
+                .values(status=to, updated_at=now, note=note)
             )
             if moved.rowcount != 1:
-                raise UserInputError("order_wrong_state", order=code, status=order.status)
+                raise UserInputError("order_wrong_state", order=order_code(order.id), order_state=order.status)
             if to in RELEASES_STOCK:
                 await session.execute(update(Product).where(Product.id == order.product_id)
                                       .values(stock=Product.stock + order.quantity))
@@ -193,46 +264,58 @@ class Orders:
             return views[0]
 
     @staticmethod
-    async def _order_and_trip(session: AsyncSession, code: str) -> tuple[Order, Trip]:
+    async def _order_and_trip(session: AsyncSession, order_id: int, code: str) -> tuple[Order, Trip]:
         row = (await session.execute(
-            select(Order, Trip).join(Trip, Trip.id == Order.trip_id).where(Order.id == parse_order_code(code))
+            select(Order, Trip).join(Trip, Trip.id == Order.trip_id).where(Order.id == order_id)
         )).one_or_none()
         if row is None:
-            raise UserInputError("order_not_found", order=code)
+            raise UserInputError("order_not_found", order=clean_name(code, 20).upper())
         return row[0], row[1]
 
+    async def recap(self, owner_id: int, slug: str) -> Recap:
+        """REKAP: the trip's active orders with each buyer's contact, and the shopping list (owner only)."""
+        return await _recap(self._db, owner_id, slug)
+
     async def expire_due(self) -> int:
-        """Unpaid pending orders past their expiry give their stock back; the buyer is told."""
+        """Unpaid pending orders past their expiry give their stock back; buyer and jastiper are told."""
         now = self._clock.now()
         async with self._db.write() as session:
             due = (await session.execute(
-                select(Order.id, Order.product_id, Order.quantity, Order.user_id, Order.total, Trip.slug)
+                select(Order.id, Order.product_id, Order.quantity, Order.user_id, Order.total, Trip.slug,
+                       Trip.owner_id, Participant.name)
                 .join(Trip, Trip.id == Order.trip_id)
+                .join(Participant, (Participant.trip_id == Order.trip_id) & (Participant.user_id == Order.user_id),
+                      isouter=True)
                 .where(Order.status == "pending", Order.expires_at <= now)
             )).all()
-            for order_id, product_id, quantity, user_id, total, slug in due:
+            for order_id, product_id, quantity, user_id, total, slug, owner_id, buyer in due:
                 moved = await session.execute(update(Order).where(Order.id == order_id, Order.status == "pending")
                                               .values(status="expired", updated_at=now))
                 if moved.rowcount == 1:
                     await session.execute(update(Product).where(Product.id == product_id)
                                           .values(stock=Product.stock + quantity))
-                    await notify_user(session, user_id, "order_expired",
-                                      {"order": order_code(order_id), "slug": slug, "total": total}, now,
+                    params = {"order": order_code(order_id), "slug": slug, "total": total}
+                    await notify_user(session, user_id, "order_expired", params, now,
                                       dedupe_key=f"order-expired:{order_id}")
+                    await notify_user(session, owner_id, "order_expired_owner", {**params, "buyer": buyer or "-"},
+                                      now, dedupe_key=f"order-expired-owner:{order_id}")
             return len(due)
 
 
-ACTIVE = ("pending", "proof_submitted", "confirmed", "shipped")
-
-
 @dataclass(frozen=True)
-class RecapParticipant:
-    name: str
+class RecapOrder:
+    order: str
+    buyer: str
     channel: str
-    items: str  # "KK1×2, TK3×1"
+    external_id: str
+    username: str | None
+    product_code: str
+    product_name: str
     quantity: int
+    unit_price: int
     total: int
-    statuses: str
+    status: str
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -249,42 +332,36 @@ class RecapProduct:
 class Recap:
     slug: str
     title: str
-    participants: tuple[RecapParticipant, ...]
+    orders: tuple[RecapOrder, ...]
     products: tuple[RecapProduct, ...]
 
 
-async def recap(db: Database, owner_id: int, slug: str) -> Recap:
-    """REKAP: active orders (not cancelled, expired or rejected) per participant and per product."""
-    from storage.models import User
-
+async def _recap(db: Database, owner_id: int, slug: str) -> Recap:
+    """REKAP: the trip's active orders (not cancelled, expired or rejected), each with the buyer's contact,
+    and the shopping list per product."""
     async with db.read() as session:
         trip = await trip_by_slug(session, slug)
         require_owner(trip, owner_id)
         rows = (await session.execute(
-            select(Order, Product.code, Participant.name, User.channel)
+            select(Order, Product.code, Product.name, Participant.name, User.channel, User.external_id,
+                   User.username)
             .join(Product, Product.id == Order.product_id)
             .join(User, User.id == Order.user_id)
             .join(Participant, (Participant.trip_id == Order.trip_id) & (Participant.user_id == Order.user_id),
                   isouter=True)
             .where(Order.trip_id == trip.id, Order.status.in_(ACTIVE)).order_by(Order.id)
         )).all()
-        people: dict[int, list] = {}
-        for order, code, name, channel in rows:
-            people.setdefault(order.user_id, [name or "-", channel, [], 0, 0, set()])
-            entry = people[order.user_id]
-            entry[2].append(f"{code}×{order.quantity}")
-            entry[3] += order.quantity
-            entry[4] += order.total
-            entry[5].add(order.status)
-        products = (await session.scalars(select(Product).where(Product.trip_id == trip.id).order_by(Product.code)))
-        by_product: dict[int, tuple[int, int]] = {}
-        for order, *_ in rows:
-            quantity, total = by_product.get(order.product_id, (0, 0))
-            by_product[order.product_id] = (quantity + order.quantity, total + order.total)
+        orders = tuple(RecapOrder(order_code(o.id), name or "-", channel, external_id, username, code, pname,
+                                  o.quantity, o.unit_price, o.total, o.status, o.created_at)
+                       for o, code, pname, name, channel, external_id, username in rows)
+        totals = (await session.execute(
+            select(Order.product_id, func.sum(Order.quantity), func.sum(Order.total))
+            .where(Order.trip_id == trip.id, Order.status.in_(ACTIVE)).group_by(Order.product_id))).all()
+        by_product = {pid: (int(q or 0), int(t or 0)) for pid, q, t in totals}
+        products = (await session.scalars(select(Product).where(Product.trip_id == trip.id)
+                                          .order_by(Product.code))).all()
         return Recap(
-            trip.slug, trip.title,
-            tuple(RecapParticipant(n, c, ", ".join(items), q, t, ", ".join(sorted(st)))
-                  for n, c, items, q, t, st in people.values()),
+            trip.slug, trip.title, orders,
             tuple(RecapProduct(p.code, p.name, p.price, *by_product.get(p.id, (0, 0)), p.stock)
-                  for p in products.all() if p.id in by_product or p.deleted_at is None),
+                  for p in products if p.id in by_product or p.deleted_at is None),
         )

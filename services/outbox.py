@@ -1,27 +1,31 @@
 """The durable outbox: notices are written in the same transaction as the change they announce, and a
-background sender delivers them with pacing, retries and leases, so a crash never loses one.
+background sender hands them to the one delivery path (services/delivery.py), so a crash never loses one.
 
-Rows are claimed with a lease (`lease_until`) taken in a write transaction (with FOR UPDATE SKIP LOCKED on
-PostgreSQL), so two processes never send the same notice at once and a dead process's claims expire.
+Claiming is fair and exclusive. A round claims due rows with a lease (`lease_until`, FOR UPDATE SKIP LOCKED on
+PostgreSQL) so two processes never send the same notice at once and a dead process's claims expire; it takes
+at most a few rows per destination and skips every destination that already has a claimed row in flight
+(here or in another process), so one person's pile of notices never fills a round and their order is kept.
+Notices are claimed before broadcast messages, and broadcasts may fill at most half of what is in flight, so
+a credit notice never waits behind a broadcast. Results are recorded as they arrive, a few at a time, and
+the sender keeps claiming while earlier rows still wait for their destination's turn.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy import and_, bindparam, exists, func, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.clock import Clock
+from services.delivery import Delivery, Priority, backoff_seconds
 from services.errors import OutsideWindow, PermanentDeliveryError, RetryLater
-from services.messaging import Messenger, OutgoingMessage, TemplateRef
-from services.pacing import Pacer
+from services.messaging import OutgoingMessage, TemplateRef
 from storage.db import Database
 from storage.models import OutboxMessage, User
 from storage.queries import insert_ignore
@@ -29,6 +33,7 @@ from storage.queries import insert_ignore
 log = logging.getLogger(__name__)
 
 Renderer = Callable[[str, str, str, dict[str, Any]], OutgoingMessage]  # (channel, language, template, params)
+BROADCAST_TEMPLATE = "broadcast_message"
 
 
 async def enqueue(
@@ -49,6 +54,7 @@ async def enqueue(
         "language": language,
         "template": template,
         "params": params,
+        "priority": int(Priority.NOTICE),
         "dedupe_key": dedupe_key,
         "status": "pending",
         "attempts": 0,
@@ -59,13 +65,15 @@ async def enqueue(
     return result.scalar_one_or_none() is not None
 
 
-async def enqueue_many(session: AsyncSession, rows: list[dict[str, Any]], *, now: datetime) -> None:
-    """Queue many notices with fresh, unique dedupe keys (a broadcast) in one executemany; a key that
+async def enqueue_many(session: AsyncSession, rows: list[dict[str, Any]], *, now: datetime,
+                       priority: Priority = Priority.BULK) -> None:
+    """Queue many messages with fresh, unique dedupe keys (a broadcast) in one executemany; a key that
     exists already is a bug and fails the caller's transaction. Each row: channel, chat_id, language,
     template, params, dedupe_key."""
     if rows:
         await session.execute(insert(OutboxMessage.__table__), [
-            {**row, "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now} for row in rows])
+            {**row, "priority": int(priority), "status": "pending", "attempts": 0, "next_attempt_at": now,
+             "created_at": now} for row in rows])
 
 
 @dataclass(frozen=True)
@@ -87,12 +95,13 @@ class _Claimed:
     template: str
     params: dict[str, Any]
     attempts: int
+    priority: int
     last_inbound_at: datetime | None = None
 
 
 @dataclass(frozen=True)
 class _Result:
-    id: int
+    row: _Claimed
     sent: bool
     provider_message_id: str | None = None
     error: str | None = None
@@ -101,28 +110,11 @@ class _Result:
     backoff_base: float = 2.0
 
 
-def backoff_seconds(attempts: int, base: float = 2.0) -> float:
-    """base^n seconds (2, 4, 8 ...; 4^n for WhatsApp's pair limit) capped at 10 minutes, jittered so that
-    retries of many rows do not align."""
-    return min(600.0, base ** max(1, attempts)) * random.uniform(0.8, 1.2)
-
-
-def template_params(params: dict[str, Any]) -> tuple[str, ...]:
-    """A notice's values as a template's body parameters, in the notice's own order, money as Rp50.000."""
-    shown = []
-    for key, value in params.items():
-        if isinstance(value, int) and key in ("amount", "balance", "minimum", "maximum", "needed", "price", "total"):
-            value = f"Rp{value:,}".replace(",", ".")
-        shown.append(str(value))
-    return tuple(shown)
-
-
 class OutboxSender:
     def __init__(
         self,
         db: Database,
-        messengers: dict[str, Messenger],
-        pacers: dict[str, Pacer],
+        delivery: Delivery,
         render: Renderer,
         clock: Clock,
         *,
@@ -130,125 +122,203 @@ class OutboxSender:
         max_attempts: int = 12,
         lease_s: float = 60.0,
         batch_size: int = 200,
-        parallel_sends: int = 32,
+        per_destination: int = 3,
         windows: dict[str, WindowPolicy] | None = None,
-        after_round=None,
+        after_broadcast: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        self._windows = windows or {}
-        # Called after results are recorded (e.g. to settle broadcast charges promptly).
-        self._after_round = after_round
         self._db = db
-        self._messengers = messengers
-        self._pacers = pacers
+        self._delivery = delivery
         self._render = render
         self._clock = clock
         self._poll = poll_interval_s
         self._max_attempts = max_attempts
         self._lease = timedelta(seconds=lease_s)
         self._batch = batch_size
-        self._parallel = asyncio.Semaphore(parallel_sends)
+        self._per_destination = per_destination
+        self._windows = windows or {}
+        # Called after broadcast messages' results are recorded (to settle their charges promptly).
+        self._after_broadcast = after_broadcast
         self._wake = asyncio.Event()
+        self._held: dict[int, _Claimed] = {}  # claimed by this process and not yet recorded
+        self._results: asyncio.Queue[_Result] = asyncio.Queue()
 
     def wake(self) -> None:
         """Something was queued: look now rather than at the next poll."""
         self._wake.set()
 
+    # --- the continuous sender ----------------------------------------------------------------------
+
     async def run(self) -> None:
-        """Deliver until cancelled; a failure of one round is logged and the next round goes on."""
-        while True:
-            try:
-                delivered = await self.deliver_due()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("outbox round failed; retrying at next poll")
-                delivered = 0
-            if delivered == 0:
+        """Claim, deliver and record until cancelled; a failed claim is logged and retried at the next poll."""
+        helpers = [asyncio.create_task(self._record_forever(), name="outbox-record"),
+                   asyncio.create_task(self._renew_leases_forever(), name="outbox-leases")]
+        sends: set[asyncio.Task] = set()
+        try:
+            while True:
+                self._wake.clear()
+                try:
+                    claimed = await self._claim_room()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("outbox claim failed; retrying at next poll")
+                    claimed = []
+                for row in claimed:
+                    task = asyncio.create_task(self._deliver_and_report(row))
+                    sends.add(task)
+                    task.add_done_callback(sends.discard)
+                if claimed:
+                    continue
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
                 except TimeoutError:
                     pass
-                self._wake.clear()
+        finally:
+            for task in [*helpers, *sends]:
+                task.cancel()
+            await asyncio.gather(*helpers, *sends, return_exceptions=True)
+
+    async def _claim_room(self) -> list[_Claimed]:
+        room = self._batch - len(self._held)
+        if room <= 0:
+            return []
+        bulk_in_flight = sum(1 for row in self._held.values() if row.priority >= Priority.BULK)
+        claimed = await self._claim(room, notices=True)
+        room -= len(claimed)
+        bulk_room = min(room, max(1, self._batch // 2) - bulk_in_flight)
+        if bulk_room > 0:
+            claimed += await self._claim(bulk_room, notices=False)
+        return claimed
+
+    async def _deliver_and_report(self, row: _Claimed) -> None:
+        self._results.put_nowait(await self._deliver(row))
+
+    async def _record_forever(self) -> None:
+        while True:
+            batch = [await self._results.get()]
+            while len(batch) < 500:
+                try:
+                    batch.append(self._results.get_nowait())
+                except asyncio.QueueEmpty:
+                    break
+            delay = 0.5
+            while True:
+                try:
+                    await self._record(batch)
+                    break
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # keep the results: sending them again would duplicate notices
+                    log.exception("outbox: recording %d results failed; retrying", len(batch))
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 10.0)
+            self._wake.set()  # room for more
+
+    async def _renew_leases_forever(self) -> None:
+        """Rows waiting for their destination's turn keep their claim (a lease lapses only if we die)."""
+        every = max(0.05, self._lease.total_seconds() / 3)
+        while True:
+            await asyncio.sleep(every)
+            ids = list(self._held)
+            if not ids:
+                continue
+            try:
+                until = self._clock.now() + self._lease
+                async with self._db.write() as session:
+                    for start in range(0, len(ids), 500):
+                        await session.execute(update(OutboxMessage).where(
+                            OutboxMessage.id.in_(ids[start:start + 500]), OutboxMessage.status == "pending")
+                            .values(lease_until=until))
+            except Exception as exc:
+                log.warning("outbox: could not renew %d leases: %s", len(ids), exc)
+
+    # --- one round, for tools and tests --------------------------------------------------------------
 
     async def deliver_due(self) -> int:
-        """Claim the due notices for the channels we can send on, send them, record the results."""
-        if not self._messengers:
+        """One round: claim what is due (up to the batch size), deliver it, record the results."""
+        if not self._delivery.channels:
             return 0
-        claimed = await self._claim()
+        claimed = await self._claim(self._batch, notices=True)
+        claimed += await self._claim(self._batch - len(claimed), notices=False)
         if not claimed:
             return 0
-        results = await asyncio.gather(*(self._send(row) for row in claimed))
-        await self._record(claimed, results)
-        if self._after_round is not None:
-            await self._after_round()
+        await self._record(list(await asyncio.gather(*(self._deliver(row) for row in claimed))))
         return len(claimed)
 
-    async def _claim(self) -> list[_Claimed]:
+    # --- claiming, delivering, recording -----------------------------------------------------------
+
+    async def _claim(self, limit: int, *, notices: bool) -> list[_Claimed]:
+        channels = self._delivery.channels
+        if limit <= 0 or not channels:
+            return []
         now = self._clock.now()
+        o = OutboxMessage.__table__
+        busy = o.alias("busy")
+        in_flight_there = exists(select(literal(1)).select_from(busy).where(
+            busy.c.channel == o.c.channel, busy.c.chat_id == o.c.chat_id, busy.c.status == "pending",
+            busy.c.lease_until >= now))
+        priority = o.c.priority <= Priority.NOTICE if notices else o.c.priority > Priority.NOTICE
+        due = [o.c.status == "pending", o.c.next_attempt_at <= now, o.c.channel.in_(channels), priority,
+               or_(o.c.lease_until.is_(None), o.c.lease_until < now), ~in_flight_there]
+        if self._held:
+            due.append(o.c.id.not_in(list(self._held)))
+        ranked = (select(o.c.id, o.c.priority,
+                         func.row_number().over(partition_by=(o.c.channel, o.c.chat_id),
+                                                order_by=(o.c.priority, o.c.id)).label("turn"))
+                  .where(*due).subquery())
+        chosen = (select(ranked.c.id).where(ranked.c.turn <= self._per_destination)
+                  .order_by(ranked.c.priority, ranked.c.id).limit(limit))
         async with self._db.write() as session:
-            rows = (
-                await session.execute(
-                    select(OutboxMessage, User.last_inbound_at)
-                    .outerjoin(User, and_(User.channel == OutboxMessage.channel,
-                                          User.external_id == OutboxMessage.chat_id))
-                    .where(
-                        OutboxMessage.status == "pending",
-                        OutboxMessage.next_attempt_at <= now,
-                        OutboxMessage.channel.in_(list(self._messengers)),
-                        or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until < now),
-                    )
-                    .order_by(OutboxMessage.id)
-                    .limit(self._batch)
-                    .with_for_update(skip_locked=True, of=OutboxMessage.__table__)
-                )
-            ).all()
+            rows = (await session.execute(
+                select(OutboxMessage, User.last_inbound_at)
+                .outerjoin(User, and_(User.channel == OutboxMessage.channel,
+                                      User.external_id == OutboxMessage.chat_id))
+                .where(OutboxMessage.id.in_(chosen))
+                .order_by(OutboxMessage.priority, OutboxMessage.id)
+                .with_for_update(skip_locked=True, of=OutboxMessage.__table__)
+            )).all()
             if not rows:
                 return []
             ids = [r.id for r, _ in rows]
-            await session.execute(
-                update(OutboxMessage).where(OutboxMessage.id.in_(ids)).values(lease_until=now + self._lease)
-            )
-            return [_Claimed(r.id, r.channel, r.chat_id, r.language, r.template, r.params, r.attempts, seen)
-                    for r, seen in rows]
+            await session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(ids))
+                                  .values(lease_until=now + self._lease))
+            claimed = [_Claimed(r.id, r.channel, r.chat_id, r.language, r.template, r.params, r.attempts,
+                                r.priority, seen) for r, seen in rows]
+        for row in claimed:
+            self._held[row.id] = row
+        return claimed
 
-    async def _send(self, row: _Claimed) -> _Result:
-        messenger = self._messengers[row.channel]
-        pacer = self._pacers.get(row.channel)
+    async def _deliver(self, row: _Claimed) -> _Result:
         try:
             message = self._render(row.channel, row.language, row.template, row.params)
         except Exception as exc:  # a broken template must not block the queue
             log.exception("outbox %s: cannot render template %s", row.id, row.template)
-            return _Result(row.id, False, error=f"render: {exc}", permanent=True)
+            return _Result(row, False, error=f"render: {exc}", permanent=True)
         policy = self._windows.get(row.channel)
         if policy is not None and not self._inside_window(row, policy):
             templated = self._as_template(row, message, policy)
             if templated is None:
                 return self._undeliverable(row)
             message = templated
-        async with self._parallel:
-            if pacer is not None:
-                await pacer.wait(row.chat_id)
+        priority = Priority(min(max(row.priority, Priority.NOTICE), Priority.BULK))
+        try:
             try:
-                try:
-                    sent = await messenger.send(row.chat_id, message)
-                except OutsideWindow:
-                    templated = self._as_template(row, message, policy or WindowPolicy())
-                    if templated is None or message.template is not None:
-                        return self._undeliverable(row)
-                    sent = await messenger.send(row.chat_id, templated)
-            except RetryLater as exc:
-                if pacer is not None and exc.retry_after:
-                    pacer.back_off(exc.retry_after, row.chat_id if exc.chat_only else None)
-                log.warning("outbox %s to %s:%s: retry later (%s)", row.id, row.channel, row.chat_id, exc)
-                return _Result(row.id, False, error=str(exc), retry_after=exc.retry_after,
-                               backoff_base=exc.backoff_base)
-            except PermanentDeliveryError as exc:
-                log.warning("outbox %s to %s:%s: undeliverable (%s)", row.id, row.channel, row.chat_id, exc)
-                return _Result(row.id, False, error=str(exc), permanent=True)
-            except Exception as exc:
-                log.exception("outbox %s: unexpected send failure", row.id)
-                return _Result(row.id, False, error=f"{type(exc).__name__}: {exc}")
-        return _Result(row.id, True, provider_message_id=sent.provider_message_id)
+                sent = await self._delivery.deliver(row.channel, row.chat_id, message, priority=priority)
+            except OutsideWindow:
+                templated = self._as_template(row, message, policy or WindowPolicy())
+                if templated is None or message.template is not None:
+                    return self._undeliverable(row)
+                sent = await self._delivery.deliver(row.channel, row.chat_id, templated, priority=priority)
+        except RetryLater as exc:
+            log.warning("outbox %s to %s:%s: retry later (%s)", row.id, row.channel, row.chat_id, exc)
+            return _Result(row, False, error=str(exc), retry_after=exc.retry_after, backoff_base=exc.backoff_base)
+        except PermanentDeliveryError as exc:
+            log.warning("outbox %s to %s:%s: undeliverable (%s)", row.id, row.channel, row.chat_id, exc)
+            return _Result(row, False, error=str(exc), permanent=True)
+        except Exception as exc:
+            log.exception("outbox %s: unexpected send failure", row.id)
+            return _Result(row, False, error=f"{type(exc).__name__}: {exc}")
+        return _Result(row, True, provider_message_id=sent.provider_message_id)
 
     def _inside_window(self, row: _Claimed, policy: WindowPolicy) -> bool:
         if row.last_inbound_at is None:
@@ -259,14 +329,14 @@ class OutboxSender:
         name = (policy.templates or {}).get(row.template)
         if not name:
             return None
-        ref = TemplateRef(name=name, language=policy.language, body_params=template_params(row.params))
+        ref = TemplateRef(name=name, language=policy.language, body_params=message.values)
         return OutgoingMessage(text=message.text, template=ref)
 
     def _undeliverable(self, row: _Claimed) -> _Result:
         reason = (f"undeliverable: outside the {row.channel} 24-hour window and no "
                   f"{row.channel}.templates.{row.template} configured")
         log.warning("outbox %s to %s:%s: %s", row.id, row.channel, row.chat_id, reason)
-        return _Result(row.id, False, error=reason, permanent=True)
+        return _Result(row, False, error=reason, permanent=True)
 
     async def delivery_failed(self, channel: str, provider_message_id: str, reason: str) -> bool:
         """The platform reported later that a message it had accepted failed (WhatsApp status webhook)."""
@@ -275,25 +345,26 @@ class OutboxSender:
                 update(OutboxMessage)
                 .where(OutboxMessage.channel == channel, OutboxMessage.provider_message_id == provider_message_id)
                 .values(status="failed", last_error=f"reported failed: {reason}"[:500])
+                .returning(OutboxMessage.priority)
             )
-        if result.rowcount and self._after_round is not None:
-            await self._after_round()
-        return result.rowcount > 0
+            priorities = list(result.scalars())
+        if any(p >= Priority.BULK for p in priorities) and self._after_broadcast is not None:
+            await self._after_broadcast()
+        return bool(priorities)
 
-    async def _record(self, claimed: list[_Claimed], results: list[_Result]) -> None:
-        """All results of a round in one transaction: one executemany per kind of outcome."""
-        attempts = {row.id: row.attempts for row in claimed}
+    async def _record(self, results: list[_Result]) -> None:
+        """Results in one transaction: one executemany per kind of outcome."""
         now = self._clock.now()
         sent, failed, retry = [], [], []
         for result in results:
-            tries = attempts[result.id] + 1
+            tries = result.row.attempts + 1
             if result.sent:
-                sent.append({"row_id": result.id, "tries": tries, "provider": result.provider_message_id})
+                sent.append({"row_id": result.row.id, "tries": tries, "provider": result.provider_message_id})
             elif result.permanent or tries >= self._max_attempts:
-                failed.append({"row_id": result.id, "tries": tries, "error": (result.error or "")[:500]})
+                failed.append({"row_id": result.row.id, "tries": tries, "error": (result.error or "")[:500]})
             else:
                 delay = max(result.retry_after or 0.0, backoff_seconds(tries, result.backoff_base))
-                retry.append({"row_id": result.id, "tries": tries, "error": (result.error or "")[:500],
+                retry.append({"row_id": result.row.id, "tries": tries, "error": (result.error or "")[:500],
                               "due": now + timedelta(seconds=delay)})
         table = OutboxMessage.__table__
         by_id = update(table).where(table.c.id == bindparam("row_id"))
@@ -308,3 +379,7 @@ class OutboxSender:
             if retry:
                 await session.execute(by_id.values(next_attempt_at=bindparam("due"), attempts=bindparam("tries"),
                                                    last_error=bindparam("error"), lease_until=None), retry)
+        for result in results:
+            self._held.pop(result.row.id, None)
+        if self._after_broadcast is not None and any(r.row.priority >= Priority.BULK for r in results):
+            await self._after_broadcast()

@@ -297,7 +297,7 @@ class Settlement:
                 return self._debit_back(p, user, w, "reversed", p.amount, notify, move)
             if p.status in ("created", "pending"):
                 move(n.status)
-                notify(f"payment_{n.status}", n.status, amount=p.amount)
+                notify("payment_failed" if n.status == "failed" else "payment_expired", n.status, amount=p.amount)
                 return n.status
             return "no_change"
         if n.status == "refunded":

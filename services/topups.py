@@ -1,4 +1,10 @@
-"""Starting a top-up (with failover across gateways), re-checking one, and amount rules."""
+"""Starting a top-up (with failover across gateways), re-checking one, and amount rules.
+
+Limits that keep one user from costing everyone: a request for the same amount as an unexpired pending
+top-up returns that one instead of creating another; at most `max_pending` unfinished top-ups per user (the
+user's row is locked while counting, so concurrent requests cannot all slip through); `/cek` asks a gateway
+about one payment at most once per `check_cooldown_s`, whoever asks.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +15,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, or_, select, update
 
 from services.clock import Clock
-from services.errors import AllGatewaysFailed, AmountError, GatewayError
+from services.errors import AllGatewaysFailed, AmountError, GatewayError, UserInputError
 from services.payments import PaymentGateway, PaymentRequest
 from services.settlement import Settlement
 from storage.db import Database
-from storage.models import Payment
+from storage.models import Payment, User
+from storage.queries import dialect_of
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +36,7 @@ class TopupLink:
     payment_url: str
     qr_string: str | None
     expires_at: datetime | None
+    reused: bool = False  # an unexpired pending top-up of the same amount, returned again
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,8 @@ class PaymentView:
     gateway: str
     status: str
     created_at: datetime
+    payment_url: str | None = None
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -72,7 +82,11 @@ class Topups:
         expiry_minutes: int = 60,
         create_timeout_s: float = 15.0,
         status_timeout_s: float = 10.0,
+        max_pending: int = 3,
+        check_cooldown_s: float = 30.0,
     ) -> None:
+        self._max_pending = max_pending
+        self._cooldown = timedelta(seconds=check_cooldown_s)
         self._db = db
         self._gateways = list(gateways)
         self._settlement = settlement
@@ -87,13 +101,18 @@ class Topups:
         """A payment link from the first configured gateway that works; each attempt has its own order id.
 
         A failed attempt is recorded as `failed` (never left half-created) and the next gateway is tried.
+        An unexpired pending top-up of the same amount is returned instead of a new one.
         """
         self.rules.check(amount)
         failures: list[str] = []
-        for gateway in self._gateways:
+        for attempt, gateway in enumerate(self._gateways):
             now = self._clock.now()
             order_id = new_order_id(now)
             async with self._db.write() as session:
+                if attempt == 0:
+                    reused = await self._reusable(session, user_id, amount, now)
+                    if reused is not None:
+                        return reused
                 payment = Payment(
                     order_id=order_id, user_id=user_id, gateway=gateway.name, amount=amount, status="created",
                     created_at=now, updated_at=now, expires_at=now + timedelta(minutes=self._expiry),
@@ -127,6 +146,28 @@ class Topups:
                              created.expires_at or now + timedelta(minutes=self._expiry))
         raise AllGatewaysFailed(failures)
 
+    async def _reusable(self, session, user_id: int, amount: int, now: datetime) -> TopupLink | None:
+        """The user's pending top-up of this amount that is still payable for a while, or None; refuses a new
+        one beyond `max_pending` unfinished ones. Runs with the user's row locked (PostgreSQL), so that
+        concurrent requests count one after the other (SQLite's write transaction is exclusive anyway)."""
+        if dialect_of(session) != "sqlite":
+            await session.execute(select(User.id).where(User.id == user_id).with_for_update())
+        unfinished = Payment.status.in_(("created", "pending"))
+        live = or_(Payment.expires_at.is_(None), Payment.expires_at > now)
+        same = (await session.scalars(
+            select(Payment).where(Payment.user_id == user_id, Payment.amount == amount, Payment.status == "pending",
+                                  Payment.payment_url.is_not(None),
+                                  or_(Payment.expires_at.is_(None), Payment.expires_at > now + timedelta(minutes=5)))
+            .order_by(Payment.id.desc()).limit(1))).first()
+        if same is not None:
+            return TopupLink(same.order_id, same.amount, same.gateway, same.payment_url or "", same.qr_string,
+                             same.expires_at, reused=True)
+        count = await session.scalar(select(func.count()).select_from(Payment).where(
+            Payment.user_id == user_id, unfinished, live))
+        if count >= self._max_pending:
+            raise UserInputError("topup_too_many_pending", count=int(count), most=self._max_pending)
+        return None
+
     async def _mark(self, order_id: str, allowed: tuple[str, ...], **values: object) -> None:
         async with self._db.write() as session:
             await session.execute(
@@ -138,30 +179,32 @@ class Topups:
     async def describe(self, order_id: str) -> PaymentView | None:
         async with self._db.read() as session:
             p = (await session.execute(select(Payment).where(Payment.order_id == order_id))).scalar_one_or_none()
-            return None if p is None else PaymentView(p.order_id, p.amount, p.gateway, p.status, p.created_at)
-
-    async def recent(self, user_id: int, limit: int = 3) -> list[PaymentView]:
-        async with self._db.read() as session:
-            rows = await session.scalars(
-                select(Payment)
-                .where(Payment.user_id == user_id, Payment.status != "failed")
-                .order_by(Payment.id.desc())
-                .limit(limit)
-            )
-            return [PaymentView(p.order_id, p.amount, p.gateway, p.status, p.created_at) for p in rows]
+            return None if p is None else _view(p)
 
     async def check_now(self, user_id: int) -> list[PaymentView]:
-        """/cek: ask the gateway about my unfinished payments now and apply what it says."""
-        async with self._db.read() as session:
+        """/cek: ask the gateway about my unfinished payments now and apply what it says. Each payment is
+        asked about at most once per cooldown, however often /cek is sent (by anyone)."""
+        now = self._clock.now()
+        async with self._db.write() as session:
             rows = (
                 await session.scalars(
                     select(Payment)
                     .where(Payment.user_id == user_id, Payment.status.in_(("created", "pending")))
                     .order_by(Payment.id.desc())
-                    .limit(3)
+                    .limit(max(3, self._max_pending))
                 )
             ).all()
-            targets = [(p.order_id, p.gateway, p.gateway_ref) for p in rows]
+            shown = [p.order_id for p in rows]
+            due = [p for p in rows if p.checked_at is None or p.checked_at <= now - self._cooldown]
+            claimed: set[int] = set()
+            if due:
+                # The conditional UPDATE decides who asks: a concurrent /cek finds the stamp fresh and skips.
+                table = Payment.__table__
+                claimed = set((await session.execute(update(table).where(
+                    table.c.id.in_([p.id for p in due]),
+                    or_(table.c.checked_at.is_(None), table.c.checked_at <= now - self._cooldown),
+                ).values(checked_at=now).returning(table.c.id))).scalars())
+            targets = [(p.order_id, p.gateway, p.gateway_ref) for p in due if p.id in claimed]
         for order_id, gateway_name, gateway_ref in targets:
             gateway = self._settlement.gateway(gateway_name)
             if gateway is None:
@@ -175,5 +218,9 @@ class Topups:
                 continue
             if notification is not None:
                 await self._settlement.apply(notification, source="check")
-        views = [await self.describe(order_id) for order_id, _, _ in targets]
+        views = [await self.describe(order_id) for order_id in shown]
         return [v for v in views if v is not None]
+
+
+def _view(p: Payment) -> PaymentView:
+    return PaymentView(p.order_id, p.amount, p.gateway, p.status, p.created_at, p.payment_url, p.expires_at)

@@ -11,14 +11,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import bindparam, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.batcher import WriteBatcher
 from services.clock import Clock
 from services.errors import DataConflict, InsufficientFunds
 from storage.db import Database
-from storage.models import InboundUpdate, LedgerEntry, User
+from storage.models import InboundUpdate, LedgerEntry, Payment, User
 from storage.queries import insert_or_skip
 
 
@@ -30,6 +30,7 @@ class UserView:
     language: str
     balance: int
     display_name: str | None = None
+    username: str | None = None
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class LedgerLine:
     kind: str
     reference: str
     created_at: datetime
+    subject: str = ""  # what it was for, as a person knows it: a payment's order code, "#7" for broadcast 7
 
 
 @dataclass(frozen=True)
@@ -54,10 +56,18 @@ class _Arrival:
     display_name: str | None
     update_key: str | None
     alt_id: str | None
+    username: str | None = None
 
 
 def _view(user: User) -> UserView:
-    return UserView(user.id, user.channel, user.external_id, user.language, user.balance, user.display_name)
+    return UserView(user.id, user.channel, user.external_id, user.language, user.balance, user.display_name,
+                    user.username)
+
+
+# Ledger references name what an entry was for: "<kind>:<payment id>" for payments, "bchold:<broadcast id>"
+# and "bcfail:<broadcast id>:<user id>" for broadcasts.
+_PAYMENT_REFS = ("topup", "reversal", "refund")
+_BROADCAST_REFS = ("bchold", "bcfail")
 
 
 async def post_entry(
@@ -103,9 +113,12 @@ class Wallet:
         display_name: str | None,
         update_key: str | None,
         alt_id: str | None = None,
+        username: str | None = None,
     ) -> Inbound:
-        """Record an inbound update (deduplicated by its id) and return its sender, created on first contact."""
-        return await self.inbound.submit(_Arrival(channel, external_id, display_name, update_key, alt_id))
+        """Record an inbound update (deduplicated by its id) and return its sender, created on first contact.
+        Names arrive already cleaned and bounded by the channel adapter."""
+        return await self.inbound.submit(_Arrival(channel, external_id, display_name, update_key, alt_id,
+                                                  username))
 
     async def _register_batch(self, session: AsyncSession, items: Sequence[_Arrival]) -> list[Inbound]:
         now = self._clock.now()
@@ -123,7 +136,7 @@ class Wallet:
         await session.execute(
             insert_or_skip(session, User.__table__, ["channel", "external_id"]).values([
                 {"channel": c, "external_id": e, "display_name": i.display_name, "alt_id": i.alt_id,
-                 "language": "id", "balance": 0, "created_at": now}
+                 "username": i.username, "language": "id", "balance": 0, "created_at": now}
                 for (c, e), i in people.items()
             ])
         )
@@ -136,6 +149,14 @@ class Wallet:
                 .returning(User)
             )).scalars()
         }
+        renamed = [{"uid": users[key].id, "name": i.display_name, "username": i.username}
+                   for key, i in people.items()
+                   if (i.display_name and i.display_name != users[key].display_name)
+                   or (i.username and i.username != users[key].username)]
+        if renamed:  # a person's name or @username changed since we last saw them
+            table = User.__table__
+            await session.execute(update(table).where(table.c.id == bindparam("uid")).values(
+                display_name=bindparam("name"), username=bindparam("username")), renamed)
         results = []
         for item in items:
             key = (item.channel, item.update_key)
@@ -143,10 +164,6 @@ class Wallet:
             fresh.discard(key)  # a second copy within the same batch is a retry too
             results.append(Inbound(user=users[(item.channel, item.external_id)], first_delivery=first))
         return results
-
-    async def get_user(self, user_id: int) -> UserView:
-        async with self._db.read() as session:
-            return _view(await session.get_one(User, user_id))
 
     async def balance(self, user_id: int) -> int:
         async with self._db.read() as session:
@@ -160,7 +177,23 @@ class Wallet:
                 .order_by(LedgerEntry.id.desc())
                 .limit(limit)
             )
-            return [LedgerLine(r.amount, r.balance_after, r.kind, r.reference, r.created_at) for r in rows]
+            entries = list(rows)
+            payment_ids = {int(r.reference.split(":")[1]) for r in entries
+                           if r.reference.split(":")[0] in _PAYMENT_REFS and r.reference.split(":")[1].isdigit()}
+            codes = dict((await session.execute(
+                select(Payment.id, Payment.order_id).where(Payment.id.in_(payment_ids)))).all()) if payment_ids else {}
+
+            def subject(reference: str) -> str:
+                kind, _, rest = reference.partition(":")
+                head = rest.split(":")[0]
+                if kind in _PAYMENT_REFS and head.isdigit():
+                    return codes.get(int(head), "")
+                if kind in _BROADCAST_REFS and head.isdigit():
+                    return f"#{head}"
+                return ""
+
+            return [LedgerLine(r.amount, r.balance_after, r.kind, r.reference, r.created_at, subject(r.reference))
+                    for r in entries]
 
     async def set_language(self, user_id: int, language: str) -> None:
         async with self._db.write() as session:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     TypeDecorator,
@@ -142,6 +143,7 @@ class OutboxMessage(Base):
     __table_args__ = (
         Index("ix_outbox_due", "status", "next_attempt_at"),
         Index("ix_outbox_provider_message", "channel", "provider_message_id"),
+        Index("ix_outbox_destination", "channel", "chat_id", "status"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -150,6 +152,7 @@ class OutboxMessage(Base):
     language: Mapped[str] = mapped_column(String(8))
     template: Mapped[str] = mapped_column(String(64))
     params: Mapped[dict] = mapped_column(JSON)
+    priority: Mapped[int] = mapped_column(SmallInteger, default=1, server_default="1")  # 1 notice, 2 broadcast
     # One notice per business event ("credited:17"): writing it twice is a no-op.
     dedupe_key: Mapped[str | None] = mapped_column(String(128), unique=True, nullable=True)
     status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | sent | failed

@@ -106,6 +106,11 @@ async def db(fresh_db_url) -> AsyncIterator[Database]:
     await database.close()
 
 
+def said(texts: list[str], *fragments: str) -> bool:
+    """Some message among `texts` contains every fragment (replies carry a next step after the fact itself)."""
+    return any(all(f in text for f in fragments) for text in texts)
+
+
 async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02):
     """Poll an (async or sync) predicate until it returns truthy; fail the test on timeout."""
     deadline = asyncio.get_running_loop().time() + timeout

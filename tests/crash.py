@@ -202,14 +202,14 @@ class CrashHarness:
         while time.monotonic() < deadline:
             seen = len(self.bot.calls)
             await self._telegram(lambda u: telegram_text_update(u, JASTIPER, f"BROADCAST crash {text}"), deadline)
-            preview = await self._wait_reply(seen, "Pratinjau broadcast", deadline, within=4)
+            preview = await self._wait_reply(seen, "Pratinjau siaran", deadline, within=4)
             if preview is None:
                 continue
             data = self.bot.keyboard(preview)[0][0]["callback_data"]
             for _ in range(10):
                 seen = len(self.bot.calls)
                 await self._telegram(lambda u: telegram_callback_update(u, JASTIPER, data), deadline)
-                if await self._wait_reply(seen, ("Broadcast dikirim", "sudah"), deadline, within=4) is not None:
+                if await self._wait_reply(seen, ("Siaran dikirim", "sudah"), deadline, within=4) is not None:
                     return
             return
 

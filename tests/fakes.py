@@ -396,3 +396,24 @@ def telegram_photo_update(update_id: int, user_id: int, file_id: str, size: int,
                                        "chat": {"id": user_id, "type": "private"},
                                        "from": {"id": 123456, "is_bot": True, "first_name": "Titip"}, "text": "…"}
     return {"update_id": update_id, "message": message}
+
+
+def photo_bytes(*, size: tuple[int, int] = (64, 48), with_gps: bool = True, fmt: str = "JPEG") -> bytes:
+    """A real photo as a phone sends it: decodable, and (JPEG) carrying EXIF with a GPS position, which
+    Titip must strip before anyone else sees the picture."""
+    import io
+
+    from PIL import Image
+
+    image = Image.new("RGB", size, (200, 30, 60))
+    out = io.BytesIO()
+    if fmt == "JPEG" and with_gps:
+        exif = Image.Exif()
+        exif[0x010F] = "PhoneMaker"  # Make
+        gps = exif.get_ifd(0x8825)
+        gps[1], gps[2] = "S", (6.0, 12.0, 30.0)  # latitude ref, latitude: somewhere in Jakarta
+        gps[3], gps[4] = "E", (106.0, 49.0, 10.0)
+        image.save(out, format="JPEG", exif=exif)
+    else:
+        image.save(out, format=fmt)
+    return out.getvalue()

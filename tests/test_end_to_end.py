@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.conftest import wait_for
+from tests.conftest import said, wait_for
 from tests.fakes import FakeBotAPI, FakeMidtrans, telegram_callback_update, telegram_text_update
 from tests.harness import AppUnderTest
 
@@ -54,9 +54,9 @@ async def test_telegram_user_tops_up_through_midtrans_and_is_told_when_credited(
         response = await app.http.post("/payments/midtrans/notify", json=notification)
         assert response.status_code == 200
 
-        await wait_for(lambda: "Saldo bertambah Rp50.000 — saldo sekarang Rp50.000 ✅" in bot.texts_to(777))
+        await wait_for(lambda: said(bot.texts_to(777), "Saldo bertambah Rp50.000", "saldo sekarang Rp50.000 ✅"))
         await app.http.post("/telegram/webhook", json=telegram_text_update(2, 777, "/saldo"), headers=HEADER)
-        await wait_for(lambda: "Saldo kamu: Rp50.000" in bot.texts_to(777))
+        await wait_for(lambda: said(bot.texts_to(777), "Saldo kamu: Rp50.000."))
         await app.http.post("/telegram/webhook", json=telegram_text_update(3, 777, "/riwayat"), headers=HEADER)
         await wait_for(lambda: any(t.startswith("Transaksi terakhir:\n+Rp50.000 · top up") for t in bot.texts_to(777)))
 
@@ -79,7 +79,7 @@ async def test_sandbox_checkout_page_pays_and_credits_a_telegram_user(tmp_path, 
         paid = await app.http.post(path, data={"outcome": "paid"})
         assert paid.status_code == 200 and "berhasil" in paid.text
 
-        await wait_for(lambda: "Saldo bertambah Rp100.000 — saldo sekarang Rp100.000 ✅" in bot.texts_to(555))
+        await wait_for(lambda: said(bot.texts_to(555), "Saldo bertambah Rp100.000", "saldo sekarang Rp100.000 ✅"))
         again = await app.http.get(path)
         assert "sudah selesai" in again.text
 
@@ -99,15 +99,15 @@ async def test_english_user_gets_english_replies_and_notices(tmp_path, fresh_db_
     bot, midtrans = fakes
     async with AppUnderTest(tmp_path, fresh_db_url, config(bot, midtrans, ["midtrans"])) as app:
         await app.http.post("/telegram/webhook", json=telegram_text_update(30, 600, "/bahasa en"), headers=HEADER)
-        await wait_for(lambda: "Language set to English." in bot.texts_to(600))
+        await wait_for(lambda: said(bot.texts_to(600), "Language set to English."))
         await app.http.post("/telegram/webhook", json=telegram_text_update(31, 600, "/topup 1,5jt"), headers=HEADER)
         await wait_for(lambda: midtrans.orders)
         order_id = next(iter(midtrans.orders))
         assert midtrans.orders[order_id].gross_amount == 1_500_000
         await app.http.post("/payments/midtrans/notify", json=midtrans.settle(order_id))
-        await wait_for(lambda: "Balance topped up Rp1.500.000 — balance now Rp1.500.000 ✅" in bot.texts_to(600))
+        await wait_for(lambda: said(bot.texts_to(600), "Balance topped up Rp1.500.000", "balance now Rp1.500.000 ✅"))
         await app.http.post("/telegram/webhook", json=telegram_text_update(32, 600, "/topup 5000"), headers=HEADER)
-        await wait_for(lambda: "The minimum top-up is Rp10.000." in bot.texts_to(600))
+        await wait_for(lambda: said(bot.texts_to(600), "The minimum top-up is Rp10.000."))
 
 
 async def test_retried_telegram_update_is_handled_once(tmp_path, fresh_db_url, fakes):
@@ -118,7 +118,7 @@ async def test_retried_telegram_update_is_handled_once(tmp_path, fresh_db_url, f
             assert (await app.http.post("/telegram/webhook", json=update, headers=HEADER)).status_code == 200
         await wait_for(lambda: midtrans.orders)
         await app.http.post("/telegram/webhook", json=telegram_text_update(41, 601, "/saldo"), headers=HEADER)
-        await wait_for(lambda: "Saldo kamu: Rp0" in bot.texts_to(601))
+        await wait_for(lambda: said(bot.texts_to(601), "Saldo kamu: Rp0."))
         assert len(midtrans.orders) == 1
 
 
@@ -143,8 +143,13 @@ async def test_nonsense_chat_input_gets_a_helpful_reply(tmp_path, fresh_db_url, 
         await wait_for(lambda: any("bukan nominal" in t for t in bot.texts_to(603)))
         await app.http.post("/telegram/webhook", json=telegram_text_update(61, 603, "/terbang"), headers=HEADER)
         await wait_for(lambda: any('perintah "terbang" tidak dikenal' in t for t in bot.texts_to(603)))
-        await app.http.post("/telegram/webhook", json=telegram_text_update(62, 603, "halo kak"), headers=HEADER)
+        await app.http.post("/telegram/webhook", json=telegram_text_update(62, 603, "asdf qwerty"), headers=HEADER)
         await wait_for(lambda: any("belum mengerti" in t for t in bot.texts_to(603)))
+        not_understood = next(c.params for c in bot.calls if "belum mengerti" in str(c.params.get("text")))
+        assert [b["callback_data"] for b in bot.keyboard(not_understood)[0]] == ["help:wallet", "help:buyer",
+                                                                              "help:jastiper"]
+        await app.http.post("/telegram/webhook", json=telegram_text_update(63, 603, "halo kak"), headers=HEADER)
+        await wait_for(lambda: any(t.startswith("Halo Siti! 👋") for t in bot.texts_to(603)))
         assert midtrans.orders == {}
 
 
@@ -154,7 +159,7 @@ async def test_polling_mode_takes_updates_from_get_updates_and_replies(tmp_path,
     cfg["telegram"] = {**cfg["telegram"], "mode": "polling"}
     bot.pending_updates.append(telegram_text_update(70, 604, "/saldo"))
     async with AppUnderTest(tmp_path, fresh_db_url, cfg):
-        await wait_for(lambda: "Saldo kamu: Rp0" in bot.texts_to(604))
+        await wait_for(lambda: said(bot.texts_to(604), "Saldo kamu: Rp0."))
         assert any(c.method == "deleteWebhook" for c in bot.calls)
         assert not any(c.method == "setWebhook" for c in bot.calls)
 

@@ -9,16 +9,17 @@ import re
 
 import openpyxl
 import pytest
+from PIL import Image
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from handlers.jastip import parse_deadline, parse_join
+from handlers.trips import parse_deadline, parse_join
 from services.errors import UserInputError
 from storage.models import Order
 from tests.conftest import wait_for
 from tests.fake_whatsapp import button_update, image_update, signed, text_update
-from tests.fakes import telegram_callback_update, telegram_photo_update, telegram_text_update
+from tests.fakes import photo_bytes, telegram_callback_update, telegram_photo_update, telegram_text_update
 from tests.harness import AppUnderTest
 
 SECRET = "tg-secret"
@@ -101,7 +102,8 @@ async def test_a_trip_runs_across_telegram_and_whatsapp(tmp_path, fresh_db_url, 
         await wait_for(lambda: any("Alasan: stok di toko habis" in t for t in bot.texts_to(TG_BUYER)))
 
         await chat.tg(JASTIPER, "PESERTA jpn25")
-        await wait_for(lambda: any("Peserta jpn25 (2)" in t and "(whatsapp)" in t for t in bot.texts_to(JASTIPER)))
+        people = await wait_for(lambda: next((t for t in bot.texts_to(JASTIPER) if "Peserta jpn25 (2)" in t), None))
+        assert "Siti — WhatsApp +6281299990000 — aktif" in people and "(whatsapp)" not in people
         await chat.tg(JASTIPER, "INFO jpn25")
         await wait_for(lambda: any("stok 1" in t for t in bot.texts_to(JASTIPER)))  # the rejected unit came back
         await chat.wa_text("PESANANKU")
@@ -110,27 +112,34 @@ async def test_a_trip_runs_across_telegram_and_whatsapp(tmp_path, fresh_db_url, 
         await chat.tg(JASTIPER, "REKAP jpn25")
         await wait_for(lambda: len(bot.files) == 3)
         files = {name: content for _, name, content in bot.files}
+        assert files["rekap-jpn25-peserta.csv"].startswith("\ufeff".encode())  # UTF-8 BOM for Excel
         people = list(csv.reader(io.StringIO(files["rekap-jpn25-peserta.csv"].decode("utf-8-sig"))))
-        assert people == [["peserta", "kanal", "barang", "jumlah", "total_rp", "status"],
-                          ["Siti", "whatsapp", "KK1×2", "2", "300000", "confirmed"]]
+        assert people == [["Pembeli", "Kontak", "Barang", "Jumlah", "Total (Rp)", "Sudah dibayar (Rp)",
+                           "Belum dibayar (Rp)", "Status"],
+                          ["Siti", "https://wa.me/6281299990000", "KK1×2", "2", "300000", "300000", "0", "dikonfirmasi"],
+                          ["TOTAL", "", "", "2", "300000", "300000", "0", ""]]
         products = list(csv.reader(io.StringIO(files["rekap-jpn25-produk.csv"].decode("utf-8-sig"))))
         assert products[1] == ["KK1", "KitKat Matcha", "150000", "2", "300000", "1"]
         book = openpyxl.load_workbook(io.BytesIO(files["rekap-jpn25.xlsx"]))
-        assert [c.value for c in book["Peserta"][2]] == ["Siti", "whatsapp", "KK1×2", 2, 300000, "confirmed"]
+        assert book.sheetnames == ["Peserta", "Pesanan", "Produk"]
+        assert [c.value for c in book["Peserta"][2]] == ["Siti", "https://wa.me/6281299990000", "KK1×2", 2, 300000,
+                                                         300000, 0, "dikonfirmasi"]
         assert [c.value for c in book["Produk"][2]][:5] == ["KK1", "KitKat Matcha", 150000, 2, 300000]
-        assert any("Rekap jpn25: 1 peserta dengan pesanan aktif, total Rp300.000." in t
-                   for t in bot.texts_to(JASTIPER))
+        assert any("Rekap jpn25: 1 peserta, 1 pesanan aktif, total Rp300.000 — sudah dibayar Rp300.000, "
+                   "belum dibayar Rp0." in t for t in bot.texts_to(JASTIPER))
 
         await chat.tg_update(telegram_callback_update(chat.next_id(), JASTIPER, "ann:jpn25:KK1"))
         preview = await wait_for(lambda: next((c.params for c in bot.calls if c.method == "sendMessage"
-                                               and "Pratinjau broadcast" in c.params.get("text", "")), None))
+                                               and "Pratinjau siaran" in c.params.get("text", "")), None))
         assert "2 penerima × Rp500 = Rp1.000" in preview["text"] and "Saldo kamu: Rp0" in preview["text"]
-        confirm = bot.keyboard(preview)[0][0]["callback_data"]
-        await chat.tg_update(telegram_callback_update(chat.next_id(), JASTIPER, confirm))
-        await wait_for(lambda: any("Saldo tidak cukup: saldo Rp0, dibutuhkan Rp1.000." in t
+        assert "Produk baru: KitKat Matcha" in preview["text"]  # the message itself is shown before sending
+        confirm = bot.keyboard(preview)[0][0]
+        assert confirm["text"] == "Kirim siaran"
+        await chat.tg_update(telegram_callback_update(chat.next_id(), JASTIPER, confirm["callback_data"]))
+        await wait_for(lambda: any("Saldo tidak cukup untuk siaran ini: saldo Rp0, dibutuhkan Rp1.000." in t
                                    for t in bot.texts_to(JASTIPER)))
         await chat.tg(JASTIPER, "BROADCAST jpn25 Barang sudah dibeli!")
-        await wait_for(lambda: sum("Pratinjau broadcast" in t for t in bot.texts_to(JASTIPER)) == 2)
+        await wait_for(lambda: sum("Pratinjau siaran" in t for t in bot.texts_to(JASTIPER)) == 2)
 
 
 @pytest.mark.parametrize(
@@ -164,7 +173,7 @@ def test_deadlines_are_read_in_jakarta_time():
         parse_deadline("besok sore")
 
 
-JPEG = b"\xff\xd8\xff\xe0" + b"\x00\x10JFIF" + b"\x00" * 200
+JPEG = photo_bytes()
 
 
 async def test_payment_proofs_cross_channels_both_ways_with_confirm_and_reject_buttons(tmp_path, fresh_db_url, bot,
@@ -190,7 +199,8 @@ async def test_payment_proofs_cross_channels_both_ways_with_confirm_and_reject_b
         forwarded = await wait_for(lambda: next((c.params for c in bot.calls if c.method == "sendPhoto"), None))
         assert f"Bukti bayar {order} dari Siti" in forwarded["caption"]
         buttons = bot.keyboard(forwarded)[0]
-        assert [b["callback_data"] for b in buttons] == [f"ord:confirm:{order}", f"ord:reject:{order}"]
+        assert [(b["text"], b["callback_data"]) for b in buttons] == [("Bukti sah", f"ord:ok:{order}"),
+                                                                        ("Bukti tidak sah", f"ord:no:{order}")]
         assert list((tmp_path / "media" / "proofs").glob(f"{order}-*.jpg"))
         await chat.tg_update(telegram_callback_update(chat.next_id(), JASTIPER, buttons[0]["callback_data"]))
         await wait_for(lambda: any(f"Pesanan {order} (Rp150.000) dikonfirmasi" in t for t in graph.texts_to(WA_BUYER)))
@@ -211,11 +221,20 @@ async def test_payment_proofs_cross_channels_both_ways_with_confirm_and_reject_b
         await chat.tg_update(telegram_photo_update(chat.next_id(), TG_BUYER, "proof2", len(JPEG),
                                                                           f"BAYAR {order2}"))
         await wait_for(lambda: any(f"Bukti bayar untuk {order2}" in t for t in bot.texts_to(TG_BUYER)))
-        image = await wait_for(lambda: next((m for m in graph.messages if m.get("type") == "image"
-                                             and order2 in m["image"].get("caption", "")), None))
-        assert "Bukti bayar" in image["image"]["caption"]
-        await chat.wa(button_update(WA_BUYER, f"ord:reject:{order2}", "Tolak", "wamid.q3"))
-        await wait_for(lambda: any(f"Pesanan {order2} ditolak" in t for t in bot.texts_to(TG_BUYER)))
+        # On WhatsApp the proof is one interactive message: the photo with its two buttons.
+        proof = await wait_for(lambda: next((m for m in graph.messages if m.get("type") == "interactive"
+                                             and m["interactive"].get("header", {}).get("type") == "image"
+                                             and order2 in m["interactive"]["body"]["text"]), None))
+        assert [b["reply"]["id"] for b in proof["interactive"]["action"]["buttons"]] == [f"ord:ok:{order2}",
+                                                                                       f"ord:no:{order2}"]
+        await chat.wa(button_update(WA_BUYER, f"ord:no:{order2}", "Bukti tidak sah", "wamid.q3"))
+        await wait_for(lambda: any(f"Kenapa bukti pesanan {order2} tidak sah" in t for t in graph.texts_to(WA_BUYER)))
+        await chat.wa(button_update(WA_BUYER, f"ord:no:{order2}:proof_reason_amount", "nominal", "wamid.q4"))
+        # A proof that is not valid does not reject the order: the buyer is asked for a new proof, with the reason.
+        await wait_for(lambda: any(f"Bukti bayar untuk pesanan {order2}" in t and "nominalnya tidak sesuai" in t
+                                   for t in bot.texts_to(TG_BUYER)))
+        async with app.runtime.db.read() as session:
+            assert await session.scalar(select(Order.status).where(Order.id == int(order2[1:]))) == "pending"
 
 
 async def test_a_product_photo_is_kept_and_shown_on_info(tmp_path, fresh_db_url, bot, graph):
@@ -232,8 +251,10 @@ async def test_a_product_photo_is_kept_and_shown_on_info(tmp_path, fresh_db_url,
         await chat.tg_update(telegram_photo_update(3, JASTIPER, "kitkat", len(JPEG),
                                                                           "PRODUK jpn25 KK1 150rb 3 KitKat"))
         await wait_for(lambda: any("Produk KK1 ditambahkan" in t for t in bot.texts_to(JASTIPER)))
-        stored = list((tmp_path / "media" / "products").glob("jpn25-KK1-*.jpg"))
-        assert len(stored) == 1 and stored[0].read_bytes() == JPEG
+        stored = list((tmp_path / "media" / "products").glob("jpn25-*.jpg"))
+        assert len(stored) == 1
+        kept = Image.open(io.BytesIO(stored[0].read_bytes()))
+        assert kept.format == "JPEG" and kept.size == (64, 48) and not kept.getexif()  # re-encoded, no GPS
 
         await chat.wa(text_update(WA_BUYER, "INFO jpn25", "wamid.i1"))
         image = await wait_for(lambda: next((m for m in graph.messages if m.get("type") == "image"), None))
@@ -260,7 +281,7 @@ async def test_a_photo_answering_the_order_message_is_that_orders_proof_on_both_
         order = re.search(r"P\d+", placed["text"]).group(0)
         bot.stored_files["tgproof"] = JPEG
         await chat.tg_update(telegram_photo_update(chat.next_id(), TG_BUYER, "tgproof", len(JPEG), "", reply_to=9999))
-        await wait_for(lambda: any("balas pesan pesanan dengan foto" in t for t in bot.texts_to(TG_BUYER)))
+        await wait_for(lambda: any("balas pesan pesananmu dengan foto" in t for t in bot.texts_to(TG_BUYER)))
         await chat.tg_update(telegram_photo_update(chat.next_id(), TG_BUYER, "tgproof", len(JPEG), "",
                                        reply_to=placed["_message_id"]))
         await wait_for(lambda: any(f"Bukti bayar untuk {order}" in t for t in bot.texts_to(TG_BUYER)))

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from storage.models import OutboxMessage
-from tests.conftest import wait_for
+from tests.conftest import said, wait_for
 from tests.fake_whatsapp import VERIFY_TOKEN, button_update, signed, status_update, text_update
 from tests.harness import AppUnderTest
 
@@ -38,9 +38,9 @@ async def test_whatsapp_user_tops_up_and_is_told_when_credited(app, graph, midtr
     order_id = next(iter(midtrans.orders))
     await wait_for(lambda: any(order_id in t and "Rp50.000" in t for t in graph.texts_to(WA)))
     assert (await app.http.post("/payments/midtrans/notify", json=midtrans.settle(order_id))).status_code == 200
-    await wait_for(lambda: "Saldo bertambah Rp50.000 — saldo sekarang Rp50.000 ✅" in graph.texts_to(WA))
+    await wait_for(lambda: said(graph.texts_to(WA), "Saldo bertambah Rp50.000", "saldo sekarang Rp50.000 ✅"))
     await send(app, text_update(WA, "saldo", "wamid.in2"))
-    await wait_for(lambda: "Saldo kamu: Rp50.000" in graph.texts_to(WA))
+    await wait_for(lambda: said(graph.texts_to(WA), "Saldo kamu: Rp50.000."))
 
 
 async def test_presets_come_as_a_list_and_a_tapped_row_starts_a_topup(app, graph, midtrans):
@@ -60,7 +60,7 @@ async def test_language_buttons_are_reply_buttons(app, graph):
     await wait_for(lambda: graph.messages)
     assert graph.messages[-1]["interactive"]["type"] == "button"
     await send(app, button_update(WA, "lang:en", "English", "wamid.l2"))
-    await wait_for(lambda: "Language set to English." in graph.texts_to(WA))
+    await wait_for(lambda: said(graph.texts_to(WA), "Language set to English."))
 
 
 async def test_the_same_webhook_body_twice_is_handled_once(app, graph, midtrans):
@@ -69,7 +69,7 @@ async def test_the_same_webhook_body_twice_is_handled_once(app, graph, midtrans)
     assert await send(app, payload) == 200
     await wait_for(lambda: midtrans.orders)
     await send(app, text_update(WA, "SALDO", "wamid.after"))
-    await wait_for(lambda: "Saldo kamu: Rp0" in graph.texts_to(WA))
+    await wait_for(lambda: said(graph.texts_to(WA), "Saldo kamu: Rp0."))
     assert len(midtrans.orders) == 1
 
 
@@ -157,7 +157,7 @@ async def test_outside_the_window_the_configured_template_is_sent(templated_app,
     async with app.runtime.db.write() as session:
         await session.execute(update(User).values(last_inbound_at=app.runtime.clock.now() - timedelta(hours=25)))
     await app.http.post("/payments/midtrans/notify", json=midtrans.settle(next(iter(midtrans.orders))))
-    await wait_for(lambda: "template:saldo_masuk" in graph.texts_to(WA))
+    await wait_for(lambda: said(graph.texts_to(WA), "template:saldo_masuk"))
     template = next(m for m in graph.messages if m.get("type") == "template")["template"]
     assert template["language"]["code"] == "id"
     values = [p["text"] for p in template["components"][0]["parameters"]]
@@ -174,7 +174,7 @@ async def test_meta_saying_the_window_is_closed_switches_to_the_template(templat
     await wait_for(lambda: any(next(iter(midtrans.orders)) in t for t in graph.texts_to(WA)))
     graph.fail_next = [(400, 131047)]
     await app.http.post("/payments/midtrans/notify", json=midtrans.settle(next(iter(midtrans.orders))))
-    await wait_for(lambda: "template:saldo_masuk" in graph.texts_to(WA))
+    await wait_for(lambda: said(graph.texts_to(WA), "template:saldo_masuk"))
     assert [f["_code"] for f in graph.failures] == [131047]
 
 

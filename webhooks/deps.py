@@ -17,7 +17,7 @@ from services.topups import Topups
 @dataclass
 class TelegramHook:
     secret: str
-    feed: Callable[[dict[str, Any]], Awaitable[None]]
+    feed: Callable[[dict[str, Any]], Awaitable[bool]]
     ready: Callable[[], bool]
 
 

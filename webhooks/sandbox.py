@@ -43,7 +43,7 @@ async def checkout(request: web.Request) -> web.Response:
     if view is None or view.gateway != "sandbox":
         return _page(t, f"<p>{html.escape(t('sandbox_unknown'))}</p>", status=404)
     if view.status not in ("created", "pending"):
-        text = t("sandbox_final", order_id=order_id, status=t(f"status_{view.status}"))
+        text = t("sandbox_final", order_id=order_id, status=t(f"payment_status_{view.status}"))
         return _page(t, f"<p>{html.escape(text)}</p>")
     action = html.escape(f"/pay/sandbox/{order_id}")
     content = (
@@ -75,7 +75,7 @@ async def complete(request: web.Request) -> web.Response:
         log.warning("sandbox callback for %s did not reach us: %s", order_id, exc)
         status = 0
     view = await deps.topups.describe(order_id)
-    shown = t(f"status_{view.status}") if view else "?"
+    shown = t(f"payment_status_{view.status}") if view else "?"
     log.info("sandbox %s pressed for %s; our notify answered %s", outcome, order_id, status)
     return _page(t, f"<p>{html.escape(t('sandbox_done', order_id=order_id, status=shown))}</p>")
 

@@ -37,13 +37,18 @@ async def telegram_webhook(request: web.Request) -> web.Response:
         return web.json_response({"error": "body too large"}, status=400)
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        log.warning("telegram webhook: body is not JSON (%d bytes)", len(raw))
         return web.json_response({"error": "body is not JSON"}, status=400)
-    if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+    if not isinstance(data, dict) or not isinstance(data.get("update_id"), int) or isinstance(
+            data.get("update_id"), bool):
+        log.warning("telegram webhook: not a Telegram update")
         return web.json_response({"error": "not a Telegram update"}, status=400)
     if not hook.ready():
         # Not connected to the Bot API yet: Telegram keeps the update and retries.
         return web.json_response({"error": "starting"}, status=503)
+    # An update from the right sender that cannot be read is acknowledged (logged by feed), so Telegram
+    # does not resend it forever.
     await hook.feed(data)
     return web.json_response({"ok": True})
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 
+import json
+
 from aiohttp import web
 
 from webhooks.deps import DEPS, WebDeps
@@ -39,6 +41,13 @@ async def update(request: web.Request) -> web.Response:
         text, status = refused
         log.warning("WhatsApp update refused (%s): %s (from %s)", status, text, request.remote)
         return web.json_response({"error": "invalid signature"}, status=status if status in (401, 403) else 401)
+    try:
+        parsed = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        parsed = None
+    if not isinstance(parsed, dict):
+        log.warning("WhatsApp update with a valid signature is not a JSON object (%d bytes); refused", len(raw))
+        return web.json_response({"error": "body is not a JSON object"}, status=400)
     hook.dispatch(raw)
     return web.Response(text="ok")
 

@@ -112,7 +112,7 @@ def parse_json_object(raw_body: bytes) -> dict[str, Any]:
     """A callback body that must be one JSON object; anything else is MalformedCallback (400)."""
     try:
         data = json.loads(raw_body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: "[[[[..." nested too deep
         raise MalformedCallback("body is not JSON") from None
     if not isinstance(data, dict):
         raise MalformedCallback("body is not a JSON object")

@@ -111,7 +111,7 @@ class DokuGateway:
         try:
             data = json.loads(raw_body)
             order, transaction = data["order"], data["transaction"]
-        except (ValueError, UnicodeDecodeError, KeyError, TypeError):
+        except (ValueError, UnicodeDecodeError, KeyError, TypeError, RecursionError):
             raise MalformedCallback("body is not a DOKU notification") from None
         return self._notification(order, transaction, event_key=request_id, payload=data)
 

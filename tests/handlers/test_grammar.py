@@ -6,8 +6,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from handlers.grammar import parse_amount, parse_command
-from handlers.i18n import Translator, rupiah
+from handlers.commands import LONGEST_PHRASE, PHRASES
+from handlers.grammar import parse_amount, parse_command, parse_whole
+from handlers.i18n import Translator, catalog, rupiah
+
+
+def parse(text: str):
+    return parse_command(text, PHRASES, LONGEST_PHRASE)
 
 
 @pytest.mark.parametrize(
@@ -36,21 +41,51 @@ def test_non_amounts_are_refused(text):
         ("/topup 50rb", "topup", "50rb"), ("/topup@TitipBot 50rb", "topup", "50rb"), ("TOPUP 50rb", "topup", "50rb"),
         ("saldo", "saldo", ""), ("/balance", "saldo", ""), ("  Riwayat  ", "riwayat", ""), ("/bahasa en", "bahasa", "en"),
         ("/start join_jpn25", "start", "join_jpn25"), ("BANTUAN", "bantuan", ""),
+        # phrasings people actually send
+        ("saldo?", "saldo", ""), ("cek saldo", "saldo", ""), ("Cek Saldo!", "saldo", ""),
+        ("isi saldo 50rb", "topup", "50rb"), ("isi saldo", "topup", ""), ("topup 50 ribu", "topup", "50 ribu"),
+        ("top up 100rb", "topup", "100rb"), ("pesanan saya", "pesananku", ""),
+        ("BROADCAST jpn25 Halo\nsemua", "broadcast", "jpn25 Halo\nsemua"),
     ],
 )
 def test_commands_are_recognised_with_or_without_slash(text, name, args):
-    command = parse_command(text)
+    command = parse(text)
     assert command is not None and (command.name, command.args, command.known) == (name, args, True)
 
 
+@pytest.mark.parametrize("text", ["halo", "Hai", "hi", "hallo", "P", "pagi", "siang", "sore", "malam",
+                                  "Assalamualaikum", "mulai", "menu", "start", "/start", "selamat pagi",
+                                  "halo kak", "Halo!"])
+def test_every_greeting_opens_the_welcome(text):
+    command = parse(text)
+    assert command is not None and command.known and command.name == "start"
+
+
+@pytest.mark.parametrize("text", ["terima kasih", "Terima kasih!", "makasih", "thanks", "thank you"])
+def test_thanks_is_small_talk_never_a_command(text):
+    assert parse(text).name == "terimakasih"
+
+
+@pytest.mark.parametrize("text", ["admin", "CS", "min"])
+def test_asking_for_a_person_reaches_support(text):
+    assert parse(text).name == "support"
+
+
 def test_unknown_words_are_reported_as_unknown():
-    command = parse_command("terbang ke bulan")
+    command = parse("terbang ke bulan")
     assert command is not None and not command.known and command.name == "terbang"
+
+
+@pytest.mark.parametrize(("text", "value"), [("12", 12), (" 7 ", 7), ("²", None), ("١٢", None), ("１２", None),
+                                             ("-3", None), ("1.5", None), ("9" * 5000, None), ("", None)])
+def test_counts_are_plain_ascii_digits_only(text, value):
+    assert parse_whole(text) == value
 
 
 @given(st.text(max_size=200))
 def test_no_input_crashes_the_parsers(text):
-    parse_command(text)
+    parse(text)
+    parse_whole(text)
     amount = parse_amount(text)
     assert amount is None or amount > 0
 
@@ -64,13 +99,11 @@ def test_formatted_amounts_round_trip(amount):
 
 @given(st.integers(min_value=1, max_value=10**6))
 def test_topup_commands_round_trip(amount):
-    command = parse_command(f"/topup {rupiah(amount)}")
+    command = parse(f"/topup {rupiah(amount)}")
     assert command is not None and command.name == "topup" and parse_amount(command.args) == amount
 
 
 def test_catalogs_have_the_same_keys_and_render_money_the_indonesian_way():
-    from handlers.i18n import _catalog
-
-    assert set(_catalog("id")) == set(_catalog("en"))
-    assert Translator("id", "telegram")("balance", balance=1_500_000) == "Saldo kamu: Rp1.500.000"
-    assert Translator("en", "whatsapp")("help").count("• topup") == 1
+    assert set(catalog("id")) == set(catalog("en"))
+    assert Translator("id", "telegram")("balance", balance=1_500_000).startswith("Saldo kamu: Rp1.500.000.")
+    assert Translator("en", "whatsapp")("help_topup").count("• topup") == 1

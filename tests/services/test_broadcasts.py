@@ -65,15 +65,15 @@ async def test_a_broadcast_to_100_charges_exactly_the_accepted_messages(rt, bot)
     bot.blocked_chats = {str(5000 + i) for i in range(0, 100, 20)}  # 5 % refuse
     preview = await rt.broadcasts.preview(owner, "jpn25", "Produk baru sudah masuk!")
     assert (preview.recipients, preview.total, preview.balance) == (100, 50_000, 100_000)
-    started = await rt.broadcasts.confirm(owner, preview.id)
-    assert started.balance == 50_000  # the whole amount is held first
+    started = (await rt.broadcasts.confirm(owner, preview.id)).started
+    assert started is not None and started.balance == 50_000  # the whole amount is held first
 
     await deliver_all(rt)
     receipt = await rt.broadcasts.receipt(preview.id)
     assert (receipt.sent, receipt.failed, receipt.charged, receipt.released) == (95, 5, 47_500, 2_500)
     assert await rt.wallet.balance(owner) == 100_000 - 47_500 == await ledger_sum(rt, owner)
-    texts = [t for t in bot.texts_to(1) if "Broadcast #" in t]
-    assert texts == [f"Broadcast #{preview.id} selesai: 95 terkirim, 5 gagal. Dibayar Rp47.500, dikembalikan Rp2.500."]
+    texts = [t for t in bot.texts_to(1) if "Siaran #" in t]
+    assert texts == [f"Siaran #{preview.id} selesai: 95 terkirim, 5 gagal. Dibayar Rp47.500, dikembalikan Rp2.500."]
     assert len([c for c in bot.calls if c.method == "sendMessage" and "📢" in c.params["text"]]) == 95
 
 
@@ -127,8 +127,8 @@ async def test_on_telegram_the_start_message_is_edited_into_the_final_count(rt, 
     preview = await rt.broadcasts.preview(owner, "jpn25", "Produk baru!")
     tap = Incoming(channel="telegram", chat_id="1", user_id="1", display_name="J",
                    callback_data=f"bc:ok:{preview.id}", update_key="tap-1")
-    await rt.telegram._reply("1", await rt.conversation.handle(tap))  # the "started" message, as the adapter sends it
-    started = next(c.params for c in bot.calls if c.method == "sendMessage" and "Broadcast dikirim" in c.params["text"])
+    await rt.conversation.respond(tap)  # the "started" message, as the adapter sends it
+    started = next(c.params for c in bot.calls if c.method == "sendMessage" and "Siaran dikirim" in c.params["text"])
 
     await deliver_all(rt)
     await rt.progress.drain()
@@ -136,6 +136,47 @@ async def test_on_telegram_the_start_message_is_edited_into_the_final_count(rt, 
     assert len(edits) >= 3, "progress was not shown while the broadcast ran"
     assert "berjalan: 10/30 diproses" in edits[0]["text"]
     assert {(str(e["chat_id"]), e["message_id"]) for e in edits} == {("1", started["_message_id"])}
-    assert edits[-1]["text"] == (f"✅ Broadcast #{preview.id} selesai: 28 dari 30 terkirim, 2 gagal. "
+    assert edits[-1]["text"] == (f"✅ Siaran #{preview.id} selesai: 28 dari 30 terkirim, 2 gagal. "
                                  "Rinciannya ada di struk.")
     assert await rt.wallet.balance(owner) == 20_000 - 28 * 500 == await ledger_sum(rt, owner)
+
+
+async def test_send_charges_only_what_the_preview_showed_and_a_changed_audience_gets_a_fresh_preview(rt):
+    owner = await trip_with(rt, 1, 10_000)
+    preview = await rt.broadcasts.preview(owner, "jpn25", "Barang sudah dibeli!")
+    assert (preview.recipients, preview.total, preview.text) == (1, 500, "Barang sudah dibeli!")
+    for i in range(2):  # two more people join after the preview was shown
+        uid = (await rt.wallet.register_inbound(channel="telegram", external_id=str(7000 + i), display_name="N",
+                                                update_key=None)).user.id
+        await rt.trips.join(uid, "jpn25", f"N{i}")
+    done = await rt.broadcasts.confirm(owner, preview.id)
+    assert done.started is None and done.reason == "audience"
+    assert (done.fresh.recipients, done.fresh.total, done.fresh.text) == (3, 1_500, "Barang sudah dibeli!")
+    assert await rt.wallet.balance(owner) == 10_000  # nothing held or charged for the stale preview
+    with pytest.raises(Exception) as caught:  # the stale preview cannot be sent any more
+        await rt.broadcasts.confirm(owner, preview.id)
+    assert getattr(caught.value, "key", "") == "broadcast_already"
+    started = (await rt.broadcasts.confirm(owner, done.fresh.id)).started
+    assert started.total == 1_500 and await rt.wallet.balance(owner) == 8_500
+
+
+async def test_a_preview_older_than_fifteen_minutes_is_shown_again_instead_of_sent(rt):
+    owner = await trip_with(rt, 2, 10_000)
+    preview = await rt.broadcasts.preview(owner, "jpn25", "halo")
+    rt.clock.advance(minutes=16)
+    done = await rt.broadcasts.confirm(owner, preview.id)
+    assert done.started is None and done.reason == "expired" and done.fresh.total == 1_000
+    assert await rt.wallet.balance(owner) == 10_000
+
+
+async def test_the_preview_shows_the_text_and_offers_a_top_up_when_the_balance_is_short(rt, bot):
+    from handlers.router import Incoming
+
+    await trip_with(rt, 4, 500)
+    ask = Incoming(channel="telegram", chat_id="1", user_id="1", display_name="J",
+                   text="BROADCAST jpn25 Barang tiba Senin", update_key="bc-ask")
+    (reply,) = await rt.conversation.handle(ask)
+    assert "Barang tiba Senin" in reply.text and "4 penerima × Rp500 = Rp2.000" in reply.text
+    assert "Saldo kurang Rp1.500" in reply.text
+    labels = [b.label for row in reply.buttons for b in row]
+    assert labels == ["Kirim siaran", "Batalkan siaran", "Isi saldo Rp10.000"]  # the minimum top-up covers it

@@ -84,7 +84,7 @@ async def test_the_deadline_closes_the_trip_tells_everyone_and_stops_orders(setu
     assert templates == ["trip_closed", "trip_closed_owner"]
     with pytest.raises(UserInputError) as caught:
         await orders.place(siti, "KK1")
-    assert caught.value.key == "trip_closed"
+    assert caught.value.key == "order_trip_closed"
 
 
 async def test_an_unpaid_order_expires_and_gives_its_stock_back(setup, clock):

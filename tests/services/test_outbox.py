@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from bot.app import build_runtime
 from services.clock import FrozenClock
+from handlers.i18n import render_notice
 from services.outbox import OutboxSender, enqueue
 from storage.migrate import upgrade
 from storage.models import OutboxMessage
@@ -29,6 +30,7 @@ async def make_runtime(tmp_path, url, bot: FakeBotAPI | None, clock=None):
 
 
 async def close(rt) -> None:
+    await rt.delivery.close()
     if rt.telegram is not None:
         await rt.telegram.stop()
     await rt.http.aclose()
@@ -60,7 +62,7 @@ async def test_a_429_is_retried_after_retry_after_and_then_delivered(tmp_path, f
         rt.clock.advance(seconds=5)
         assert await rt.outbox.deliver_due() == 1
         assert await rows(rt) == [("42", "sent", 2)]
-        assert bot.texts_to(42) == ["Saldo bertambah Rp50.000 — saldo sekarang Rp50.000 ✅"]
+        assert bot.texts_to(42) == ["Saldo bertambah Rp50.000 (kode TT0) — saldo sekarang Rp50.000 ✅"]
     finally:
         await close(rt)
 
@@ -112,8 +114,8 @@ async def test_two_senders_never_send_the_same_notice(tmp_path, fresh_db_url, bo
     rt = await make_runtime(tmp_path, fresh_db_url, bot)
     try:
         await queue(rt, range(100, 160))
-        second = OutboxSender(rt.db, {"telegram": rt.telegram}, {}, rt.outbox._render, rt.clock, batch_size=7)
-        first = OutboxSender(rt.db, {"telegram": rt.telegram}, {}, rt.outbox._render, rt.clock, batch_size=5)
+        second = OutboxSender(rt.db, rt.delivery, render_notice, rt.clock, batch_size=7)
+        first = OutboxSender(rt.db, rt.delivery, render_notice, rt.clock, batch_size=5)
         while sum(await asyncio.gather(first.deliver_due(), second.deliver_due())):
             pass
         sent = [c.params["chat_id"] for c in bot.calls if c.method == "sendMessage"]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.app import build_runtime
-from services.errors import AllGatewaysFailed, AmountError
+from services.errors import AllGatewaysFailed, AmountError, UserInputError
 from storage.migrate import upgrade
 from storage.models import Payment
 from tests.harness import write_settings
@@ -82,9 +84,62 @@ async def test_every_attempt_gets_its_own_order_id(tmp_path, fresh_db_url, midtr
     rt = await runtime_for(tmp_path, fresh_db_url, midtrans, ["midtrans"])
     try:
         uid = await user_id(rt)
-        links = [await rt.topups.start(user_id=uid, customer_name="A", amount=50_000) for _ in range(5)]
-        assert len({link.order_id for link in links}) == 5
+        links = [await rt.topups.start(user_id=uid, customer_name="A", amount=amount)
+                 for amount in (50_000, 60_000, 70_000)]
+        assert len({link.order_id for link in links}) == 3
         assert all(len(link.order_id) <= 50 for link in links)
+    finally:
+        await rt.http.aclose()
+        await rt.db.close()
+
+
+async def test_the_same_amount_again_returns_the_unpaid_link_and_pending_top_ups_are_capped(
+        tmp_path, fresh_db_url, midtrans):
+    rt = await runtime_for(tmp_path, fresh_db_url, midtrans, ["midtrans"])
+    try:
+        uid = await user_id(rt)
+        first = await rt.topups.start(user_id=uid, customer_name="A", amount=50_000)
+        again = await rt.topups.start(user_id=uid, customer_name="A", amount=50_000)
+        assert again.reused and again.order_id == first.order_id and again.payment_url == first.payment_url
+        for amount in (60_000, 70_000):
+            await rt.topups.start(user_id=uid, customer_name="A", amount=amount)
+        with pytest.raises(UserInputError) as caught:
+            await rt.topups.start(user_id=uid, customer_name="A", amount=80_000)
+        assert caught.value.key == "topup_too_many_pending" and caught.value.params["most"] == 3
+        assert len(midtrans.orders) == 3  # four requests, one reused: three gateway transactions
+    finally:
+        await rt.http.aclose()
+        await rt.db.close()
+
+
+async def test_sixty_top_ups_at_once_create_at_most_the_cap_of_gateway_transactions(tmp_path, fresh_db_url, midtrans):
+    rt = await runtime_for(tmp_path, fresh_db_url, midtrans, ["midtrans"])
+    try:
+        uid = await user_id(rt)
+        results = await asyncio.gather(*(rt.topups.start(user_id=uid, customer_name="A", amount=50_000)
+                                         for _ in range(60)), return_exceptions=True)
+        links = [r for r in results if not isinstance(r, Exception)]
+        refused = [r for r in results if isinstance(r, UserInputError)]
+        assert len(links) + len(refused) == 60
+        assert 1 <= len(midtrans.orders) <= 3 and len({link.order_id for link in links}) <= 3
+        async with rt.db.read() as session:
+            created = await session.scalar(select(func.count()).select_from(Payment))
+        assert created == len(midtrans.orders)
+    finally:
+        await rt.http.aclose()
+        await rt.db.close()
+
+
+async def test_twenty_checks_ask_the_gateway_once_per_payment_within_the_cooldown(tmp_path, fresh_db_url, midtrans):
+    rt = await runtime_for(tmp_path, fresh_db_url, midtrans, ["midtrans"])
+    try:
+        uid = await user_id(rt)
+        for amount in (50_000, 60_000, 70_000):
+            await rt.topups.start(user_id=uid, customer_name="A", amount=amount)
+        for _ in range(20):
+            views = await rt.topups.check_now(uid)
+            assert len(views) == 3 and all(v.payment_url for v in views)
+        assert len(midtrans.status_calls) == 3
     finally:
         await rt.http.aclose()
         await rt.db.close()

@@ -25,6 +25,7 @@ async def app(tmp_path, fresh_db_url, midtrans):
             "midtrans": midtrans.config(),
         },
         "admin": {"telegram_ids": ["999"]},
+        "limits": {"max_pending_payments": 50},  # the storms seed many unpaid payments per user
     }
     async with AppUnderTest(tmp_path, fresh_db_url, config) as running:
         yield running

@@ -32,6 +32,10 @@ def upgrade() -> None:
         batch.add_column(sa.Column("proof_day", sa.String(10)))
         batch.add_column(sa.Column("proofs_today", sa.Integer, nullable=False, server_default="0"))
         batch.create_check_constraint("ck_orders_quantity_bounded", "quantity <= 1000")
+    # Fair delivery: notices before broadcasts, and a destination with a message in flight is skipped.
+    with op.batch_alter_table("outbox") as batch:
+        batch.add_column(sa.Column("priority", sa.SmallInteger, nullable=False, server_default="1"))
+    op.create_index("ix_outbox_destination", "outbox", ["channel", "chat_id", "status"])
     with op.batch_alter_table("broadcasts") as batch:
         batch.add_column(sa.Column("audience", sa.String(64)))
         batch.add_column(sa.Column("expires_at", When))
