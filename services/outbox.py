@@ -273,7 +273,10 @@ class OutboxSender:
                 select(OutboxMessage, User.last_inbound_at)
                 .outerjoin(User, and_(User.channel == OutboxMessage.channel,
                                       User.external_id == OutboxMessage.chat_id))
-                .where(OutboxMessage.id.in_(chosen))
+                # The row conditions again, in the locking statement itself: PostgreSQL re-checks these (not
+                # the subquery's) on a row another process claimed and committed meanwhile, so it is skipped.
+                .where(OutboxMessage.id.in_(chosen), OutboxMessage.status == "pending",
+                       or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until < now))
                 .order_by(OutboxMessage.priority, OutboxMessage.id)
                 .with_for_update(skip_locked=True, of=OutboxMessage.__table__)
             )).all()

@@ -280,8 +280,13 @@ class ForgeryWorld:
                                                  update_key=None)).user.id
         gateway = next(g for g in rt.gateways if g.name == gateway_name)
         only = Topups(rt.db, [gateway], rt.settlement, rt.clock, rules=rt.topups.rules,
-                      public_url=self.app.url, expiry_minutes=60)
-        return (await only.start(user_id=user, customer_name="Korban", amount=50_000)).order_id
+                      public_url=self.app.url, expiry_minutes=60, max_pending=len(self.GATEWAYS))
+        # A different amount per gateway: the same amount again would (rightly) return the first payment.
+        amount = self.amount(gateway_name)
+        return (await only.start(user_id=user, customer_name="Korban", amount=amount)).order_id
+
+    def amount(self, gateway_name: str) -> int:
+        return 50_000 + 1_000 * self.GATEWAYS.index(gateway_name)
 
     def _targets(self) -> list[Target]:
         import json as _json
@@ -311,7 +316,7 @@ class ForgeryWorld:
         made.append(Target("xendit", "/payments/xendit/notify", body, headers,
                            credential_header="x-callback-token", binds_body=False))
         sandbox = next(g for g in self.app.runtime.gateways if g.name == "sandbox")
-        body, headers = sandbox.signed_callback(self.orders["sandbox"], 50_000, "paid")
+        body, headers = sandbox.signed_callback(self.orders["sandbox"], self.amount("sandbox"), "paid")
         made.append(Target("sandbox", "/payments/sandbox/notify", body, headers, credential_header=SIGNATURE_HEADER,
                            fields={"amount": rb'"amount":(\d+)', "order": rb'"order_id":"([^"]*)"',
                                    "status": rb'"status":"([a-z]*)"'}))

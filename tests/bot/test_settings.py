@@ -131,3 +131,85 @@ def test_a_request_aiohttp_cannot_parse_is_one_warning_line_not_an_error_with_a_
     lines = stream.getvalue().splitlines()
     assert lines[0].startswith("WARNING malformed HTTP request refused: 400, message:")
     assert "ERROR Error handling request" in lines[1] and "Traceback" in stream.getvalue()
+
+
+@pytest.mark.parametrize("url", ["HTTPS://titip.example.id", "Https://titip.example.id/", " https://titip.example.id",
+                                 "https://titip.example.id ", "http://203.0.113.7:8080", "http://0.0.0.0:8080",
+                                 "http://titip.example.id"])
+def test_production_is_recognised_however_the_url_is_written_and_the_sandbox_refused(tmp_path, url):
+    settings = load_settings(write(tmp_path, f'[server]\npublic_url = "{url}"\n[payments]\ngateways = ["sandbox"]\n'))
+    assert settings.server.environment == "production" and not settings.server.playground
+    assert settings.server.public_url == settings.server.public_url.strip().lower().rstrip("/")
+    with pytest.raises(ConfigError, match="remove 'sandbox' from payments.gateways"):
+        check_startable(settings)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080", "http://localhost:9000", "http://LOCALHOST:9000/",
+                                 "http://[::1]:8080", "http://127.1.2.3:8080", "https://localhost:8443"])
+def test_a_loopback_url_is_development_with_the_sandbox_and_playground(tmp_path, url):
+    settings = load_settings(write(tmp_path, f'[server]\npublic_url = "{url}"\n'))
+    assert settings.server.environment == "development" and settings.server.playground
+    check_startable(settings)
+
+
+def test_an_explicit_development_setting_allows_a_lan_http_url_but_never_https(tmp_path):
+    lan = load_settings(write(tmp_path, '[server]\npublic_url = "http://192.168.1.20:8080"\n'
+                                        'environment = "development"\n'))
+    assert lan.server.environment == "development"
+    check_startable(lan)
+    with pytest.raises(ConfigError, match="needs an http public_url"):
+        load_settings(write(tmp_path, '[server]\npublic_url = "https://titip.example.id"\n'
+                                      'environment = "development"\n'))
+
+
+def test_an_explicit_production_setting_on_loopback_is_production(tmp_path):
+    settings = load_settings(write(tmp_path, '[server]\nenvironment = "production"\n[payments]\n'
+                                             'gateways = ["sandbox"]\n'))
+    with pytest.raises(ConfigError, match="sandbox"):
+        check_startable(settings)
+
+
+def test_the_playground_is_refused_in_production(tmp_path):
+    settings = load_settings(write(tmp_path, (
+        '[server]\npublic_url = "https://titip.example.id"\nplayground = true\n'
+        '[payments]\ngateways = ["midtrans"]\n[payments.midtrans]\nserver_key = "SB-Mid-server-x"\n')))
+    with pytest.raises(ConfigError, match="playground runs only in development"):
+        check_startable(settings)
+
+
+@pytest.mark.parametrize("live", [
+    '[payments.midtrans]\nserver_key = "Mid-server-live"\nproduction = true\n',
+    '[payments.xendit]\nsecret_key = "xnd_production_abc"\ncallback_token = "t"\n',
+    '[payments.doku]\nclient_id = "c"\nsecret_key = "s"\nbase_url = "https://api.doku.com"\n',
+    '[payments.duitku]\nmerchant_code = "D1"\napi_key = "k"\nbase_url = "https://passport.duitku.com"\n',
+])
+def test_a_live_credential_next_to_the_sandbox_is_refused_even_in_development(tmp_path, live):
+    settings = load_settings(write(tmp_path, '[payments]\ngateways = ["sandbox"]\n' + live))
+    assert settings.server.environment == "development"
+    with pytest.raises(ConfigError) as caught:
+        check_startable(settings)
+    (line,) = [p for p in str(caught.value).splitlines() if p.startswith("  - ")]
+    assert "next to the sandbox gateway" in line  # one line that says why
+
+
+def test_the_public_url_follows_host_and_port_unless_set(tmp_path):
+    assert load_settings(write(tmp_path, "[server]\nport = 9090\n")).server.public_url == "http://127.0.0.1:9090"
+    assert load_settings(write(tmp_path, '[server]\nhost = "::"\nport = 9091\n')).server.public_url == \
+        "http://127.0.0.1:9091"
+    assert load_settings(write(tmp_path, '[server]\nhost = "127.0.0.1"\nport = 9092\n'
+                                         'public_url = "http://localhost:7000"\n')).server.public_url == \
+        "http://localhost:7000"
+
+
+def test_the_shipped_config_derives_the_public_url_from_its_port():
+    from pathlib import Path
+
+    shipped = Path(__file__).resolve().parents[2] / "config.toml"
+    changed = shipped.read_text().replace("port = 8080", "port = 8181")
+    assert "port = 8181" in changed
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "config.toml"
+        path.write_text(changed)
+        assert load_settings(path).server.public_url == "http://127.0.0.1:8181"

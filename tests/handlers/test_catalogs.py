@@ -154,3 +154,33 @@ def test_the_states_listed_here_are_the_ones_the_database_allows():
 
     check = next(c for c in Order.__table__.constraints if getattr(c, "name", "") == "ck_orders_status")
     assert set(re.findall(r"'([a-z_]+)'", str(check.sqltext))) == set(STATES["order"])
+
+
+def notice_templates() -> set[str]:
+    """Every message that can go out as a notice (through the outbox), found at its call sites."""
+    found: set[str] = {"broadcast_message", "admin_payment_flagged"}
+    for package in ("services",):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not isinstance(node, ast.Call) or not node.args:
+                    continue
+                func = node.func
+                name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+                index = 2 if name == "notify_user" else 0 if name == "notify" and isinstance(func, ast.Name) else None
+                if index is None or len(node.args) <= index:
+                    continue
+                arg = node.args[index]
+                candidates = [arg.body, arg.orelse] if isinstance(arg, ast.IfExp) else [arg]
+                for candidate in candidates:
+                    pattern = _key_pattern(candidate)
+                    if pattern is not None:
+                        found |= {key for key in catalog("id") if pattern.match(key)}
+    return found
+
+
+def test_every_notice_has_a_whatsapp_template_key_documented_for_use_outside_24_hours():
+    config = (ROOT / "config.toml").read_text()
+    templates = notice_templates()
+    assert {"payment_credited", "order_new_owner", "order_expired_owner", "order_proof_rejected"} <= templates
+    for template in sorted(templates):
+        assert re.search(rf"^# {template} = \"[a-z_]+\"", config, re.MULTILINE), template
