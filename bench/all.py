@@ -4,7 +4,7 @@
 
 Runs bench/callbacks.py (SQLite; PostgreSQL with 1 and 2 processes; ceilings: bare aiohttp endpoint and the
 database's commit loop), bench/inbound.py (both channels, SQLite), bench/broadcast.py (platform limits on
-and off), bench/forgery.py (10,000 forged requests per target) and bench/crash.py (200 kill -9 rounds per
+and off), bench/fairness.py (a quiet user's reply latency while another floods, next to the same user alone), bench/forgery.py (10,000 forged requests per target) and bench/crash.py (200 kill -9 rounds per
 database). --quick shrinks every run (a smoke test of the harness, not figures to quote).
 """
 
@@ -54,6 +54,7 @@ def main() -> int:
     report["callbacks"], _ = run("callbacks.py", *(["--payments", "3000", "--paced-seconds", "1"] if q else []))
     report["inbound"], _ = run("inbound.py", *(["--updates", "500"] if q else []))
     report["broadcast"], _ = run("broadcast.py", *(["--recipients", "100"] if q else []))
+    report["fairness"], _ = run("fairness.py", *(["--quick"] if q else []))
     report["forgery"], _ = run("forgery.py", "--per-target", "200" if q else "10000")
     report["crash"], _ = run("crash.py", "--rounds", "2" if q else str(args.crash_rounds))
 
@@ -85,6 +86,11 @@ def main() -> int:
         else:
             rows.append(("broadcast engine, limits lifted", f"{r['per_second']:,.0f} msg/s", "-", "-",
                          mark(r["per_second"] >= 1000 and r["exact"])))
+    for r in report["fairness"]:
+        alone, flooded = r["baseline"], r["while_flooding"]
+        rows.append((f"quiet {r['channel']} reply while another floods ({r['flood_messages']} msgs), p50/p99",
+                     f"{flooded['p50_ms']} / {flooded['p99_ms']} ms", f"alone: {alone['p50_ms']} / {alone['p99_ms']} ms",
+                     "-", mark(flooded["p99_ms"] <= alone["p99_ms"] + 1000)))
     forged = report["forgery"]["targets"]
     total = sum(t["requests"] for t in forged.values())
     accepted = sum(t["accepted"] for t in forged.values())

@@ -3,7 +3,8 @@
     python bench/fake_platforms.py PORT [--telegram-limits]
 
 Answers sendMessage / Graph `messages` like the real APIs and counts them; GET /count returns
-{"telegram": n, "whatsapp": m, "telegram_429": k, "accepted_at": [...], "accepted_chats": [...]} .
+{"telegram": n, "whatsapp": m, "telegram_429": k, "accepted_at": [...], "accepted_chats": [...],
+"whatsapp_at": [...], "whatsapp_to": [...]} (times are time.monotonic(), which every process on the machine shares).
 With --telegram-limits it enforces Telegram's limits like the Bot API does: at most 30 messages in any
 second overall and one per second to the same chat, answering 429 with parameters.retry_after otherwise.
 """
@@ -20,6 +21,8 @@ from aiohttp import web
 counts = {"telegram": 0, "whatsapp": 0, "telegram_429": 0}
 accepted_at: list[float] = []
 accepted_chats: list[str] = []
+whatsapp_at: list[float] = []
+whatsapp_to: list[str] = []
 ids = itertools.count(1)
 LIMITS = "--telegram-limits" in sys.argv
 recent: deque[float] = deque()
@@ -64,12 +67,15 @@ async def bot_api(request: web.Request) -> web.Response:
 async def graph_api(request: web.Request) -> web.Response:
     body = await request.json()
     counts["whatsapp"] += 1
+    whatsapp_at.append(time.monotonic())
+    whatsapp_to.append(str(body.get("to")))
     return web.json_response({"messaging_product": "whatsapp", "contacts": [{"input": body.get("to"),
                               "wa_id": body.get("to")}], "messages": [{"id": f"wamid.{next(ids)}"}]})
 
 
 async def count(request: web.Request) -> web.Response:
-    return web.json_response({**counts, "accepted_at": accepted_at, "accepted_chats": accepted_chats})
+    return web.json_response({**counts, "accepted_at": accepted_at, "accepted_chats": accepted_chats,
+                              "whatsapp_at": whatsapp_at, "whatsapp_to": whatsapp_to})
 
 
 def main() -> None:

@@ -181,11 +181,13 @@ class Runtime:
             await asyncio.gather(*self.tasks, return_exceptions=True)
             self.tasks.clear()
             await self.progress.drain()
+            # Nothing new goes out from here; handlers waiting for a send are released first, so that the
+            # channels can stop without waiting for replies that will never be sent.
+            await self.delivery.close()
             if self.telegram is not None:
                 await self.telegram.stop()
             if self.whatsapp is not None:
                 await self.whatsapp.close()
-            await self.delivery.close()
             await self.wallet.inbound.stop()
             await self.settlement.batcher.stop()
             await self.http.aclose()

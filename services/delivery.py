@@ -264,11 +264,23 @@ class _Runner:
             self.lane.finished(destination, self._now())
             self._wake.set()
 
+    def drain_queued(self) -> list[_Job]:
+        """Take every queued (not yet sent) job out of the lane."""
+        jobs = [job for state in self.lane._destinations.values() for _, _, job in state.queue]
+        for state in self.lane._destinations.values():
+            state.queue.clear()
+        return jobs
+
     async def close(self) -> None:
+        """Stop taking work; what was queued fails as RetryLater (a notice stays in the outbox, a reply's
+        caller gives up), what is being sent gets a few seconds to finish."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        for job in self.drain_queued():
+            if not job.future.done():
+                job.future.set_exception(RetryLater("shutting down"))
         if self._sends:
             await asyncio.wait(set(self._sends), timeout=5)
 
@@ -297,6 +309,13 @@ class Delivery:
         PermanentDeliveryError / OutsideWindow. A KeyError for a channel that is not configured."""
         return await self._runners[channel].submit(destination, message, priority, attempts)
 
+    def submit_all(self, channel: str, destination: str, messages: list[OutgoingMessage], *,
+                   priority: Priority, attempts: int) -> list[asyncio.Future]:
+        """Queue several messages to one destination at once, so they go in this order (nothing of another
+        caller's to the same destination comes between them)."""
+        runner = self._runners[channel]
+        return [runner.submit(destination, message, priority, attempts) for message in messages]
+
     def waits(self) -> dict[str, list[float]]:
         """Seconds recent sends spent queued, per channel (pacing wait, for metrics)."""
         return {name: list(runner.waited) for name, runner in self._runners.items()}
@@ -312,11 +331,12 @@ class Delivery:
 async def send_in_order(delivery: Delivery, channel: str, destination: str, replies: list[OutgoingMessage], *,
                         priority: Priority = Priority.REPLY, attempts: int = 3,
                         on_sent: Callable[[OutgoingMessage, SentMessage], Any] | None = None) -> None:
-    """Replies to one person, one after the other (order matters); a reply that cannot be delivered is
-    logged and the rest still go (each is independent once its turn comes)."""
-    for reply in replies:
+    """Replies to one person, queued together so they arrive in order; a reply that cannot be delivered is
+    logged and the rest still go."""
+    futures = delivery.submit_all(channel, destination, replies, priority=priority, attempts=attempts)
+    for reply, future in zip(replies, futures, strict=True):
         try:
-            sent = await delivery.deliver(channel, destination, reply, priority=priority, attempts=attempts)
+            sent = await future
         except DeliveryError as exc:
             log.warning("reply to %s:%s not delivered: %s", channel, destination, exc)
             continue
