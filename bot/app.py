@@ -184,6 +184,7 @@ class Runtime:
             # Nothing new goes out from here; handlers waiting for a send are released first, so that the
             # channels can stop without waiting for replies that will never be sent.
             await self.delivery.close()
+            await self.conversation.drain()
             if self.telegram is not None:
                 await self.telegram.stop()
             if self.whatsapp is not None:

@@ -49,16 +49,33 @@ class Conversation:
         # One person's messages are handled in the order they arrived (JOIN before the PESAN right after
         # it), while different chats run concurrently. Locks vanish with their last user.
         self._chat_locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = weakref.WeakValueDictionary()
+        self._sending: set[asyncio.Task] = set()
 
     async def respond(self, message: Incoming) -> None:
-        """Handle `message` and send the replies back to its chat, in order, through the delivery path."""
-        replies = await self.handle(message)
-        if replies and self._delivery is not None:
+        """Handle `message` and queue the replies back to its chat, in order, on the delivery path; returns
+        once they are queued (the update handler is free while they wait for their turn)."""
+        key = (message.channel, message.chat_id)
+        lock = self._chat_locks.get(key)
+        if lock is None:
+            lock = self._chat_locks[key] = asyncio.Lock()
+        async with lock:
+            replies = await self._handle(message)
+            if not replies or self._delivery is None:
+                return
+
             async def remember(reply: OutgoingMessage, sent: SentMessage) -> None:
                 await self.remember_sent(message.channel, message.chat_id, sent.provider_message_id, reply.ref)
 
-            await send_in_order(self._delivery, message.channel, message.chat_id, replies,
-                                priority=Priority.REPLY, on_sent=remember)
+            # Queued under the chat's lock, so the replies to consecutive messages keep their order.
+            task = send_in_order(self._delivery, message.channel, message.chat_id, replies,
+                                 priority=Priority.REPLY, on_sent=remember)
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def drain(self, timeout: float = 5.0) -> None:
+        """Wait a little for replies still being sent (shutdown)."""
+        if self._sending:
+            await asyncio.wait(set(self._sending), timeout=timeout)
 
     async def handle(self, message: Incoming) -> list[OutgoingMessage]:
         """The replies to send back to `message.chat_id`; [] for a retried (already handled) update."""

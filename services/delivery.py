@@ -328,19 +328,25 @@ class Delivery:
             await runner.close()
 
 
-async def send_in_order(delivery: Delivery, channel: str, destination: str, replies: list[OutgoingMessage], *,
-                        priority: Priority = Priority.REPLY, attempts: int = 3,
-                        on_sent: Callable[[OutgoingMessage, SentMessage], Any] | None = None) -> None:
-    """Replies to one person, queued together so they arrive in order; a reply that cannot be delivered is
+def send_in_order(delivery: Delivery, channel: str, destination: str, replies: list[OutgoingMessage], *,
+                  priority: Priority = Priority.REPLY, attempts: int = 3,
+                  on_sent: Callable[[OutgoingMessage, SentMessage], Any] | None = None) -> asyncio.Task:
+    """Queue replies to one person together (so they arrive in order) right now, and follow them in a
+    background task: the caller (an update handler) is free at once, so a chat that must wait for its own
+    pacing never holds a handler slot that someone else's message needs. A reply that cannot be delivered is
     logged and the rest still go."""
     futures = delivery.submit_all(channel, destination, replies, priority=priority, attempts=attempts)
-    for reply, future in zip(replies, futures, strict=True):
-        try:
-            sent = await future
-        except DeliveryError as exc:
-            log.warning("reply to %s:%s not delivered: %s", channel, destination, exc)
-            continue
-        if on_sent is not None:
-            result = on_sent(reply, sent)
-            if asyncio.iscoroutine(result):
-                await result
+
+    async def follow() -> None:
+        for reply, future in zip(replies, futures, strict=True):
+            try:
+                sent = await future
+            except DeliveryError as exc:
+                log.warning("reply to %s:%s not delivered: %s", channel, destination, exc)
+                continue
+            if on_sent is not None:
+                result = on_sent(reply, sent)
+                if asyncio.iscoroutine(result):
+                    await result
+
+    return asyncio.create_task(follow(), name=f"replies-{channel}-{destination}")

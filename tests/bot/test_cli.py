@@ -45,8 +45,8 @@ def test_production_config_without_secrets_refuses_to_start(tmp_path):
 
 def test_serve_without_credentials_starts_serves_health_and_names_disabled_channels(tmp_path):
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "BOT_SERVER__PORT": str(port),
-           "BOT_SERVER__PUBLIC_URL": f"http://127.0.0.1:{port}"}
+    # Only the port is set: the links follow it (a public_url left on :8080 would make every link dead).
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "BOT_SERVER__PORT": str(port), "BOT_SERVER__HOST": "0.0.0.0"}
     process = subprocess.Popen([sys.executable, "-m", "bot"], cwd=tmp_path, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -65,6 +65,7 @@ def test_serve_without_credentials_starts_serves_health_and_names_disabled_chann
     finally:
         process.terminate()
         output = process.communicate(timeout=30)[0]
+    assert f"environment: development; payment and share links use http://127.0.0.1:{port}" in output
     assert "channel telegram: disabled — set telegram.token (BOT_TELEGRAM__TOKEN)" in output
     assert "channel whatsapp: disabled" in output
     assert process.returncode == 0

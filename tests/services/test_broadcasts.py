@@ -128,6 +128,7 @@ async def test_on_telegram_the_start_message_is_edited_into_the_final_count(rt, 
     tap = Incoming(channel="telegram", chat_id="1", user_id="1", display_name="J",
                    callback_data=f"bc:ok:{preview.id}", update_key="tap-1")
     await rt.conversation.respond(tap)  # the "started" message, as the adapter sends it
+    await rt.conversation.drain()
     started = next(c.params for c in bot.calls if c.method == "sendMessage" and "Siaran dikirim" in c.params["text"])
 
     await deliver_all(rt)
