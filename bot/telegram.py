@@ -64,8 +64,10 @@ class TelegramChannel:
             .token(token)
             .base_url(api_base_url.rstrip("/"))
             .base_file_url(api_base_url.rstrip("/").removesuffix("/bot") + "/file/bot")
-            # Updates are handled concurrently: one slow gateway call must not stall every chat.
-            .concurrent_updates(128)
+            # Updates are handled concurrently: one slow gateway call must not stall every chat. The bound is
+            # high because a handler waiting for its chat's earlier messages is cheap; the conversation
+            # itself bounds the work in progress, after each chat's own queue (handlers/router.py).
+            .concurrent_updates(4096)
             .request(HTTPXRequest(connection_pool_size=64, read_timeout=15, write_timeout=15, pool_timeout=5))
         )
         if mode == "webhook":

@@ -43,9 +43,12 @@ class Incoming:
 
 
 class Conversation:
-    def __init__(self, services: Services, delivery: Delivery | None = None) -> None:
+    def __init__(self, services: Services, delivery: Delivery | None = None, *, concurrency: int = 64) -> None:
         self._services = services
         self._delivery = delivery
+        # At most this many messages are handled at once (database connections are few). A chat's messages
+        # queue on that chat's lock *before* taking a slot, so one person's flood holds one slot, not all.
+        self._slots = asyncio.Semaphore(concurrency)
         # One person's messages are handled in the order they arrived (JOIN before the PESAN right after
         # it), while different chats run concurrently. Locks vanish with their last user.
         self._chat_locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = weakref.WeakValueDictionary()
@@ -59,7 +62,8 @@ class Conversation:
         if lock is None:
             lock = self._chat_locks[key] = asyncio.Lock()
         async with lock:
-            replies = await self._handle(message)
+            async with self._slots:
+                replies = await self._handle(message)
             if not replies or self._delivery is None:
                 return
 
