@@ -214,7 +214,11 @@ class WhatsAppChannel:
         reason = f"{status.error.code}: {status.error.message}" if status.error else "failed"
         log.warning("WhatsApp message %s failed after sending: %s", status.id, reason)
         if self._on_status_failed is not None:
-            await self._on_status_failed(self.channel, status.id, reason)
+            # In its own task: matching the report to its notice may wait for the send to be recorded, and
+            # this person's next message must not wait for that.
+            task = asyncio.create_task(self._on_status_failed(self.channel, status.id, reason))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     # --- sending ------------------------------------------------------------------------------------
 

@@ -341,19 +341,28 @@ class OutboxSender:
         log.warning("outbox %s to %s:%s: %s", row.id, row.channel, row.chat_id, reason)
         return _Result(row, False, error=reason, permanent=True)
 
-    async def delivery_failed(self, channel: str, provider_message_id: str, reason: str) -> bool:
-        """The platform reported later that a message it had accepted failed (WhatsApp status webhook)."""
-        async with self._db.write() as session:
-            result = await session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.channel == channel, OutboxMessage.provider_message_id == provider_message_id)
-                .values(status="failed", last_error=f"reported failed: {reason}"[:500])
-                .returning(OutboxMessage.priority)
-            )
-            priorities = list(result.scalars())
-        if any(p >= Priority.BULK for p in priorities) and self._after_broadcast is not None:
-            await self._after_broadcast()
-        return bool(priorities)
+    async def delivery_failed(self, channel: str, provider_message_id: str, reason: str, *,
+                              attempts: int = 20, every_s: float = 0.25) -> bool:
+        """The platform reported later that a message it had accepted failed (WhatsApp status webhook). The
+        report can overtake the recording of the send (Meta answers in milliseconds; results are recorded a
+        few at a time, possibly by another process), so an unknown message id is looked for again, briefly."""
+        for attempt in range(attempts):
+            async with self._db.write() as session:
+                result = await session.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.channel == channel,
+                           OutboxMessage.provider_message_id == provider_message_id)
+                    .values(status="failed", last_error=f"reported failed: {reason}"[:500])
+                    .returning(OutboxMessage.priority)
+                )
+                priorities = list(result.scalars())
+            if priorities:
+                if any(p >= Priority.BULK for p in priorities) and self._after_broadcast is not None:
+                    await self._after_broadcast()
+                return True
+            if attempt < attempts - 1:
+                await asyncio.sleep(every_s)
+        return False
 
     async def _record(self, results: list[_Result]) -> None:
         """Results in one transaction: one executemany per kind of outcome."""
