@@ -111,7 +111,10 @@ class Lane(Generic[Item]):
             state.busy = True
             state.version = next(self._versions)
             state.tat = max(state.tat, now) + self.limits.interval_s
-            self._next_slot = max(now, self._next_slot) + self._spacing
+            # A runner that woke a little late keeps the schedule (the next slot stays one spacing after the
+            # last one) instead of letting every late wake-up stretch it; after a pause it starts from now.
+            base = self._next_slot if now - self._next_slot < self._spacing else now
+            self._next_slot = base + self._spacing
             return name, priority, seq, item
         return None
 
