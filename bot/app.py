@@ -25,7 +25,7 @@ from handlers.i18n import render_notice
 from handlers.progress import BroadcastProgress
 from handlers.router import Conversation
 from services.clock import Clock, SystemClock
-from services.delivery import Delivery, Limits, Priority
+from services.delivery import Delivery, Limits
 from services.broadcasts import Broadcasts
 from services.orders import Orders
 from services.outbox import OutboxSender, WindowPolicy
