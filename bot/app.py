@@ -18,7 +18,7 @@ from aiohttp import web
 from urllib.parse import urlsplit
 
 from bot.settings import ConfigError, Settings, check_startable, is_loopback, missing_keys
-from bot.telegram import TelegramChannel
+from bot.telegram import SEND_CONNECTIONS, TelegramChannel
 from bot.whatsapp import WhatsAppChannel
 from handlers.context import Services, ShareLinks
 from handlers.i18n import render_notice
@@ -290,7 +290,7 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
             public_url=settings.server.link_base, conversation=conversation,
             max_photo_bytes=settings.jastip.max_photo_bytes,
         )
-        delivery.add_channel("telegram", telegram, limits_by_channel["telegram"])
+        delivery.add_channel("telegram", telegram, limits_by_channel["telegram"], parallel=SEND_CONNECTIONS)
         bot_username.channel = telegram
         channels["telegram"] = "enabled"
     else:

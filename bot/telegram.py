@@ -1,8 +1,10 @@
 """Telegram via python-telegram-bot, run inside our own event loop and web server.
 
 Turns updates into neutral `Incoming` messages for the conversation, and neutral `OutgoingMessage`s into
-Bot API calls (the `Messenger` port). Webhook mode takes updates from our aiohttp route; polling mode
-(local development) uses PTB's updater.
+Bot API calls through PTB's `Bot` (the `Messenger` port), mapping PTB's errors to ours: RetryAfter → retry
+later after that long (this chat), NetworkError/TimedOut → retry later, Forbidden/BadRequest → permanent.
+Pacing and retries belong to the one delivery path (services/delivery.py). Webhook mode takes updates from
+our aiohttp route; polling mode (local development) uses PTB's updater.
 """
 
 from __future__ import annotations
@@ -11,30 +13,48 @@ import asyncio
 import logging
 from typing import Any
 
-from telegram import BotCommand, Update
-from telegram.error import InvalidToken, NetworkError, TelegramError
-from telegram.ext import Application, CallbackQueryHandler, ContextTypes, MessageHandler, filters
-from telegram.request import HTTPXRequest
+from datetime import timedelta
 
-from bot.telegram_api import BotApi
+from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Update
+from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
+from telegram.ext import Application, CallbackQueryHandler, ContextTypes, MessageHandler, filters
+
+from bot.telegram_request import AiohttpRequest
 from handlers.commands import menu_commands
 from handlers.i18n import Translator
 from handlers.router import Conversation, Incoming
-from services.errors import PermanentDeliveryError
+from services.errors import DeliveryError, PermanentDeliveryError, RetryLater
 from services.messaging import OutgoingMessage, SentMessage
 
 log = logging.getLogger(__name__)
 
+# Sends in flight at once (the delivery path keeps to it): a few connections carry Telegram's 30 messages/s
+# with room to spare.
+SEND_CONNECTIONS = 16
 ALLOWED_UPDATES = ["message", "callback_query"]
 
 
-def _markup(message: OutgoingMessage) -> dict[str, Any] | None:
-    """Buttons as the Bot API's inline_keyboard."""
+def _markup(message: OutgoingMessage) -> InlineKeyboardMarkup | None:
+    """Buttons as an inline keyboard."""
     if not message.buttons:
         return None
-    return {"inline_keyboard": [[{"text": b.label, "url": b.url} if b.url else
-                                 {"text": b.label, "callback_data": b.data} for b in row]
-                                for row in message.buttons]}
+    return InlineKeyboardMarkup([[InlineKeyboardButton(b.label, url=b.url) if b.url else
+                                  InlineKeyboardButton(b.label, callback_data=b.data) for b in row]
+                                 for row in message.buttons])
+
+
+def map_error(exc: TelegramError) -> DeliveryError:
+    """PTB's errors in the delivery path's words."""
+    if isinstance(exc, RetryAfter):
+        wait = exc.retry_after
+        seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
+        # Mostly one chat's limit (1/s): that chat backs off alone; the overall rate is kept by our pacing.
+        return RetryLater(f"telegram 429: retry after {seconds:.0f}s", retry_after=seconds, chat_only=True)
+    if isinstance(exc, (Forbidden, BadRequest, InvalidToken)):
+        return PermanentDeliveryError(f"telegram refused: {exc}"[:300])
+    if isinstance(exc, NetworkError):  # TimedOut is a NetworkError
+        return RetryLater(f"telegram unreachable: {type(exc).__name__}")
+    return RetryLater(f"telegram error: {exc}"[:300])
 
 
 class TelegramChannel:
@@ -58,7 +78,7 @@ class TelegramChannel:
         self.ready = asyncio.Event()
         self.username: str | None = None  # the bot's @username, known once connected (for t.me links)
         self.max_photo_bytes = max_photo_bytes
-        self.api = BotApi(token, api_base_url)
+        self._connected = False  # the Bot has been initialized (getMe answered): sending is possible
         builder = (
             Application.builder()
             .token(token)
@@ -68,12 +88,12 @@ class TelegramChannel:
             # high because a handler waiting for its chat's earlier messages is cheap; the conversation
             # itself bounds the work in progress, after each chat's own queue (handlers/router.py).
             .concurrent_updates(4096)
-            .request(HTTPXRequest(connection_pool_size=64, read_timeout=15, write_timeout=15, pool_timeout=5))
+            .request(AiohttpRequest(connections=SEND_CONNECTIONS))
         )
         if mode == "webhook":
             builder = builder.updater(None)
         else:
-            builder = builder.get_updates_request(HTTPXRequest(read_timeout=30))
+            builder = builder.get_updates_request(AiohttpRequest(connections=1, read_timeout=30))
         self.app = builder.build()
         self.app.add_handler(MessageHandler(filters.ALL, self._on_message))
         self.app.add_handler(CallbackQueryHandler(self._on_callback))
@@ -93,6 +113,7 @@ class TelegramChannel:
                 log.warning("Telegram Bot API unreachable (%s); retrying in %.0fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 60)
+        self._connected = True
         self.username = self.app.bot.username
         try:
             # The menu from the command registry: Indonesian by default, English for English-language clients.
@@ -118,7 +139,6 @@ class TelegramChannel:
         self.ready.set()
 
     async def stop(self) -> None:
-        await self.api.close()
         if not self.ready.is_set():
             return
         if self.app.updater is not None and self.app.updater.running:
@@ -139,30 +159,31 @@ class TelegramChannel:
         return True
 
     async def send(self, chat_id: str, message: OutgoingMessage) -> SentMessage:
-        """Messenger port: one message (or an edit of one we sent), errors mapped to RetryLater /
-        PermanentDeliveryError by the thin client."""
-        markup = _markup(message)
-        if message.edit_of is not None:
-            try:
-                await self.api.call("editMessageText", {"chat_id": chat_id, "message_id": int(message.edit_of),
-                                                        "text": message.text[:4096], "reply_markup": markup})
-            except PermanentDeliveryError as exc:
-                if "not modified" not in str(exc):  # the same text again is not a failure
-                    raise
-            return SentMessage(provider_message_id=message.edit_of)
-        if message.photo is not None:
-            sent = await self.api.call("sendPhoto", {"chat_id": chat_id, "caption": message.text[:1024],
-                                                     "reply_markup": markup},
-                                       upload=("photo", "photo.jpg", message.photo))
-        elif message.document is not None:
-            sent = await self.api.call("sendDocument", {"chat_id": chat_id, "caption": message.text[:1024],
-                                                        "reply_markup": markup},
-                                       upload=("document", message.document_name, message.document))
-        else:
-            sent = await self.api.call("sendMessage", {"chat_id": chat_id, "text": message.text[:4096],
-                                                       "reply_markup": markup})
-        message_id = sent.get("message_id") if isinstance(sent, dict) else None
-        return SentMessage(provider_message_id=str(message_id) if message_id is not None else None)
+        """Messenger port: one message (or an edit of one we sent) through PTB's Bot."""
+        if not self._connected:
+            raise RetryLater("telegram not connected yet")
+        bot, markup = self.app.bot, _markup(message)
+        try:
+            if message.edit_of is not None:
+                try:
+                    await bot.edit_message_text(message.text[:4096], chat_id=chat_id,
+                                                message_id=int(message.edit_of), reply_markup=markup)
+                except BadRequest as exc:
+                    if "not modified" not in str(exc):  # the same text again is not a failure
+                        raise
+                return SentMessage(provider_message_id=message.edit_of)
+            if message.photo is not None:
+                sent = await bot.send_photo(chat_id, photo=InputFile(message.photo, filename="photo.jpg"),
+                                            caption=message.text[:1024], reply_markup=markup)
+            elif message.document is not None:
+                sent = await bot.send_document(chat_id, document=InputFile(message.document,
+                                                                           filename=message.document_name),
+                                               caption=message.text[:1024], reply_markup=markup)
+            else:
+                sent = await bot.send_message(chat_id, message.text[:4096], reply_markup=markup)
+        except TelegramError as exc:
+            raise map_error(exc) from exc
+        return SentMessage(provider_message_id=str(sent.message_id))
 
     async def _on_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Any message: handled by the shared conversation; replies go back to the same chat."""

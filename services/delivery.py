@@ -296,8 +296,9 @@ class Delivery:
         self._parallel = parallel_per_channel
         self._runners: dict[str, _Runner] = {}
 
-    def add_channel(self, channel: str, messenger: Messenger, limits: Limits) -> None:
-        self._runners[channel] = _Runner(channel, messenger, limits, self._now, self._parallel)
+    def add_channel(self, channel: str, messenger: Messenger, limits: Limits, *, parallel: int | None = None) -> None:
+        """`parallel`: sends in flight at once on this channel (its client's connection pool size)."""
+        self._runners[channel] = _Runner(channel, messenger, limits, self._now, parallel or self._parallel)
 
     @property
     def channels(self) -> list[str]:

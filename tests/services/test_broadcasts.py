@@ -136,7 +136,7 @@ async def test_on_telegram_the_start_message_is_edited_into_the_final_count(rt, 
     edits = [c.params for c in bot.calls if c.method == "editMessageText"]
     assert len(edits) >= 3, "progress was not shown while the broadcast ran"
     assert "berjalan: 10/30 diproses" in edits[0]["text"]
-    assert {(str(e["chat_id"]), e["message_id"]) for e in edits} == {("1", started["_message_id"])}
+    assert {(str(e["chat_id"]), str(e["message_id"])) for e in edits} == {("1", str(started["_message_id"]))}
     assert edits[-1]["text"] == (f"✅ Siaran #{preview.id} selesai: 28 dari 30 terkirim, 2 gagal. "
                                  "Rinciannya ada di struk.")
     assert await rt.wallet.balance(owner) == 20_000 - 28 * 500 == await ledger_sum(rt, owner)
