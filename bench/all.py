@@ -4,7 +4,8 @@
 
 Runs bench/callbacks.py (SQLite; PostgreSQL with 1 and 2 processes; ceilings: bare aiohttp endpoint and the
 database's commit loop), bench/inbound.py (both channels, SQLite), bench/broadcast.py (platform limits on
-and off), bench/fairness.py (a quiet user's reply latency while another floods, next to the same user alone), bench/forgery.py (10,000 forged requests per target) and bench/crash.py (200 kill -9 rounds per
+and off), bench/fairness.py (a quiet user's reply latency while another floods, next to the same user
+alone), bench/forgery.py (10,000 forged requests per target) and bench/crash.py (200 kill -9 rounds per
 database). --quick shrinks every run (a smoke test of the harness, not figures to quote).
 """
 
@@ -89,7 +90,8 @@ def main() -> int:
     for r in report["fairness"]:
         alone, flooded = r["baseline"], r["while_flooding"]
         rows.append((f"quiet {r['channel']} reply while another floods ({r['flood_messages']} msgs), p50/p99",
-                     f"{flooded['p50_ms']} / {flooded['p99_ms']} ms", f"alone: {alone['p50_ms']} / {alone['p99_ms']} ms",
+                     f"{flooded['p50_ms']} / {flooded['p99_ms']} ms",
+                     f"alone: {alone['p50_ms']} / {alone['p99_ms']} ms",
                      "-", mark(flooded["p99_ms"] <= alone["p99_ms"] + 1000)))
     forged = report["forgery"]["targets"]
     total = sum(t["requests"] for t in forged.values())

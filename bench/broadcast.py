@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from report import print_table  # noqa: E402
+
 from tests.processes import free_port, wait_healthy  # noqa: E402
 
 TOKEN, SECRET, OWNER_CHAT, PRICE = "1:bench-token", "bench-secret", 999_000_001, 500
@@ -43,7 +44,7 @@ async def seed(url: str, recipients: int) -> None:
 
     db = Database(url)
     await upgrade(db)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     funds = recipients * PRICE
     async with db.write() as session:
         await session.execute(insert(User), [{"channel": "telegram", "external_id": str(OWNER_CHAT),

@@ -6,7 +6,8 @@ For each setup (SQLite with one server process; PostgreSQL with one and with two
 seeds pending payments, starts `python -m bot serve` as subprocess(es), then from this process (1) fires
 most payments' signed `settlement` callbacks as fast as `--concurrency` connections allow (credited/s,
 p50/p99), spread over the processes, (2) sends the remaining payments' callbacks at a fixed `--rate` for a
-few seconds (p50/p99 ack at that rate), and checks that every balance is exact afterwards. Ceilings from the same run: a bare aiohttp
+few seconds (p50/p99 ack at that rate), and checks that every balance is exact afterwards. Ceilings from
+the same run: a bare aiohttp
 endpoint (reads the body, answers OK) driven by the same client, and the database's own one-row commit loop.
 Also RSS idle and peak per process, and start -> /healthz 200. Prints a table and JSON.
 """
@@ -21,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -85,7 +86,7 @@ async def prepare_database(url: str, payments: int, users: int) -> list[tuple[st
         await fresh_pg_database()
     db = Database(url)
     await upgrade(db)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     orders = [(f"BENCH-{i:07d}", 10_000 + (i % 97) * 1_000) for i in range(payments)]
     async with db.write() as session:
         await session.execute(insert(User), [

@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from inbound import TG_SECRET, TG_TOKEN, WA_PHONE, WA_SECRET, WA_TOKEN, WA_VERIFY, replies, tg_body, wa_body  # noqa: E402
 from report import print_table  # noqa: E402
+
 from tests.processes import free_port, wait_healthy  # noqa: E402
 
 QUIET, FLOODER = 1, 2

@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from callbacks import BARE_SERVER, fresh_pg_database  # noqa: E402
+
 from tests.processes import free_port, wait_healthy  # noqa: E402
 
 TG_TOKEN, TG_SECRET = "1:bench-token", "bench-secret"

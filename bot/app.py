@@ -11,11 +11,10 @@ import logging
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import httpx
 from aiohttp import web
-
-from urllib.parse import urlsplit
 
 from bot.settings import ConfigError, Settings, check_startable, is_loopback, missing_keys
 from bot.telegram import SEND_CONNECTIONS, TelegramChannel
@@ -24,9 +23,9 @@ from handlers.context import Services, ShareLinks
 from handlers.i18n import render_notice
 from handlers.progress import BroadcastProgress
 from handlers.router import Conversation
+from services.broadcasts import Broadcasts
 from services.clock import Clock, SystemClock
 from services.delivery import Delivery, Limits
-from services.broadcasts import Broadcasts
 from services.orders import Orders
 from services.outbox import OutboxSender, WindowPolicy
 from services.payments import PaymentGateway

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
-
 from datetime import timedelta
+from typing import Any
 
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Update
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError

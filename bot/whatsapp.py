@@ -13,9 +13,6 @@ import logging
 import weakref
 
 import httpx
-from pywa_async import WhatsApp
-from pywa_async import handlers as wa_handlers
-from pywa_async import types as wa_types
 from pywa.errors import (
     AuthorizationError,
     IntegrityError,
@@ -27,6 +24,9 @@ from pywa.errors import (
     UnsupportedMessageType,
     WhatsAppError,
 )
+from pywa_async import WhatsApp
+from pywa_async import handlers as wa_handlers
+from pywa_async import types as wa_types
 
 from handlers.router import Conversation, Incoming
 from services.errors import OutsideWindow, PermanentDeliveryError, RetryLater

@@ -29,7 +29,7 @@ class Command:
 
 def _words_end(text: str, count: int) -> int:
     """Where the first `count` whitespace-separated words of `text` end."""
-    match = re.match(r"\s*(?:\S+\s+){%d}\S+" % (count - 1), text)
+    match = re.match(rf"\s*(?:\S+\s+){{{count - 1}}}\S+", text)
     return match.end() if match else len(text)
 
 

@@ -84,15 +84,9 @@ NOTICE_BUTTONS = {
 
 
 def render_notice(channel: str, language: str, template: str, params: dict[str, Any]) -> OutgoingMessage:
-    """Render an outbox notice in the language its user had when it was queued (with its photo and buttons)."""
+    """Render an outbox notice in the language its user had when it was queued, with its buttons (the outbox
+    attaches a photo the notice names)."""
     t = Translator(language, channel)
     buttons = tuple(Button(t(label), data=data.format(**params)) for label, data in NOTICE_BUTTONS.get(template, ()))
-    photo = None
-    if params.get("photo"):
-        try:
-            photo = Path(params["photo"]).read_bytes()
-        except OSError:  # the file is gone (replaced by a newer proof): the notice still goes out, as text
-            photo = None
     values = tuple(str(t._show(name, value)) for name, value in params.items() if name not in HIDDEN_PARAMS)
-    return OutgoingMessage(text=t(template, **params), buttons=(buttons,) if buttons else (), photo=photo,
-                           values=values)
+    return OutgoingMessage(text=t(template, **params), buttons=(buttons,) if buttons else (), values=values)

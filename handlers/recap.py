@@ -125,7 +125,7 @@ def to_xlsx(sheets: Sequence[Sheet]) -> bytes:
         for column in sheet.money_columns:
             for (cell,) in ws.iter_rows(min_row=2, min_col=column + 1, max_col=column + 1):
                 cell.number_format = RUPIAH_FORMAT
-        for index, name in enumerate(sheet.header, start=1):
+        for index in range(1, len(sheet.header) + 1):
             values = [str(c.value) for (c,) in ws.iter_rows(min_col=index, max_col=index) if c.value is not None]
             ws.column_dimensions[get_column_letter(index)].width = min(60, max(10, *(len(v) + 2 for v in values)))
         ws.freeze_panes = "A2"

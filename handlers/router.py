@@ -76,10 +76,10 @@ class Conversation:
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
-    async def drain(self, timeout: float = 5.0) -> None:
+    async def drain(self, within_s: float = 5.0) -> None:
         """Wait a little for replies still being sent (shutdown)."""
         if self._sending:
-            await asyncio.wait(set(self._sending), timeout=timeout)
+            await asyncio.wait(set(self._sending), timeout=within_s)
 
     async def handle(self, message: Incoming) -> list[OutgoingMessage]:
         """The replies to send back to `message.chat_id`; [] for a retried (already handled) update."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from pathlib import Path
 from urllib.parse import quote
 
 from handlers.context import Services
@@ -224,11 +223,7 @@ async def info(services: Services, user: UserView, t: Translator, args: str) -> 
     """INFO <slug> → the trip, its deadline and products with stock left, then the products' photos."""
     detail = await services.trips.detail(words(args, 1, "info")[0])
     replies = [OutgoingMessage(trip_text(t, detail) + "\n\n" + t("info_next", slug=detail.slug))]
-    for product in [p for p in detail.products if p.photo_path][:5]:
-        try:
-            picture = Path(product.photo_path).read_bytes()
-        except OSError:  # the file was removed: the list above still says everything
-            continue
+    for product, picture in await services.trips.photos(detail.slug):
         replies.append(OutgoingMessage(t("product_line", code=product.code, name=product.name, price=product.price,
                                          stock=product.stock), photo=picture))
     return replies

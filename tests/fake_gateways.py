@@ -47,7 +47,8 @@ class FakeDuitku(LoopbackServer):
         return web.json_response({
             "merchantCode": self.merchant_code, "reference": reference,
             "paymentUrl": f"https://sandbox.duitku.com/topup/v2/TopUp.aspx?ref={reference}", "vaNumber": "",
-            "qrString": "00020101021226660014ID.CO.QRIS.WWW0118936009140000000000", "amount": str(body["paymentAmount"]),
+            "qrString": "00020101021226660014ID.CO.QRIS.WWW0118936009140000000000",
+            "amount": str(body["paymentAmount"]),
             "statusCode": "00", "statusMessage": "SUCCESS",
         })
 

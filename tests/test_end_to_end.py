@@ -139,7 +139,8 @@ async def test_telegram_webhook_refuses_forged_and_garbage_updates(tmp_path, fre
 async def test_nonsense_chat_input_gets_a_helpful_reply(tmp_path, fresh_db_url, fakes):
     bot, midtrans = fakes
     async with AppUnderTest(tmp_path, fresh_db_url, config(bot, midtrans, ["midtrans"])) as app:
-        await app.http.post("/telegram/webhook", json=telegram_text_update(60, 603, "/topup lima puluh"), headers=HEADER)
+        await app.http.post("/telegram/webhook", json=telegram_text_update(60, 603, "/topup lima puluh"),
+                            headers=HEADER)
         await wait_for(lambda: any("bukan nominal" in t for t in bot.texts_to(603)))
         await app.http.post("/telegram/webhook", json=telegram_text_update(61, 603, "/terbang"), headers=HEADER)
         await wait_for(lambda: any('perintah "terbang" tidak dikenal' in t for t in bot.texts_to(603)))

@@ -9,9 +9,9 @@ import re
 
 import openpyxl
 import pytest
-from PIL import Image
 from hypothesis import given
 from hypothesis import strategies as st
+from PIL import Image
 from sqlalchemy import select
 
 from handlers.trips import parse_deadline, parse_join
@@ -116,7 +116,8 @@ async def test_a_trip_runs_across_telegram_and_whatsapp(tmp_path, fresh_db_url, 
         people = list(csv.reader(io.StringIO(files["rekap-jpn25-peserta.csv"].decode("utf-8-sig"))))
         assert people == [["Pembeli", "Kontak", "Barang", "Jumlah", "Total (Rp)", "Sudah dibayar (Rp)",
                            "Belum dibayar (Rp)", "Status"],
-                          ["Siti", "https://wa.me/6281299990000", "KK1×2", "2", "300000", "300000", "0", "dikonfirmasi"],
+                          ["Siti", "https://wa.me/6281299990000", "KK1×2", "2", "300000", "300000", "0",
+                           "dikonfirmasi"],
                           ["TOTAL", "", "", "2", "300000", "300000", "0", ""]]
         products = list(csv.reader(io.StringIO(files["rekap-jpn25-produk.csv"].decode("utf-8-sig"))))
         assert products[1] == ["KK1", "KitKat Matcha", "150000", "2", "300000", "1"]
@@ -145,7 +146,8 @@ async def test_a_trip_runs_across_telegram_and_whatsapp(tmp_path, fresh_db_url, 
 @pytest.mark.parametrize(
     ("text", "slug", "name"),
     [("jpn25 | Nama: Siti", "jpn25", "Siti"), ("JPN25|nama:Siti Aminah", "JPN25", "Siti Aminah"),
-     ("  jpn25   |   NAMA :  Budi  ", "jpn25", "Budi"), ("jpn25", "jpn25", None), ("kr-26 | name = Ann", "kr-26", "Ann")],
+     ("  jpn25   |   NAMA :  Budi  ", "jpn25", "Budi"), ("jpn25", "jpn25", None),
+     ("kr-26 | name = Ann", "kr-26", "Ann")],
 )
 def test_join_lines_as_people_write_them(text, slug, name):
     assert parse_join(text) == (slug, name)
@@ -267,7 +269,7 @@ async def test_a_photo_answering_the_order_message_is_that_orders_proof_on_both_
     config = chat_config(bot, graph)
     async with AppUnderTest(tmp_path, fresh_db_url, config) as app:
         chat = Chat(app)
-        await chat.tg_update(telegram_text_update(chat.next_id(), JASTIPER, "TRIP BARU jpn25 Jepang | 2099-12-31 20:00"))
+        await chat.tg(JASTIPER, "TRIP BARU jpn25 Jepang | 2099-12-31 20:00")
         await chat.tg_update(telegram_text_update(chat.next_id(), JASTIPER, "PRODUK jpn25 KK1 150rb 5 KitKat"))
         await wait_for(lambda: any("Produk KK1" in t for t in bot.texts_to(JASTIPER)))
 

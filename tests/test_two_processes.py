@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import aiohttp
 import pytest
@@ -27,7 +27,7 @@ async def fakes():
 
 
 async def seed(url: str, midtrans: FakeMidtrans) -> list[dict]:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     db = Database(url)
     async with db.write() as session:
         await session.execute(insert(User), [{"channel": "telegram", "external_id": str(500_000 + i),

@@ -8,8 +8,9 @@ import logging
 
 from aiohttp import web
 
-from handlers.i18n import Translator, rupiah
+from handlers import Translator
 from services.errors import GatewayUnavailable
+from services.money import rupiah
 from webhooks.deps import DEPS, WebDeps
 
 log = logging.getLogger(__name__)

@@ -3,9 +3,8 @@ verify the X-Hub-Signature-256 over the raw body, answer 200 at once, process in
 
 from __future__ import annotations
 
-import logging
-
 import json
+import logging
 
 from aiohttp import web
 

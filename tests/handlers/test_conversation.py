@@ -129,7 +129,8 @@ async def test_after_ordering_the_buyer_knows_how_and_by_when_to_pay(talk):
     await talk(SITI, "JOIN jpn25 | Nama: Siti")
     asked = await talk.text(SITI, "PESAN KK1")
     assert "tanyakan langsung ke jastipernya" in asked and "WIB" in asked
-    assert "BCA 1234567890 a.n. Tina" in await talk.text(JASTIPER, "PEMBAYARAN jpn25 manual Transfer BCA 1234567890 a.n. Tina")
+    saved = await talk.text(JASTIPER, "PEMBAYARAN jpn25 manual Transfer BCA 1234567890 a.n. Tina")
+    assert "BCA 1234567890 a.n. Tina" in saved
     placed = await talk.text(SITI, "PESAN KK1")
     assert "Cara bayar:\nTransfer BCA 1234567890 a.n. Tina" in placed
     assert re.search(r"Bayar sebelum \d\d-11-2026 \d\d:\d\d WIB", placed)

@@ -39,7 +39,8 @@ def test_non_amounts_are_refused(text):
     ("text", "name", "args"),
     [
         ("/topup 50rb", "topup", "50rb"), ("/topup@TitipBot 50rb", "topup", "50rb"), ("TOPUP 50rb", "topup", "50rb"),
-        ("saldo", "saldo", ""), ("/balance", "saldo", ""), ("  Riwayat  ", "riwayat", ""), ("/bahasa en", "bahasa", "en"),
+        ("saldo", "saldo", ""), ("/balance", "saldo", ""), ("  Riwayat  ", "riwayat", ""),
+        ("/bahasa en", "bahasa", "en"),
         ("/start join_jpn25", "start", "join_jpn25"), ("BANTUAN", "bantuan", ""),
         # phrasings people actually send
         ("saldo?", "saldo", ""), ("cek saldo", "saldo", ""), ("Cek Saldo!", "saldo", ""),

@@ -16,8 +16,6 @@ from storage.models import LedgerEntry, OutboxMessage
 from tests.harness import write_settings
 
 
-
-
 @pytest.fixture
 async def rt(tmp_path, fresh_db_url, bot):
     settings = write_settings(tmp_path, {

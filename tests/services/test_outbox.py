@@ -7,8 +7,8 @@ import asyncio
 from sqlalchemy import select
 
 from bot.app import build_runtime
-from services.clock import FrozenClock
 from handlers.i18n import render_notice
+from services.clock import FrozenClock
 from services.outbox import OutboxSender, enqueue
 from storage.migrate import upgrade
 from storage.models import OutboxMessage
@@ -16,12 +16,11 @@ from tests.fakes import FakeBotAPI
 from tests.harness import write_settings
 
 
-
-
 async def make_runtime(tmp_path, url, bot: FakeBotAPI | None, clock=None):
     config = {"database": {"url": url}, "payments": {"gateways": ["sandbox"]}}
     if bot is not None:
-        config["telegram"] = {"token": bot.token, "mode": "webhook", "webhook_secret": "s", "api_base_url": bot.base_url}
+        config["telegram"] = {"token": bot.token, "mode": "webhook", "webhook_secret": "s",
+                              "api_base_url": bot.base_url}
     rt = build_runtime(write_settings(tmp_path, config), clock=clock or FrozenClock())
     await upgrade(rt.db)
     if rt.telegram is not None:

@@ -16,8 +16,6 @@ from storage.models import OutboxMessage, Payment
 from tests.harness import write_settings
 
 
-
-
 @pytest.fixture
 async def runtime(tmp_path, fresh_db_url, midtrans):
     settings = write_settings(tmp_path, {

@@ -14,8 +14,6 @@ from storage.models import Payment
 from tests.harness import write_settings
 
 
-
-
 async def runtime_for(tmp_path, url, midtrans, gateways):
     settings = write_settings(tmp_path, {
         "database": {"url": url},

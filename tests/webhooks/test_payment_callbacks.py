@@ -15,8 +15,6 @@ from tests.fakes import midtrans_notification
 from tests.harness import AppUnderTest
 
 
-
-
 @pytest.fixture
 async def app(tmp_path, fresh_db_url, midtrans):
     config = {
