@@ -26,6 +26,8 @@ from handlers.router import Conversation
 from services.broadcasts import Broadcasts
 from services.clock import Clock, SystemClock
 from services.delivery import Delivery, Limits
+from services.inbound import Inbounds
+from services.jobs import Supervisor
 from services.orders import Orders
 from services.outbox import OutboxSender, WindowPolicy
 from services.payments import PaymentGateway
@@ -37,7 +39,9 @@ from services.payments.xendit import XenditGateway
 from services.reconcile import Reconciler
 from services.sent_messages import SentMessages
 from services.settlement import Settlement
+from services.signals import Signals
 from services.stats import Stats
+from services.sweeps import JastipSweep
 from services.topups import AmountRules, Topups
 from services.trips import Trips
 from services.wallet import Wallet
@@ -115,22 +119,23 @@ def _secret(value) -> str:
 
 @dataclass
 class Runtime:
+    """Everything built from one Settings: what serves (routes, channels) and what runs in the background
+    (write batchers, outbox, periodic jobs). `services` is what the conversation uses."""
+
     settings: Settings
     db: Database
     clock: Clock
     http: httpx.AsyncClient
+    signals: Signals
+    services: Services
     gateways: list[PaymentGateway]
     settlement: Settlement
-    wallet: Wallet
-    topups: Topups
     reconciler: Reconciler
     delivery: Delivery
     outbox: OutboxSender
     conversation: Conversation
-    trips: Trips
-    orders: Orders
-    broadcasts: Broadcasts
     progress: BroadcastProgress
+    jobs: Supervisor
     stats: Stats
     telegram: TelegramChannel | None
     whatsapp: WhatsAppChannel | None
@@ -149,7 +154,7 @@ class Runtime:
         return WebDeps(
             whatsapp=wa_hook,
             settlement=self.settlement,
-            topups=self.topups,
+            topups=self.services.topups,
             stats=self.stats,
             sandbox=sandbox,
             telegram=hook,
@@ -162,19 +167,16 @@ class Runtime:
         """aiohttp cleanup_ctx: start everything, yield while serving, then close in reverse order."""
         await upgrade(self.db)
         self.settlement.batcher.start()
-        self.wallet.inbound.start()
+        self.services.inbound.batcher.start()
         self.tasks.append(asyncio.create_task(self.outbox.run(), name="outbox"))
-        if self.settings.reconcile.enabled:
-            self.tasks.append(
-                asyncio.create_task(self.reconciler.run_forever(self.settings.reconcile.interval_s), name="reconcile")
-            )
-        self.tasks.append(asyncio.create_task(self.sweep_forever(), name="jastip-sweep"))
+        self.jobs.start()
         if self.telegram is not None:
             self.tasks.append(asyncio.create_task(self.telegram.start(), name="telegram-start"))
         self.log_readiness()
         try:
             yield
         finally:
+            await self.jobs.stop()
             for task in reversed(self.tasks):
                 task.cancel()
             await asyncio.gather(*self.tasks, return_exceptions=True)
@@ -184,33 +186,16 @@ class Runtime:
             # channels can stop without waiting for replies that will never be sent.
             await self.delivery.close()
             await self.conversation.drain()
+            for signal in (self.signals.delivery_failed, self.signals.broadcast_recorded):
+                await signal.drain()
             if self.telegram is not None:
                 await self.telegram.stop()
             if self.whatsapp is not None:
                 await self.whatsapp.close()
-            await self.wallet.inbound.stop()
+            await self.services.inbound.batcher.stop()
             await self.settlement.batcher.stop()
             await self.http.aclose()
             await self.db.close()
-
-    async def sweep(self) -> None:
-        """Close trips past their deadline and expire unpaid orders; their notices go out at once."""
-        closed = await self.trips.close_due()
-        expired = await self.orders.expire_due()
-        settled = await self.broadcasts.settle()
-        if closed or expired or settled:
-            log.info("jastip sweep: %d trips closed, %d orders expired", closed, expired)
-            self.outbox.wake()
-
-    async def sweep_forever(self) -> None:
-        while True:
-            try:
-                await self.sweep()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("jastip sweep failed; retrying next interval")
-            await asyncio.sleep(self.settings.jastip.sweep_interval_s)
 
     def log_readiness(self) -> None:
         server = self.settings.server
@@ -226,26 +211,16 @@ class Runtime:
         log.info("payment gateways (failover order): %s", ", ".join(g.name for g in self.gateways))
         for name, why in self.disabled_gateways.items():
             log.warning("gateway %s: disabled — %s", name, why)
-
-
-class _Wake:
-    """Tells the outbox that a notice was queued; the outbox registers itself once it exists."""
-
-    def __init__(self) -> None:
-        self._outbox: OutboxSender | None = None
-
-    def attach(self, outbox: OutboxSender) -> None:
-        self._outbox = outbox
-
-    def __call__(self) -> None:
-        if self._outbox is not None:
-            self._outbox.wake()
+        log.info("periodic jobs: %s", ", ".join(self.jobs.jobs))
 
 
 def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx.AsyncClient | None = None) -> Runtime:
+    """Wire everything from the settings, without I/O: signals first, then storage and services, then the
+    channels that carry the conversation, then the senders and the jobs."""
     check_startable(settings)
     clock = clock or SystemClock()
     http = http or httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=5.0))
+    signals = Signals()
     db = Database(settings.database.url)
     gateways, disabled = _build_gateways(settings, http)
     if not gateways:
@@ -253,30 +228,25 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
     admins = [("telegram", i) for i in settings.admin.telegram_ids] + [
         ("whatsapp", i) for i in settings.admin.whatsapp_ids
     ]
-    wake = _Wake()
-    settlement = Settlement(db, {g.name: g for g in gateways}, clock, admins=admins, on_notice=wake)
-    wallet = Wallet(db, clock)
-    w, limits = settings.wallet, settings.limits
-    topups = Topups(
-        db, gateways, settlement, clock,
-        rules=AmountRules(w.min_topup, w.max_topup, tuple(w.presets)),
-        public_url=settings.server.link_base,
-        expiry_minutes=settings.payments.expiry_minutes,
-        max_pending=limits.max_pending_payments,
-        check_cooldown_s=limits.check_cooldown_s,
+    settlement = Settlement(db, {g.name: g for g in gateways}, clock, admins=admins,
+                            on_notice=signals.notices_queued.fire)
+    w, limits, j = settings.wallet, settings.limits, settings.jastip
+    services = Services(
+        inbound=Inbounds(db, clock),
+        wallet=Wallet(db, clock),
+        topups=Topups(db, gateways, settlement, clock, rules=AmountRules(w.min_topup, w.max_topup, tuple(w.presets)),
+                      public_url=settings.server.link_base, expiry_minutes=settings.payments.expiry_minutes,
+                      max_pending=limits.max_pending_payments, check_cooldown_s=limits.check_cooldown_s),
+        trips=Trips(db, clock, media_dir=j.media_dir, max_photo_bytes=j.max_photo_bytes),
+        orders=Orders(db, clock, expiry_hours=j.order_expiry_hours, media_dir=j.media_dir,
+                      max_photo_bytes=j.max_photo_bytes, proofs_per_day=limits.proofs_per_order),
+        broadcasts=Broadcasts(db, clock, price_per_message=settings.broadcast.price_per_message),
+        sent=SentMessages(db, clock),
+        share=ShareLinks(whatsapp_number=settings.whatsapp.display_number),
+        support_contact=settings.support.contact,
     )
-    j = settings.jastip
-    trips = Trips(db, clock, media_dir=j.media_dir, max_photo_bytes=j.max_photo_bytes)
-    orders = Orders(db, clock, expiry_hours=j.order_expiry_hours, media_dir=j.media_dir,
-                    max_photo_bytes=j.max_photo_bytes, proofs_per_day=limits.proofs_per_order)
-    bot_username = _BotUsername()
-    share = ShareLinks(telegram_username=bot_username, whatsapp_number=settings.whatsapp.display_number)
-    broadcasts = Broadcasts(db, clock, price_per_message=settings.broadcast.price_per_message)
-    sent = SentMessages(db, clock)
     delivery = Delivery()
-    conversation = Conversation(Services(wallet=wallet, topups=topups, trips=trips, orders=orders,
-                                         broadcasts=broadcasts, sent=sent, share=share,
-                                         support_contact=settings.support.contact), delivery)
+    conversation = Conversation(services, delivery)
     limits_by_channel = channel_limits(settings)
     channels: dict[str, str] = {}
     telegram = None
@@ -286,25 +256,23 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
         secret = tg.webhook_secret.get_secret_value() if tg.webhook_secret else secrets.token_urlsafe(32)
         telegram = TelegramChannel(
             token=tg.token.get_secret_value(), api_base_url=tg.api_base_url, mode=tg.mode, webhook_secret=secret,
-            public_url=settings.server.link_base, conversation=conversation,
+            public_url=settings.server.link_base, conversation=conversation, share=services.share,
             max_photo_bytes=settings.jastip.max_photo_bytes,
         )
         delivery.add_channel("telegram", telegram, limits_by_channel["telegram"], parallel=SEND_CONNECTIONS)
-        bot_username.channel = telegram
         channels["telegram"] = "enabled"
     else:
         channels["telegram"] = "set telegram.token (BOT_TELEGRAM__TOKEN) to enable it"
     whatsapp = None
     wa = settings.whatsapp
     windows: dict[str, WindowPolicy] = {}
-    failed_later = _FailedLater()
     if _secret(wa.token) and wa.phone_id:
         if not _secret(wa.app_secret) or not _secret(wa.verify_token):
             raise ConfigError("whatsapp.token is set: whatsapp.app_secret and whatsapp.verify_token are required too")
         whatsapp = WhatsAppChannel(
             phone_id=wa.phone_id, token=_secret(wa.token), app_secret=_secret(wa.app_secret),
             verify_token=_secret(wa.verify_token), api_base_url=wa.api_base_url, conversation=conversation,
-            on_status_failed=failed_later, max_photo_bytes=settings.jastip.max_photo_bytes,
+            failed_later=signals.delivery_failed, max_photo_bytes=settings.jastip.max_photo_bytes,
         )
         delivery.add_channel("whatsapp", whatsapp, limits_by_channel["whatsapp"])
         windows["whatsapp"] = WindowPolicy(hours=24, templates=dict(wa.templates), language=wa.template_language)
@@ -312,49 +280,25 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
     else:
         channels["whatsapp"] = ("set whatsapp.phone_id, whatsapp.token, whatsapp.app_secret and "
                                 "whatsapp.verify_token (BOT_WHATSAPP__*) to enable it")
-    progress = BroadcastProgress(broadcasts, sent, delivery, every_s=settings.broadcast.progress_interval_s)
-    outbox = OutboxSender(
-        db, delivery, render_notice, clock,
-        poll_interval_s=settings.outbox.poll_interval_s, max_attempts=settings.outbox.max_attempts,
-        batch_size=settings.outbox.batch_size, lease_s=settings.outbox.lease_s,
-        windows=windows, after_broadcast=progress.after_round,
-    )
-    wake.attach(outbox)
-    failed_later.attach(outbox)
+    progress = BroadcastProgress(services.broadcasts, services.sent, delivery, signals.broadcast_recorded,
+                                 every_s=settings.broadcast.progress_interval_s)
+    o = settings.outbox
+    outbox = OutboxSender(db, delivery, render_notice, clock, signals, poll_interval_s=o.poll_interval_s,
+                          max_attempts=o.max_attempts, batch_size=o.batch_size, lease_s=o.lease_s, windows=windows)
     r = settings.reconcile
     reconciler = Reconciler(db, settlement, clock, concurrency=r.concurrency, grace_hours=r.grace_hours,
                             lease_s=r.lease_s)
+    jobs = Supervisor()
+    sweep = JastipSweep(services.trips, services.orders, services.broadcasts, signals.notices_queued)
+    jobs.add("jastip-sweep", settings.jastip.sweep_interval_s, sweep.run)
+    if r.enabled:
+        jobs.add("reconcile", r.interval_s, reconciler.run_logged)
     return Runtime(
-        settings=settings, db=db, clock=clock, http=http, gateways=gateways,
-        settlement=settlement, wallet=wallet, topups=topups, reconciler=reconciler, delivery=delivery,
-        outbox=outbox, conversation=conversation, trips=trips, orders=orders, broadcasts=broadcasts,
-        progress=progress, stats=Stats(db), telegram=telegram, whatsapp=whatsapp, channels=channels,
+        settings=settings, db=db, clock=clock, http=http, signals=signals, services=services, gateways=gateways,
+        settlement=settlement, reconciler=reconciler, delivery=delivery, outbox=outbox, conversation=conversation,
+        progress=progress, jobs=jobs, stats=Stats(db), telegram=telegram, whatsapp=whatsapp, channels=channels,
         disabled_gateways=disabled,
     )
-
-
-class _BotUsername:
-    """The Telegram bot's @username for t.me links, known once the channel has connected."""
-
-    def __init__(self) -> None:
-        self.channel: TelegramChannel | None = None
-
-    def __call__(self) -> str | None:
-        return self.channel.username if self.channel is not None else None
-
-
-class _FailedLater:
-    """WhatsApp's status webhook reporting a message failed after it was accepted: the outbox records it."""
-
-    def __init__(self) -> None:
-        self._outbox: OutboxSender | None = None
-
-    def attach(self, outbox: OutboxSender) -> None:
-        self._outbox = outbox
-
-    async def __call__(self, channel: str, provider_message_id: str, reason: str) -> bool:
-        return False if self._outbox is None else await self._outbox.delivery_failed(
-            channel, provider_message_id, reason)
 
 
 def build_web_app(runtime: Runtime) -> web.Application:

@@ -20,6 +20,7 @@ from telegram.ext import Application, CallbackQueryHandler, ContextTypes, Messag
 
 from bot.telegram_request import AiohttpRequest
 from handlers.commands import menu_commands
+from handlers.context import ShareLinks
 from handlers.i18n import Translator
 from handlers.router import Conversation, Incoming
 from services.errors import DeliveryError, PermanentDeliveryError, RetryLater
@@ -68,8 +69,10 @@ class TelegramChannel:
         webhook_secret: str,
         public_url: str,
         conversation: Conversation,
+        share: ShareLinks | None = None,
         max_photo_bytes: int = 5_000_000,
     ) -> None:
+        self._share = share
         self.mode = mode
         self.webhook_secret = webhook_secret
         self._public_url = public_url.rstrip("/")
@@ -114,6 +117,8 @@ class TelegramChannel:
                 delay = min(delay * 2, 60)
         self._connected = True
         self.username = self.app.bot.username
+        if self._share is not None:  # t.me/<bot> links in the conversation
+            self._share.telegram_username = self.username
         try:
             # The menu from the command registry: Indonesian by default, English for English-language clients.
             for language in ("id", "en"):

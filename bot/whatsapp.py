@@ -31,6 +31,7 @@ from pywa_async import types as wa_types
 from handlers.router import Conversation, Incoming
 from services.errors import OutsideWindow, PermanentDeliveryError, RetryLater
 from services.messaging import OutgoingMessage, SentMessage
+from services.signals import Signal
 
 log = logging.getLogger(__name__)
 GRAPH = "https://graph.facebook.com"
@@ -96,7 +97,7 @@ class WhatsAppChannel:
         verify_token: str,
         api_base_url: str,
         conversation: Conversation,
-        on_status_failed=None,
+        failed_later: Signal | None = None,
         concurrent_updates: int = 64,
         max_photo_bytes: int = 5_000_000,
     ) -> None:
@@ -104,7 +105,7 @@ class WhatsAppChannel:
         transport = _Rebase(api_base_url) if api_base_url.rstrip("/") != GRAPH else httpx.AsyncHTTPTransport()
         self._http = httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(15.0, connect=5.0))
         self._conversation = conversation
-        self._on_status_failed = on_status_failed
+        self._failed_later = failed_later
         self._tasks: set[asyncio.Task] = set()
         # At most this many updates are processed at once (like PTB's concurrent_updates). A sender's updates
         # first queue on that sender's own lock, so one person's flood holds one slot, not all of them.
@@ -213,12 +214,10 @@ class WhatsAppChannel:
             return
         reason = f"{status.error.code}: {status.error.message}" if status.error else "failed"
         log.warning("WhatsApp message %s failed after sending: %s", status.id, reason)
-        if self._on_status_failed is not None:
-            # In its own task: matching the report to its notice may wait for the send to be recorded, and
-            # this person's next message must not wait for that.
-            task = asyncio.create_task(self._on_status_failed(self.channel, status.id, reason))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        if self._failed_later is not None:
+            # Listeners run as their own tasks: matching the report to its notice may wait for the send to be
+            # recorded, and this person's next message must not wait for that.
+            self._failed_later.fire(self.channel, status.id, reason)
 
     # --- sending ------------------------------------------------------------------------------------
 

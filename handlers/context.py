@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from services.broadcasts import Broadcasts
+from services.inbound import Inbounds
 from services.orders import Orders
 from services.sent_messages import SentMessages
 from services.topups import Topups
@@ -13,16 +13,18 @@ from services.trips import Trips
 from services.wallet import Wallet
 
 
-@dataclass(frozen=True)
+@dataclass
 class ShareLinks:
-    """Where participants join from: the Telegram bot's username (known once connected) and the WhatsApp number."""
+    """Where participants join from: the WhatsApp number, and the Telegram bot's @username, which the Telegram
+    channel fills in once it has connected (getMe)."""
 
-    telegram_username: Callable[[], str | None] = lambda: None
     whatsapp_number: str | None = None
+    telegram_username: str | None = None
 
 
 @dataclass(frozen=True)
 class Services:
+    inbound: Inbounds
     wallet: Wallet
     topups: Topups
     trips: Trips

@@ -16,13 +16,15 @@ from services.broadcasts import Broadcasts, Progress
 from services.delivery import Delivery, Priority
 from services.messaging import OutgoingMessage
 from services.sent_messages import SentMessages
+from services.signals import Signal
 
 log = logging.getLogger(__name__)
 
 
 class BroadcastProgress:
-    def __init__(self, broadcasts: Broadcasts, sent: SentMessages, delivery: Delivery, *,
+    def __init__(self, broadcasts: Broadcasts, sent: SentMessages, delivery: Delivery, recorded: Signal, *,
                  editable: frozenset[str] = frozenset({"telegram"}), every_s: float = 2.0) -> None:
+        recorded.connect(self.after_round)  # broadcast messages' results were recorded
         self._broadcasts = broadcasts
         self._sent = sent
         self._delivery = delivery

@@ -108,7 +108,7 @@ class Conversation:
 
     async def _handle(self, message: Incoming) -> list[OutgoingMessage]:
         try:
-            inbound = await self._services.wallet.register_inbound(
+            inbound = await self._services.inbound.register(
                 channel=message.channel,
                 external_id=message.user_id,
                 display_name=clean_name(message.display_name, NAME_LENGTH) or None,

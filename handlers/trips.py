@@ -75,7 +75,7 @@ def trip_text(t: Translator, trip: TripView) -> str:
 
 def share_text(services: Services, t: Translator, slug: str) -> str:
     links = [f"JOIN {slug} | Nama: ..."]
-    username = services.share.telegram_username()
+    username = services.share.telegram_username
     if username:
         links.append(f"https://t.me/{username}?start=join_{slug}")
     if services.share.whatsapp_number:

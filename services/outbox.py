@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,6 +27,7 @@ from services.clock import Clock
 from services.delivery import Delivery, Priority, backoff_seconds
 from services.errors import OutsideWindow, PermanentDeliveryError, RetryLater
 from services.messaging import OutgoingMessage, TemplateRef
+from services.signals import Signals
 from storage.db import Database
 from storage.models import OutboxMessage, User
 from storage.queries import insert_ignore
@@ -118,6 +119,7 @@ class OutboxSender:
         delivery: Delivery,
         render: Renderer,
         clock: Clock,
+        signals: Signals,
         *,
         poll_interval_s: float = 1.0,
         max_attempts: int = 12,
@@ -125,7 +127,6 @@ class OutboxSender:
         batch_size: int = 200,
         per_destination: int = 3,
         windows: dict[str, WindowPolicy] | None = None,
-        after_broadcast: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._db = db
         self._delivery = delivery
@@ -137,9 +138,11 @@ class OutboxSender:
         self._batch = batch_size
         self._per_destination = per_destination
         self._windows = windows or {}
-        # Called after broadcast messages' results are recorded (to settle their charges promptly).
-        self._after_broadcast = after_broadcast
+        # Told after broadcast messages' results are recorded (their charges are settled promptly).
+        self._broadcast_recorded = signals.broadcast_recorded
         self._wake = asyncio.Event()
+        signals.notices_queued.connect(self.wake)
+        signals.delivery_failed.connect(self.delivery_failed)
         self._held: dict[int, _Claimed] = {}  # claimed by this process and not yet recorded
         self._results: asyncio.Queue[_Result] = asyncio.Queue()
 
@@ -364,8 +367,8 @@ class OutboxSender:
                 )
                 priorities = list(result.scalars())
             if priorities:
-                if any(p >= Priority.BULK for p in priorities) and self._after_broadcast is not None:
-                    await self._after_broadcast()
+                if any(p >= Priority.BULK for p in priorities):
+                    await self._broadcast_recorded.fire_and_wait()
                 return True
             if attempt < attempts - 1:
                 await asyncio.sleep(every_s)
@@ -400,5 +403,5 @@ class OutboxSender:
                                                    last_error=bindparam("error"), lease_until=None), retry)
         for result in results:
             self._held.pop(result.row.id, None)
-        if self._after_broadcast is not None and any(r.row.priority >= Priority.BULK for r in results):
-            await self._after_broadcast()
+        if any(r.row.priority >= Priority.BULK for r in results):
+            await self._broadcast_recorded.fire_and_wait()

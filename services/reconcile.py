@@ -64,17 +64,12 @@ class Reconciler:
         self._lease = timedelta(seconds=lease_s)
         self._limit = batch_limit
 
-    async def run_forever(self, interval_s: float) -> None:
-        while True:
-            try:
-                report = await self.run_once()
-                if report.checked:
-                    log.info("reconcile: %s", report)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("reconcile round failed")
-            await asyncio.sleep(interval_s)
+    async def run_logged(self) -> ReconcileReport:
+        """One round, as the periodic job runs it: what it found goes to the log."""
+        report = await self.run_once()
+        if report.checked:
+            log.info("reconcile: %s", report)
+        return report
 
     async def run_once(self) -> ReconcileReport:
         candidates = await self._claim()

@@ -7,19 +7,16 @@ race nor a retry can overdraw or double-post.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, select, tuple_, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.batcher import WriteBatcher
 from services.clock import Clock
 from services.errors import DataConflict, InsufficientFunds
 from storage.db import Database
-from storage.models import InboundUpdate, LedgerEntry, Payment, User
-from storage.queries import insert_or_skip
+from storage.models import LedgerEntry, Payment, User
 
 
 @dataclass(frozen=True)
@@ -43,23 +40,7 @@ class LedgerLine:
     subject: str = ""  # what it was for, as a person knows it: a payment's order code, "#7" for broadcast 7
 
 
-@dataclass(frozen=True)
-class Inbound:
-    user: UserView
-    first_delivery: bool  # False when this update id was seen before (a retried webhook)
-
-
-@dataclass(frozen=True)
-class _Arrival:
-    channel: str
-    external_id: str
-    display_name: str | None
-    update_key: str | None
-    alt_id: str | None
-    username: str | None = None
-
-
-def _view(user: User) -> UserView:
+def user_view(user: User) -> UserView:
     return UserView(user.id, user.channel, user.external_id, user.language, user.balance, user.display_name,
                     user.username)
 
@@ -101,69 +82,6 @@ class Wallet:
     def __init__(self, db: Database, clock: Clock) -> None:
         self._db = db
         self._clock = clock
-        # Every inbound update is recorded (dedupe by update id) before it is handled: batched, because
-        # on SQLite each durable commit costs an fsync and updates arrive in bursts.
-        self.inbound: WriteBatcher[_Arrival, Inbound] = WriteBatcher(db, self._register_batch)
-
-    async def register_inbound(
-        self,
-        *,
-        channel: str,
-        external_id: str,
-        display_name: str | None,
-        update_key: str | None,
-        alt_id: str | None = None,
-        username: str | None = None,
-    ) -> Inbound:
-        """Record an inbound update (deduplicated by its id) and return its sender, created on first contact.
-        Names arrive already cleaned and bounded by the channel adapter."""
-        return await self.inbound.submit(_Arrival(channel, external_id, display_name, update_key, alt_id,
-                                                  username))
-
-    async def _register_batch(self, session: AsyncSession, items: Sequence[_Arrival]) -> list[Inbound]:
-        now = self._clock.now()
-        keyed = [{"channel": i.channel, "update_key": i.update_key, "received_at": now}
-                 for i in items if i.update_key is not None]
-        fresh: set[tuple[str, str]] = set()
-        if keyed:
-            table = InboundUpdate.__table__
-            inserted = await session.execute(
-                insert_or_skip(session, table, ["channel", "update_key"]).values(keyed)
-                .returning(table.c.channel, table.c.update_key)
-            )
-            fresh = {(row.channel, row.update_key) for row in inserted}
-        people = {(i.channel, i.external_id): i for i in items}
-        await session.execute(
-            insert_or_skip(session, User.__table__, ["channel", "external_id"]).values([
-                {"channel": c, "external_id": e, "display_name": i.display_name, "alt_id": i.alt_id,
-                 "username": i.username, "language": "id", "balance": 0, "created_at": now}
-                for (c, e), i in people.items()
-            ])
-        )
-        users = {
-            (u.channel, u.external_id): _view(u)
-            for u in (await session.execute(
-                update(User)
-                .where(tuple_(User.channel, User.external_id).in_(list(people)))
-                .values(last_inbound_at=now)
-                .returning(User)
-            )).scalars()
-        }
-        renamed = [{"uid": users[key].id, "name": i.display_name, "username": i.username}
-                   for key, i in people.items()
-                   if (i.display_name and i.display_name != users[key].display_name)
-                   or (i.username and i.username != users[key].username)]
-        if renamed:  # a person's name or @username changed since we last saw them
-            table = User.__table__
-            await session.execute(update(table).where(table.c.id == bindparam("uid")).values(
-                display_name=bindparam("name"), username=bindparam("username")), renamed)
-        results = []
-        for item in items:
-            key = (item.channel, item.update_key)
-            first = item.update_key is None or key in fresh
-            fresh.discard(key)  # a second copy within the same batch is a retry too
-            results.append(Inbound(user=users[(item.channel, item.external_id)], first_delivery=first))
-        return results
 
     async def balance(self, user_id: int) -> int:
         async with self._db.read() as session:

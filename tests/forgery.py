@@ -276,10 +276,10 @@ class ForgeryWorld:
         from services.topups import Topups
 
         rt = self.app.runtime
-        user = (await rt.wallet.register_inbound(channel="telegram", external_id=VICTIM, display_name="Korban",
+        user = (await rt.services.inbound.register(channel="telegram", external_id=VICTIM, display_name="Korban",
                                                  update_key=None)).user.id
         gateway = next(g for g in rt.gateways if g.name == gateway_name)
-        only = Topups(rt.db, [gateway], rt.settlement, rt.clock, rules=rt.topups.rules,
+        only = Topups(rt.db, [gateway], rt.settlement, rt.clock, rules=rt.services.topups.rules,
                       public_url=self.app.url, expiry_minutes=60, max_pending=len(self.GATEWAYS))
         # A different amount per gateway: the same amount again would (rightly) return the first payment.
         amount = self.amount(gateway_name)

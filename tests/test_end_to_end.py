@@ -92,7 +92,7 @@ async def test_failed_sandbox_payment_is_told_and_credits_nothing(tmp_path, fres
         path = re.search(r"/pay/sandbox/[A-Z0-9-]+", link_text).group(0)
         await app.http.post(path, data={"outcome": "failed"})
         await wait_for(lambda: any("gagal" in t and "Saldo tidak berubah" in t for t in bot.texts_to(556)))
-        assert await app.runtime.wallet.totals() == (0, 0)
+        assert await app.runtime.services.wallet.totals() == (0, 0)
 
 
 async def test_english_user_gets_english_replies_and_notices(tmp_path, fresh_db_url, fakes):

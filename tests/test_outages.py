@@ -19,9 +19,9 @@ SECRET = "outage-secret"
 
 async def credit(app: AppUnderTest, channel: str, external_id: str, amount: int) -> None:
     rt = app.runtime
-    user = (await rt.wallet.register_inbound(channel=channel, external_id=external_id, display_name="U",
+    user = (await rt.services.inbound.register(channel=channel, external_id=external_id, display_name="U",
                                              update_key=None)).user.id
-    link = await rt.topups.start(user_id=user, customer_name="U", amount=amount)
+    link = await rt.services.topups.start(user_id=user, customer_name="U", amount=amount)
     sandbox = next(g for g in rt.gateways if g.name == "sandbox")
     body, headers = sandbox.signed_callback(link.order_id, amount, "paid")
     assert (await app.http.post("/payments/sandbox/notify", content=body, headers=headers)).status_code == 200
@@ -92,9 +92,9 @@ async def test_postgres_gone_mid_storm_means_503s_then_the_exact_state(tmp_path,
     async with AppUnderTest(tmp_path, url, config) as app:
         orders = []
         for i in range(60):
-            user = (await app.runtime.wallet.register_inbound(channel="telegram", external_id=str(100 + i),
+            user = (await app.runtime.services.inbound.register(channel="telegram", external_id=str(100 + i),
                                                               display_name="U", update_key=None)).user.id
-            orders.append((await app.runtime.topups.start(user_id=user, customer_name="U",
+            orders.append((await app.runtime.services.topups.start(user_id=user, customer_name="U",
                                                           amount=10_000 + i)).order_id)
         seen: set[int] = set()
         health: set[int] = set()

@@ -92,7 +92,7 @@ async def test_limits_and_usage_hints_speak_about_the_right_thing(talk):
 async def test_reopening_after_the_deadline_says_how_to_move_it(talk):
     await talk(JASTIPER, "TRIP BARU kor26 Korea | 2099-12-31")
     talk.rt.clock.advance(days=365 * 80)
-    await talk.rt.trips.close_due()
+    await talk.rt.services.trips.close_due()
     text = await talk.text(JASTIPER, "BUKA kor26")
     assert "DEADLINE kor26 <waktu baru>" in text and "BUKA kor26" in text
 
@@ -143,7 +143,7 @@ async def test_the_jastiper_is_told_when_an_order_expires(talk):
     await talk(SITI, "JOIN jpn25 | Nama: Siti")
     await talk(SITI, "PESAN KK1 2")
     talk.rt.clock.advance(hours=25)
-    assert await talk.rt.orders.expire_due() == 1
+    assert await talk.rt.services.orders.expire_due() == 1
     (owner,) = await talk.notices("order_expired_owner")
     assert owner["buyer"] == "Siti" and owner["total"] == 300_000
 
@@ -287,7 +287,7 @@ async def test_a_bad_row_fails_alone_and_the_rest_of_its_batch_is_handled(talk):
     clear reply, and nothing is reported as an outage."""
     import asyncio
 
-    talk.rt.wallet.inbound.start()  # the batching writer, as in the running server
+    talk.rt.services.inbound.batcher.start()  # the batching writer, as in the running server
     try:
         await open_trip(talk)
         long_name = "Siti\u200b\u202e" + "A" * 300 + "\u0301"
@@ -300,7 +300,7 @@ async def test_a_bad_row_fails_alone_and_the_rest_of_its_batch_is_handled(talk):
         ordinary = [talk.text(3000 + i, "/saldo", name=f"Orang {i}") for i in range(20)]
         replies = await asyncio.gather(*bad, *ordinary)
     finally:
-        await talk.rt.wallet.inbound.stop()
+        await talk.rt.services.inbound.batcher.stop()
     assert replies[0] == "Saldo kamu: Rp0. Tambah saldo dengan /topup."
     assert replies[1].startswith("Slug \"xxxxxxxxxxxxxxxxxxxx\" tidak valid")
     assert replies[2].startswith("Produk LONG ditambahkan ke jpn25: Nama panjang")
@@ -322,16 +322,16 @@ async def test_the_writer_reports_a_refused_row_as_that_rows_failure_only(talk):
 
     from services.errors import StorageDataError
 
-    wallet = talk.rt.wallet
-    wallet.inbound.start()
+    inbound = talk.rt.services.inbound
+    inbound.batcher.start()
     try:
         results = await asyncio.gather(
-            wallet.register_inbound(channel="telegram", external_id="bad", display_name="N" * 500, update_key="b1"),
-            *(wallet.register_inbound(channel="telegram", external_id=f"ok{i}", display_name="Ok",
-                                      update_key=f"o{i}") for i in range(30)),
+            inbound.register(channel="telegram", external_id="bad", display_name="N" * 500, update_key="b1"),
+            *(inbound.register(channel="telegram", external_id=f"ok{i}", display_name="Ok",
+                               update_key=f"o{i}") for i in range(30)),
             return_exceptions=True)
     finally:
-        await wallet.inbound.stop()
+        await inbound.batcher.stop()
     assert all(not isinstance(r, Exception) and r.first_delivery for r in results[1:])
     assert not isinstance(results[0], Exception) or isinstance(results[0], StorageDataError)
     if talk.rt.db.is_sqlite:

@@ -10,16 +10,16 @@ from sqlalchemy import func, select
 
 from services.clock import FrozenClock
 from services.errors import UserInputError
+from services.inbound import Inbounds
 from services.orders import Orders
 from services.trips import Trips
-from services.wallet import Wallet
 from storage.db import Database
 from storage.models import OutboxMessage, Participant
 
 
-async def person(wallet: Wallet, external_id: str, channel: str = "telegram") -> int:
-    return (await wallet.register_inbound(channel=channel, external_id=external_id, display_name=external_id,
-                                          update_key=None)).user.id
+async def person(inbound: Inbounds, external_id: str, channel: str = "telegram") -> int:
+    return (await inbound.register(channel=channel, external_id=external_id, display_name=external_id,
+                                   update_key=None)).user.id
 
 
 @pytest.fixture
@@ -29,16 +29,16 @@ def clock():
 
 @pytest.fixture
 async def setup(db, clock):
-    wallet, trips, orders = Wallet(db, clock), Trips(db, clock), Orders(db, clock, expiry_hours=24)
-    owner = await person(wallet, "owner")
+    inbound, trips, orders = Inbounds(db, clock), Trips(db, clock), Orders(db, clock, expiry_hours=24)
+    owner = await person(inbound, "owner")
     await trips.create(owner, "jpn25", "Jastip Jepang Mei", clock.now() + timedelta(days=7))
     await trips.add_product(owner, "jpn25", "KK1", 150_000, 10, "KitKat Matcha")
-    return wallet, trips, orders, owner
+    return inbound, trips, orders, owner
 
 
 async def test_fifty_concurrent_orders_for_ten_units_sell_exactly_ten(setup, fresh_db_url, clock):
-    wallet, trips, orders, _ = setup
-    buyers = [await person(wallet, f"b{i}") for i in range(50)]
+    inbound, trips, orders, _ = setup
+    buyers = [await person(inbound, f"b{i}") for i in range(50)]
     for b in buyers:
         await trips.join(b, "jpn25", "Budi")
     # Two engines act like two processes: only the database can keep the count.
@@ -62,8 +62,8 @@ async def test_fifty_concurrent_orders_for_ten_units_sell_exactly_ten(setup, fre
 
 
 async def test_a_duplicate_join_keeps_one_participant_row(setup, db):
-    wallet, trips, _, _ = setup
-    siti = await person(wallet, "siti", "whatsapp")
+    inbound, trips, _, _ = setup
+    siti = await person(inbound, "siti", "whatsapp")
     results = await asyncio.gather(*(trips.join(siti, "JPN25", "Siti") for _ in range(5)))
     assert sum(changed for _, changed in results) == 1
     async with db.read() as session:
@@ -73,8 +73,8 @@ async def test_a_duplicate_join_keeps_one_participant_row(setup, db):
 
 
 async def test_the_deadline_closes_the_trip_tells_everyone_and_stops_orders(setup, db, clock):
-    wallet, trips, orders, _ = setup
-    siti = await person(wallet, "siti")
+    inbound, trips, orders, _ = setup
+    siti = await person(inbound, "siti")
     await trips.join(siti, "jpn25", "Siti")
     clock.advance(days=8)
     assert await trips.close_due() == 1 and await trips.close_due() == 0
@@ -88,8 +88,8 @@ async def test_the_deadline_closes_the_trip_tells_everyone_and_stops_orders(setu
 
 
 async def test_an_unpaid_order_expires_and_gives_its_stock_back(setup, clock):
-    wallet, trips, orders, _ = setup
-    siti = await person(wallet, "siti")
+    inbound, trips, orders, _ = setup
+    siti = await person(inbound, "siti")
     await trips.join(siti, "jpn25", "Siti")
     order = await orders.place(siti, "KK1", 3)
     assert (await trips.detail("jpn25")).products[0].stock == 7
@@ -104,8 +104,8 @@ async def test_an_unpaid_order_expires_and_gives_its_stock_back(setup, clock):
 
 
 async def test_only_the_owner_manages_a_trip_and_buyers_see_only_their_orders(setup):
-    wallet, trips, orders, owner = setup
-    siti, budi = await person(wallet, "siti"), await person(wallet, "budi")
+    inbound, trips, orders, owner = setup
+    siti, budi = await person(inbound, "siti"), await person(inbound, "budi")
     for p in (siti, budi):
         await trips.join(p, "jpn25", "x")
     order = await orders.place(siti, "KK1", 2)
@@ -123,8 +123,8 @@ async def test_only_the_owner_manages_a_trip_and_buyers_see_only_their_orders(se
 
 
 async def test_rejection_and_cancellation_return_stock_once(setup):
-    wallet, trips, orders, owner = setup
-    siti = await person(wallet, "siti")
+    inbound, trips, orders, owner = setup
+    siti = await person(inbound, "siti")
     await trips.join(siti, "jpn25", "Siti")
     first, second = await orders.place(siti, "KK1", 4), await orders.place(siti, "KK1", 2)
     await orders.owner_move(owner, first.code, "reject", "stok habis di toko")

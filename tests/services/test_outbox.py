@@ -113,8 +113,8 @@ async def test_two_senders_never_send_the_same_notice(tmp_path, fresh_db_url, bo
     rt = await make_runtime(tmp_path, fresh_db_url, bot)
     try:
         await queue(rt, range(100, 160))
-        second = OutboxSender(rt.db, rt.delivery, render_notice, rt.clock, batch_size=7)
-        first = OutboxSender(rt.db, rt.delivery, render_notice, rt.clock, batch_size=5)
+        second = OutboxSender(rt.db, rt.delivery, render_notice, rt.clock, rt.signals, batch_size=7)
+        first = OutboxSender(rt.db, rt.delivery, render_notice, rt.clock, rt.signals, batch_size=5)
         while sum(await asyncio.gather(first.deliver_due(), second.deliver_due())):
             pass
         sent = [c.params["chat_id"] for c in bot.calls if c.method == "sendMessage"]

@@ -30,9 +30,9 @@ async def runtime(tmp_path, fresh_db_url, midtrans):
 
 
 async def pay_attempt(rt, external_id: str = "u1", amount: int = 50_000) -> tuple[int, str]:
-    user = (await rt.wallet.register_inbound(channel="telegram", external_id=external_id, display_name="A",
+    user = (await rt.services.inbound.register(channel="telegram", external_id=external_id, display_name="A",
                                              update_key=None)).user.id
-    link = await rt.topups.start(user_id=user, customer_name="A", amount=amount)
+    link = await rt.services.topups.start(user_id=user, customer_name="A", amount=amount)
     return user, link.order_id
 
 
@@ -47,11 +47,11 @@ async def test_a_payment_whose_callback_never_came_is_credited_and_the_late_call
 
     report = await runtime.reconciler.run_once()
     assert report.outcomes == {"credited": 1}
-    assert await runtime.wallet.balance(user) == 50_000
+    assert await runtime.services.wallet.balance(user) == 50_000
 
     late = await runtime.settlement.receive_callback("midtrans", json.dumps(notification).encode(), {})
     assert late.outcome.result == "duplicate"
-    assert await runtime.wallet.balance(user) == 50_000
+    assert await runtime.services.wallet.balance(user) == 50_000
     assert (await runtime.reconciler.run_once()).outcomes == {}
 
 
@@ -64,7 +64,7 @@ async def test_a_status_api_that_times_out_for_one_payment_does_not_block_the_ot
 
     report = await reconciler.run_once()
     assert report.errors == 1 and report.outcomes.get("credited") == 4
-    assert [await runtime.wallet.balance(u) for u, _ in attempts] == [0] + [50_000] * 4
+    assert [await runtime.services.wallet.balance(u) for u, _ in attempts] == [0] + [50_000] * 4
 
 
 async def test_not_attempted_yet_stays_pending_then_expires_after_the_grace_window(runtime, midtrans):
@@ -88,7 +88,7 @@ async def test_an_expired_payment_paid_within_the_grace_window_is_still_credited
     midtrans.settle(order, "settlement")
     runtime.clock.advance(hours=2)
     assert (await runtime.reconciler.run_once()).outcomes == {"credited": 1}
-    assert await runtime.wallet.balance(user) == 50_000
+    assert await runtime.services.wallet.balance(user) == 50_000
 
 
 async def test_two_reconcilers_at_once_check_each_payment_once(runtime, midtrans):
@@ -99,12 +99,12 @@ async def test_two_reconcilers_at_once_check_each_payment_once(runtime, midtrans
     reports = await asyncio.gather(runtime.reconciler.run_once(), other.run_once())
     assert sum(r.checked for r in reports) == 20
     assert sorted(midtrans.status_calls) == sorted(order for _, order in attempts)
-    assert sum([await runtime.wallet.balance(u) for u, _ in attempts]) == 20 * 50_000
+    assert sum([await runtime.services.wallet.balance(u) for u, _ in attempts]) == 20 * 50_000
 
 
 async def test_cek_asks_the_gateway_now_and_credits(runtime, midtrans):
     user, order = await pay_attempt(runtime)
     midtrans.settle(order)
-    views = await runtime.topups.check_now(user)
+    views = await runtime.services.topups.check_now(user)
     assert [(v.order_id, v.status) for v in views] == [(order, "paid")]
-    assert await runtime.wallet.balance(user) == 50_000
+    assert await runtime.services.wallet.balance(user) == 50_000

@@ -31,7 +31,7 @@ async def payments(rt) -> list[tuple[str, str, str | None]]:
 
 
 async def user_id(rt) -> int:
-    inbound = await rt.wallet.register_inbound(channel="telegram", external_id="1", display_name="A", update_key=None)
+    inbound = await rt.services.inbound.register(channel="telegram", external_id="1", display_name="A", update_key=None)
     return inbound.user.id
 
 
@@ -40,7 +40,7 @@ async def test_a_failing_first_gateway_fails_over_to_the_next(tmp_path, fresh_db
     rt = await runtime_for(tmp_path, fresh_db_url, midtrans, ["midtrans", "sandbox"])
     try:
         midtrans.create_failures.append(failure)
-        link = await rt.topups.start(user_id=await user_id(rt), customer_name="A", amount=50_000)
+        link = await rt.services.topups.start(user_id=await user_id(rt), customer_name="A", amount=50_000)
         assert link.gateway == "sandbox" and "/pay/sandbox/" in link.payment_url
         rows = await payments(rt)
         assert [(g, s) for g, s, _ in rows] == [("midtrans", "failed"), ("sandbox", "pending")]
@@ -55,7 +55,7 @@ async def test_when_every_gateway_fails_nothing_is_left_half_created(tmp_path, f
     rt = await runtime_for(tmp_path, fresh_db_url, midtrans, ["midtrans"])
     try:
         with pytest.raises(AllGatewaysFailed):
-            await rt.topups.start(user_id=await user_id(rt), customer_name="A", amount=50_000)
+            await rt.services.topups.start(user_id=await user_id(rt), customer_name="A", amount=50_000)
         assert [(g, s) for g, s, _ in await payments(rt)] == [("midtrans", "failed")]
     finally:
         await rt.http.aclose()
@@ -70,7 +70,7 @@ async def test_amounts_outside_the_configured_range_are_refused_before_any_gatew
         uid = await user_id(rt)
         for amount, key in ((9_999, "amount_too_small"), (10_000_001, "amount_too_large")):
             with pytest.raises(AmountError) as caught:
-                await rt.topups.start(user_id=uid, customer_name="A", amount=amount)
+                await rt.services.topups.start(user_id=uid, customer_name="A", amount=amount)
             assert caught.value.key == key
         assert midtrans.orders == {} and await payments(rt) == []
     finally:
@@ -82,7 +82,7 @@ async def test_every_attempt_gets_its_own_order_id(tmp_path, fresh_db_url, midtr
     rt = await runtime_for(tmp_path, fresh_db_url, midtrans, ["midtrans"])
     try:
         uid = await user_id(rt)
-        links = [await rt.topups.start(user_id=uid, customer_name="A", amount=amount)
+        links = [await rt.services.topups.start(user_id=uid, customer_name="A", amount=amount)
                  for amount in (50_000, 60_000, 70_000)]
         assert len({link.order_id for link in links}) == 3
         assert all(len(link.order_id) <= 50 for link in links)
@@ -96,13 +96,13 @@ async def test_the_same_amount_again_returns_the_unpaid_link_and_pending_top_ups
     rt = await runtime_for(tmp_path, fresh_db_url, midtrans, ["midtrans"])
     try:
         uid = await user_id(rt)
-        first = await rt.topups.start(user_id=uid, customer_name="A", amount=50_000)
-        again = await rt.topups.start(user_id=uid, customer_name="A", amount=50_000)
+        first = await rt.services.topups.start(user_id=uid, customer_name="A", amount=50_000)
+        again = await rt.services.topups.start(user_id=uid, customer_name="A", amount=50_000)
         assert again.reused and again.order_id == first.order_id and again.payment_url == first.payment_url
         for amount in (60_000, 70_000):
-            await rt.topups.start(user_id=uid, customer_name="A", amount=amount)
+            await rt.services.topups.start(user_id=uid, customer_name="A", amount=amount)
         with pytest.raises(UserInputError) as caught:
-            await rt.topups.start(user_id=uid, customer_name="A", amount=80_000)
+            await rt.services.topups.start(user_id=uid, customer_name="A", amount=80_000)
         assert caught.value.key == "topup_too_many_pending" and caught.value.params["most"] == 3
         assert len(midtrans.orders) == 3  # four requests, one reused: three gateway transactions
     finally:
@@ -114,7 +114,7 @@ async def test_sixty_top_ups_at_once_create_at_most_the_cap_of_gateway_transacti
     rt = await runtime_for(tmp_path, fresh_db_url, midtrans, ["midtrans"])
     try:
         uid = await user_id(rt)
-        results = await asyncio.gather(*(rt.topups.start(user_id=uid, customer_name="A", amount=50_000)
+        results = await asyncio.gather(*(rt.services.topups.start(user_id=uid, customer_name="A", amount=50_000)
                                          for _ in range(60)), return_exceptions=True)
         links = [r for r in results if not isinstance(r, Exception)]
         refused = [r for r in results if isinstance(r, UserInputError)]
@@ -133,9 +133,9 @@ async def test_twenty_checks_ask_the_gateway_once_per_payment_within_the_cooldow
     try:
         uid = await user_id(rt)
         for amount in (50_000, 60_000, 70_000):
-            await rt.topups.start(user_id=uid, customer_name="A", amount=amount)
+            await rt.services.topups.start(user_id=uid, customer_name="A", amount=amount)
         for _ in range(20):
-            views = await rt.topups.check_now(uid)
+            views = await rt.services.topups.check_now(uid)
             assert len(views) == 3 and all(v.payment_url for v in views)
         assert len(midtrans.status_calls) == 3
     finally:

@@ -10,22 +10,22 @@ from sqlalchemy.exc import DBAPIError
 
 from services.clock import SystemClock
 from services.errors import InsufficientFunds, StorageDataError
+from services.inbound import Inbounds
 from services.wallet import Wallet
 
 # The database's refusal, as storage/ maps it (a CHECK is a DataConflict; a trigger's RAISE may stay a driver error).
 REFUSED = (DBAPIError, StorageDataError)
 
 
-async def make_user(wallet: Wallet, external_id: str = "u1") -> int:
-    inbound = await wallet.register_inbound(
-        channel="telegram", external_id=external_id, display_name="Ani", update_key=None
-    )
+async def make_user(db, external_id: str = "u1") -> int:
+    inbound = await Inbounds(db, SystemClock()).register(channel="telegram", external_id=external_id,
+                                                          display_name="Ani", update_key=None)
     return inbound.user.id
 
 
 async def test_fifty_concurrent_debits_never_overdraw(db):
     wallet = Wallet(db, SystemClock())
-    user = await make_user(wallet)
+    user = await make_user(db)
     await wallet.credit(user, 10_000, kind="adjust", reference="seed")
 
     async def debit(i: int) -> str:
@@ -48,7 +48,7 @@ async def test_fifty_concurrent_debits_from_separate_engines_never_overdraw(fres
     engines = [Database(fresh_db_url), Database(fresh_db_url)]
     wallets = [Wallet(e, SystemClock()) for e in engines]
     try:
-        user = await make_user(wallets[0])
+        user = await make_user(engines[0])
         await wallets[0].credit(user, 7_000, kind="adjust", reference="seed")
 
         async def debit(i: int) -> bool:
@@ -68,7 +68,7 @@ async def test_fifty_concurrent_debits_from_separate_engines_never_overdraw(fres
 
 async def test_a_repeated_debit_reference_debits_once(db):
     wallet = Wallet(db, SystemClock())
-    user = await make_user(wallet)
+    user = await make_user(db)
     await wallet.credit(user, 5_000, kind="adjust", reference="seed")
     await asyncio.gather(*(wallet.debit(user, 2_000, kind="debit", reference="same") for _ in range(5)))
     assert await wallet.balance(user) == 3_000
@@ -77,7 +77,7 @@ async def test_a_repeated_debit_reference_debits_once(db):
 
 async def test_the_database_refuses_a_negative_balance_even_from_raw_sql(db):
     wallet = Wallet(db, SystemClock())
-    user = await make_user(wallet)
+    user = await make_user(db)
     with pytest.raises(REFUSED):
         async with db.write() as session:
             await session.execute(text("UPDATE users SET balance = -1 WHERE id = :id"), {"id": user})
@@ -86,18 +86,10 @@ async def test_the_database_refuses_a_negative_balance_even_from_raw_sql(db):
 
 async def test_the_ledger_is_append_only(db):
     wallet = Wallet(db, SystemClock())
-    user = await make_user(wallet)
+    user = await make_user(db)
     await wallet.credit(user, 5_000, kind="adjust", reference="seed")
     for statement in ("UPDATE ledger_entries SET amount = 999999", "DELETE FROM ledger_entries"):
         with pytest.raises(REFUSED):
             async with db.write() as session:
                 await session.execute(text(statement))
     assert [line.amount for line in await wallet.history(user)] == [5_000]
-
-
-async def test_a_retried_inbound_update_is_recognised(db):
-    wallet = Wallet(db, SystemClock())
-    first = await wallet.register_inbound(channel="telegram", external_id="9", display_name="A", update_key="77")
-    again = await wallet.register_inbound(channel="telegram", external_id="9", display_name="A", update_key="77")
-    assert first.first_delivery and not again.first_delivery
-    assert first.user.id == again.user.id

@@ -28,9 +28,9 @@ async def app(tmp_path, fresh_db_url, fake):
 
 
 async def start_payment(app, external_id: str = "62812", amount: int = 50_000):
-    user = (await app.runtime.wallet.register_inbound(channel="whatsapp", external_id=external_id,
+    user = (await app.runtime.services.inbound.register(channel="whatsapp", external_id=external_id,
                                                       display_name="Siti", update_key=None)).user.id
-    link = await app.runtime.topups.start(user_id=user, customer_name="Siti", amount=amount)
+    link = await app.runtime.services.topups.start(user_id=user, customer_name="Siti", amount=amount)
     return user, link
 
 

@@ -30,14 +30,14 @@ async def app(tmp_path, fresh_db_url, midtrans):
 
 
 async def new_user(app: AppUnderTest, external_id: str) -> int:
-    inbound = await app.runtime.wallet.register_inbound(
+    inbound = await app.runtime.services.inbound.register(
         channel="telegram", external_id=external_id, display_name="Budi", update_key=None
     )
     return inbound.user.id
 
 
 async def new_payment(app: AppUnderTest, user_id: int, amount: int = 50_000) -> str:
-    link = await app.runtime.topups.start(user_id=user_id, customer_name="Budi", amount=amount)
+    link = await app.runtime.services.topups.start(user_id=user_id, customer_name="Budi", amount=amount)
     return link.order_id
 
 
@@ -122,7 +122,7 @@ async def test_refund_after_spending_debits_what_is_left_and_flags_the_rest(app,
     user = await new_user(app, "rf")
     order = await new_payment(app, user, 50_000)
     await app.http.post("/payments/midtrans/notify", json=midtrans.settle(order))
-    await app.runtime.wallet.debit(user, 30_000, kind="debit", reference="spent:1")
+    await app.runtime.services.wallet.debit(user, 30_000, kind="debit", reference="spent:1")
     refund = midtrans.settle(order, "refund", refund_amount="50000.00", refund_key="rk-1")
     assert (await app.http.post("/payments/midtrans/notify", json=refund)).status_code == 200
     end = await state(app)
