@@ -11,6 +11,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from functools import partial
 from urllib.parse import urlsplit
 
 import httpx
@@ -28,6 +29,7 @@ from services.clock import Clock, SystemClock
 from services.delivery import Delivery, Limits
 from services.inbound import Inbounds
 from services.jobs import Supervisor
+from services.metrics import Metrics
 from services.orders import Orders
 from services.outbox import OutboxSender, WindowPolicy
 from services.payments import PaymentGateway
@@ -137,6 +139,7 @@ class Runtime:
     progress: BroadcastProgress
     jobs: Supervisor
     stats: Stats
+    metrics: Metrics
     telegram: TelegramChannel | None
     whatsapp: WhatsAppChannel | None
     channels: dict[str, str]
@@ -156,6 +159,7 @@ class Runtime:
             settlement=self.settlement,
             topups=self.services.topups,
             stats=self.stats,
+            metrics=self.metrics,
             sandbox=sandbox,
             telegram=hook,
             channels=self.channels,
@@ -245,7 +249,8 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
         share=ShareLinks(whatsapp_number=settings.whatsapp.display_number),
         support_contact=settings.support.contact,
     )
-    delivery = Delivery()
+    metrics = Metrics()
+    delivery = Delivery(on_wait=metrics.observe_wait)
     conversation = Conversation(services, delivery)
     limits_by_channel = channel_limits(settings)
     channels: dict[str, str] = {}
@@ -284,7 +289,8 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
                                  every_s=settings.broadcast.progress_interval_s)
     o = settings.outbox
     outbox = OutboxSender(db, delivery, render_notice, clock, signals, poll_interval_s=o.poll_interval_s,
-                          max_attempts=o.max_attempts, batch_size=o.batch_size, lease_s=o.lease_s, windows=windows)
+                          max_attempts=o.max_attempts, batch_size=o.batch_size, lease_s=o.lease_s, windows=windows,
+                          metrics=metrics)
     r = settings.reconcile
     reconciler = Reconciler(db, settlement, clock, concurrency=r.concurrency, grace_hours=r.grace_hours,
                             lease_s=r.lease_s)
@@ -293,11 +299,14 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
     jobs.add("jastip-sweep", settings.jastip.sweep_interval_s, sweep.run)
     if r.enabled:
         jobs.add("reconcile", r.interval_s, reconciler.run_logged)
+    stats = Stats(db, clock)
+    # Database figures for /metrics, read on a timer rather than on every scrape.
+    jobs.add("metrics", settings.server.metrics_interval_s, partial(metrics.database.refresh, stats))
     return Runtime(
         settings=settings, db=db, clock=clock, http=http, signals=signals, services=services, gateways=gateways,
         settlement=settlement, reconciler=reconciler, delivery=delivery, outbox=outbox, conversation=conversation,
-        progress=progress, jobs=jobs, stats=Stats(db), telegram=telegram, whatsapp=whatsapp, channels=channels,
-        disabled_gateways=disabled,
+        progress=progress, jobs=jobs, stats=stats, metrics=metrics, telegram=telegram, whatsapp=whatsapp,
+        channels=channels, disabled_gateways=disabled,
     )
 
 

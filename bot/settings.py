@@ -59,6 +59,7 @@ class ServerSettings(BaseModel):
     environment: Literal["development", "production"] | None = None
     playground: bool | None = None  # default: on in development
     max_body_bytes: int = 1_000_000
+    metrics_interval_s: float = Field(15.0, gt=0)  # how often /metrics' database figures are read
 
     @field_validator("public_url")
     @classmethod

@@ -198,7 +198,7 @@ class _Runner:
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._sends: set[asyncio.Task] = set()
-        self.waited: list[float] = []  # seconds each send spent queued (for metrics), trimmed
+        self.on_wait: Callable[[str, int, float], None] | None = None  # (channel, priority, seconds queued)
 
     def submit(self, destination: str, message: OutgoingMessage, priority: Priority, attempts: int) -> asyncio.Future:
         future = asyncio.get_running_loop().create_future()
@@ -235,10 +235,8 @@ class _Runner:
         job.attempt += 1
         try:
             queued_at = getattr(job.future, "queued_at", None)
-            if queued_at is not None and job.attempt == 1:
-                self.waited.append(self._now() - queued_at)
-                if len(self.waited) > 10_000:
-                    del self.waited[:5_000]
+            if queued_at is not None and job.attempt == 1 and self.on_wait is not None:
+                self.on_wait(self.channel, priority, self._now() - queued_at)
             sent = await self.messenger.send(destination, job.message)
         except RetryLater as exc:
             now = self._now()
@@ -291,14 +289,18 @@ class _Runner:
 class Delivery:
     """`deliver(channel, destination, message)` for every kind of outgoing message."""
 
-    def __init__(self, *, monotonic: Callable[[], float] = time.monotonic, parallel_per_channel: int = 64) -> None:
+    def __init__(self, *, monotonic: Callable[[], float] = time.monotonic, parallel_per_channel: int = 64,
+                 on_wait: Callable[[str, int, float], None] | None = None) -> None:
         self._now = monotonic
         self._parallel = parallel_per_channel
+        self._on_wait = on_wait  # told how long each message waited for its turn (metrics)
         self._runners: dict[str, _Runner] = {}
 
     def add_channel(self, channel: str, messenger: Messenger, limits: Limits, *, parallel: int | None = None) -> None:
         """`parallel`: sends in flight at once on this channel (its client's connection pool size)."""
-        self._runners[channel] = _Runner(channel, messenger, limits, self._now, parallel or self._parallel)
+        runner = _Runner(channel, messenger, limits, self._now, parallel or self._parallel)
+        runner.on_wait = self._on_wait
+        self._runners[channel] = runner
 
     @property
     def channels(self) -> list[str]:
@@ -319,10 +321,6 @@ class Delivery:
         caller's to the same destination comes between them)."""
         runner = self._runners[channel]
         return [runner.submit(destination, message, priority, attempts) for message in messages]
-
-    def waits(self) -> dict[str, list[float]]:
-        """Seconds recent sends spent queued, per channel (pacing wait, for metrics)."""
-        return {name: list(runner.waited) for name, runner in self._runners.items()}
 
     def queued(self) -> dict[str, int]:
         return {name: len(runner.lane) for name, runner in self._runners.items()}

@@ -27,6 +27,7 @@ from services.clock import Clock
 from services.delivery import Delivery, Priority, backoff_seconds
 from services.errors import OutsideWindow, PermanentDeliveryError, RetryLater
 from services.messaging import OutgoingMessage, TemplateRef
+from services.metrics import Metrics
 from services.signals import Signals
 from storage.db import Database
 from storage.models import OutboxMessage, User
@@ -98,6 +99,7 @@ class _Claimed:
     params: dict[str, Any]
     attempts: int
     priority: int
+    created_at: datetime
     last_inbound_at: datetime | None = None
 
 
@@ -127,7 +129,9 @@ class OutboxSender:
         batch_size: int = 200,
         per_destination: int = 3,
         windows: dict[str, WindowPolicy] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._db = db
         self._delivery = delivery
         self._render = render
@@ -290,7 +294,7 @@ class OutboxSender:
             await session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(ids))
                                   .values(lease_until=now + self._lease))
             claimed = [_Claimed(r.id, r.channel, r.chat_id, r.language, r.template, r.params, r.attempts,
-                                r.priority, seen) for r, seen in rows]
+                                r.priority, r.created_at, seen) for r, seen in rows]
         for row in claimed:
             self._held[row.id] = row
         return claimed
@@ -374,6 +378,21 @@ class OutboxSender:
                 await asyncio.sleep(every_s)
         return False
 
+    def _measure(self, now: datetime, sent: list, failed: list, retry: list, results: list[_Result]) -> None:
+        metrics = self._metrics
+        assert metrics is not None
+        for result in results:
+            if result.sent and result.row.template == "payment_credited":
+                metrics.callback_to_notice.observe(max(0.0, (now - result.row.created_at).total_seconds()))
+        for outcome, rows in (("sent", sent), ("failed", failed), ("retry", retry)):
+            by_channel: dict[str, int] = {}
+            ids = {row["row_id"] for row in rows}
+            for result in results:
+                if result.row.id in ids:
+                    by_channel[result.row.channel] = by_channel.get(result.row.channel, 0) + 1
+            for channel, count in by_channel.items():
+                metrics.notices.labels(channel, outcome).inc(count)
+
     async def _record(self, results: list[_Result]) -> None:
         """Results in one transaction: one executemany per kind of outcome."""
         now = self._clock.now()
@@ -403,5 +422,7 @@ class OutboxSender:
                                                    last_error=bindparam("error"), lease_until=None), retry)
         for result in results:
             self._held.pop(result.row.id, None)
+        if self._metrics is not None:
+            self._measure(now, sent, failed, retry, results)
         if any(r.row.priority >= Priority.BULK for r in results):
             await self._broadcast_recorded.fire_and_wait()

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select, text
 
+from services.clock import Clock
 from services.errors import StorageUnavailable
 from storage.db import Database
 from storage.models import LedgerEntry, OutboxMessage, Payment, User
@@ -19,11 +20,13 @@ class Snapshot:
     balance_total: int
     ledger_total: int
     credited_total: int
+    oldest_pending_s: float = 0.0  # how long the oldest notice still waiting has waited
 
 
 class Stats:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, clock: Clock) -> None:
         self._db = db
+        self._clock = clock
 
     async def ping(self) -> None:
         """Raise StorageUnavailable unless the database answers a trivial query."""
@@ -50,6 +53,8 @@ class Stats:
                 credited = await session.scalar(
                     select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(LedgerEntry.kind == "topup")
                 )
+                oldest = await session.scalar(select(func.min(OutboxMessage.created_at)).where(
+                    OutboxMessage.status == "pending"))
                 return Snapshot(
                     payments_by_status={(g, s): n for g, s, n in payments},
                     outbox_by_status={(c, s): n for c, s, n in outbox},
@@ -57,6 +62,7 @@ class Stats:
                     balance_total=int(balance or 0),
                     ledger_total=int(ledger or 0),
                     credited_total=int(credited or 0),
+                    oldest_pending_s=max(0.0, (self._clock.now() - oldest).total_seconds()) if oldest else 0.0,
                 )
         except Exception as exc:
             raise StorageUnavailable(f"{type(exc).__name__}: {exc}") from exc

@@ -171,8 +171,17 @@ async def test_metrics_expose_payments_outbox_and_request_counts(tmp_path, fresh
         await app.http.post("/telegram/webhook", json=telegram_text_update(80, 605, "/topup 50rb"), headers=HEADER)
         await wait_for(lambda: midtrans.orders)
         await app.http.post("/payments/midtrans/notify", json=midtrans.settle(next(iter(midtrans.orders))))
+        await wait_for(lambda: said(bot.texts_to(605), "Saldo bertambah"))
+        before = (await app.http.get("/metrics")).text  # the figures of the last snapshot, not of the scrape
+        assert 'titip_payments{gateway="midtrans",status="paid"}' not in before
+        await app.runtime.jobs.run_once("metrics")  # the periodic job reads the database
         text = (await app.http.get("/metrics")).text
-        assert 'titip_payments{gateway="midtrans",status="paid"} 1' in text
-        assert "titip_credited_rupiah 50000" in text
-        assert 'titip_http_requests_total{method="POST",route="/payments/{gateway}/notify",status="200"} 1' in text
-        assert "titip_database_up 1" in text
+        assert 'titip_payments{gateway="midtrans",status="paid"} 1.0' in text
+        assert "titip_credited_rupiah 50000.0" in text
+        assert 'titip_http_requests_total{method="POST",route="/payments/{gateway}/notify",status="200"} 1.0' in text
+        assert 'titip_http_request_duration_seconds_count{method="POST",route="/payments/{gateway}/notify"} 1.0' \
+            in text
+        assert "titip_database_up 1.0" in text
+        assert "titip_callback_to_notice_seconds_count 1.0" in text
+        assert 'titip_delivery_wait_seconds_count{channel="telegram",priority="notice"}' in text
+        assert 'titip_notices_total{channel="telegram",outcome="sent"} 1.0' in text

@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from services.metrics import Metrics
 from services.payments.sandbox import SandboxGateway
 from services.settlement import Settlement
 from services.stats import Stats
@@ -33,6 +34,7 @@ class WebDeps:
     settlement: Settlement
     topups: Topups
     stats: Stats
+    metrics: Metrics
     sandbox: SandboxGateway | None = None
     telegram: TelegramHook | None = None
     whatsapp: WhatsAppHook | None = None

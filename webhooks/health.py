@@ -1,22 +1,24 @@
-"""GET /healthz and GET /metrics (Prometheus text format)."""
+"""GET /healthz (the database answers?) and GET /metrics (Prometheus text, from prometheus-client)."""
 
 from __future__ import annotations
 
-from collections import Counter
+import time
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from services.errors import StorageUnavailable
 from webhooks.deps import DEPS, WebDeps
 
-REQUESTS = web.AppKey("requests", Counter)
-
 
 @web.middleware
-async def count_requests(request: web.Request, handler):
+async def measure_requests(request: web.Request, handler):
+    deps: WebDeps = request.app[DEPS]
     resource = request.match_info.route.resource
+    # The route's pattern, never the raw path: a label per distinct URL would grow without bound.
     route = resource.canonical if resource is not None else "unmatched"
     status = 500
+    started = time.perf_counter()
     try:
         response = await handler(request)
         status = response.status
@@ -25,7 +27,8 @@ async def count_requests(request: web.Request, handler):
         status = exc.status
         raise
     finally:
-        request.app[REQUESTS][(request.method, route, status)] += 1
+        deps.metrics.requests.labels(request.method, route, str(status)).inc()
+        deps.metrics.request_seconds.labels(request.method, route).observe(time.perf_counter() - started)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -38,45 +41,13 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "database": "ok", **body})
 
 
-def _line(name: str, labels: dict[str, object], value: int | float) -> str:
-    rendered = ",".join(f'{k}="{str(v)}"' for k, v in labels.items())
-    return f"{name}{{{rendered}}} {value}" if rendered else f"{name} {value}"
-
-
 async def metrics(request: web.Request) -> web.Response:
     deps: WebDeps = request.app[DEPS]
-    lines = ["# HELP titip_http_requests_total HTTP requests by route and status.",
-             "# TYPE titip_http_requests_total counter"]
-    for (method, route, status), count in sorted(request.app[REQUESTS].items(), key=str):
-        lines.append(_line("titip_http_requests_total", {"method": method, "route": route, "status": status}, count))
-    try:
-        snap = await deps.stats.snapshot()
-        up = 1
-    except StorageUnavailable:
-        snap, up = None, 0
-    lines += ["# HELP titip_database_up 1 when the database answers.", "# TYPE titip_database_up gauge",
-              f"titip_database_up {up}"]
-    if snap is not None:
-        lines += ["# HELP titip_payments Payments by gateway and status.", "# TYPE titip_payments gauge"]
-        lines += [_line("titip_payments", {"gateway": g, "status": s}, n) for (g, s), n in
-                  sorted(snap.payments_by_status.items())]
-        lines += ["# HELP titip_outbox_messages Outbox notices by channel and status.",
-                  "# TYPE titip_outbox_messages gauge"]
-        lines += [_line("titip_outbox_messages", {"channel": c, "status": s}, n) for (c, s), n in
-                  sorted(snap.outbox_by_status.items())]
-        lines += ["# HELP titip_users Known users.", "# TYPE titip_users gauge", f"titip_users {snap.users}",
-                  "# HELP titip_balance_rupiah Sum of all balances.", "# TYPE titip_balance_rupiah gauge",
-                  f"titip_balance_rupiah {snap.balance_total}",
-                  "# HELP titip_ledger_rupiah Sum of all ledger entries (equals the balances).",
-                  "# TYPE titip_ledger_rupiah gauge", f"titip_ledger_rupiah {snap.ledger_total}",
-                  "# HELP titip_credited_rupiah Sum of all top-up credits.", "# TYPE titip_credited_rupiah gauge",
-                  f"titip_credited_rupiah {snap.credited_total}"]
-    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8",
-                        headers={"X-Content-Type-Options": "nosniff"})
+    return web.Response(body=deps.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST,
+                                                                 "X-Content-Type-Options": "nosniff"})
 
 
 def setup(app: web.Application) -> None:
-    app[REQUESTS] = Counter()
-    app.middlewares.append(count_requests)
+    app.middlewares.append(measure_requests)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
