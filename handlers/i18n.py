@@ -45,10 +45,22 @@ def catalog(language: str) -> dict[str, str]:
 
 
 class _Lenient(string.Formatter):
-    def get_value(self, key, args, kwargs):  # a missing placeholder shows as itself, never crashes a reply
+    """str.format with two additions: a missing placeholder shows as itself (never crashes a reply), and a
+    count can carry its noun's plural forms: `{recipients:# recipient|# recipients}` gives "1 recipient",
+    "3 recipients" ('#' is the number; the first form is for exactly one, the second for every other count).
+    Indonesian nouns do not change with the count, so its catalog rarely needs it; English does."""
+
+    def get_value(self, key, args, kwargs):
         if isinstance(key, str) and key not in kwargs:
             return "{" + key + "}"
         return super().get_value(key, args, kwargs)
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if "|" in format_spec and "#" in format_spec:
+            one, _, other = format_spec.partition("|")
+            count = value if isinstance(value, int) else None
+            return (one if count == 1 else other).replace("#", str(value))
+        return super().format_field(value, format_spec)
 
 
 _formatter = _Lenient()

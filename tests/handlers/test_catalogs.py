@@ -184,3 +184,16 @@ def test_every_notice_has_a_whatsapp_template_key_documented_for_use_outside_24_
     assert {"payment_credited", "order_new_owner", "order_expired_owner", "order_proof_rejected"} <= templates
     for template in sorted(templates):
         assert re.search(rf"^# {template} = \"[a-z_]+\"", config, re.MULTILINE), template
+
+
+@pytest.mark.parametrize(("count", "english"), [(1, "1 recipient × Rp500"), (2, "2 recipients × Rp500"),
+                                                (0, "0 recipients × Rp500")])
+def test_counted_nouns_take_their_plural_in_english_and_stay_as_they_are_in_indonesian(count, english):
+    from handlers.i18n import Translator
+
+    values = {"slug": "jpn25", "recipients": count, "price": 500, "total": 500 * count, "balance": 0, "text": "x"}
+    assert english in Translator("en", "telegram")("broadcast_preview", **values)
+    assert f"{count} penerima × Rp500" in Translator("id", "telegram")("broadcast_preview", **values)
+    detail = Translator("en", "telegram")("trip_detail", title="T", slug="s", deadline="d", trip_state="open",
+                                          participants=1, orders=2)
+    assert "1 participant · 2 orders" in detail
