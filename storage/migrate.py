@@ -32,8 +32,3 @@ async def upgrade(db: Database, revision: str = "head") -> None:
         if conn.dialect.name == "postgresql":
             await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         await conn.run_sync(lambda sync_conn: command.upgrade(_config(sync_conn), revision))
-
-
-async def downgrade(db: Database, revision: str = "base") -> None:
-    async with db.engine.begin() as conn:
-        await conn.run_sync(lambda sync_conn: command.downgrade(_config(sync_conn), revision))

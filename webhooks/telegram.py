@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 
 from aiohttp import web
 
+from services.signing import same_secret
 from webhooks.deps import DEPS, WebDeps
 from webhooks.payments import read_body
 
@@ -15,21 +15,12 @@ log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
-def secret_matches(expected: str, given: str | None) -> bool:
-    if not given:
-        return False
-    try:
-        return hmac.compare_digest(expected.encode("ascii"), given.encode("ascii"))
-    except UnicodeEncodeError:  # a hostile non-ASCII header is just a wrong secret
-        return False
-
-
 async def telegram_webhook(request: web.Request) -> web.Response:
     deps: WebDeps = request.app[DEPS]
     hook = deps.telegram
     if hook is None:
         return web.json_response({"error": "telegram channel disabled"}, status=404)
-    if not secret_matches(hook.secret, request.headers.get(SECRET_HEADER)):
+    if not same_secret(hook.secret, request.headers.get(SECRET_HEADER)):
         log.warning("telegram webhook refused: wrong secret token (from %s)", request.remote)
         return web.json_response({"error": "forbidden"}, status=403)
     raw = await read_body(request, deps.max_body_bytes)

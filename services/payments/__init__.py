@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from typing import Any, Literal, Protocol
 import httpx
 
 from services.errors import BadSignature, GatewayUnavailable, MalformedCallback
+from services.signing import same_secret
 
 # What a gateway says about a payment, in our words. The state machine in services/settlement.py decides
 # what each means for a payment in a given state (e.g. "failed" after "paid" is a reversal).
@@ -84,14 +84,10 @@ class PaymentGateway(Protocol):
 
 
 def verify_equal(expected: str, given: str | None) -> None:
-    """Constant-time comparison on bytes; any non-ASCII or missing value is simply a bad signature."""
+    """A callback's signature or token, checked with `same_secret`; BadSignature when it does not match."""
     if not given:
         raise BadSignature("missing signature")
-    try:
-        given_bytes = given.encode("ascii")
-    except UnicodeEncodeError:
-        raise BadSignature("signature is not ASCII") from None
-    if not hmac.compare_digest(expected.encode("ascii"), given_bytes):
+    if not same_secret(expected, given):
         raise BadSignature("signature mismatch")
 
 
