@@ -3,7 +3,7 @@
     python bench/broadcast.py [--recipients 1000]
 
 Seeds a jastiper with a funded wallet and a trip with N participants, starts the fake Bot API
-(bench/fake_platforms.py) and `python -m bot serve` as subprocesses, sends `BROADCAST <slug> ...` and taps
+(tests/support/platforms_process.py) and `python -m bot serve` as subprocesses, sends `BROADCAST <slug> ...` and taps
 Send as Telegram updates, and watches the fake API. Run 1: the fake enforces 30 msg/s overall and 1 msg/s
 per chat (429 + retry_after); run 2: no limits and the bot's own pacing lifted. Prints accepted messages,
 their rate against the allowed 30/s, 429s, and whether the receipt and the ledger match to the Rupiah.
@@ -25,12 +25,13 @@ from pathlib import Path
 import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
+PLATFORMS = ROOT / "tests" / "support" / "platforms_process.py"  # the fake platforms, a process of their own
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from report import print_table  # noqa: E402
 
-from tests.processes import free_port, wait_healthy  # noqa: E402
+from tests.support.processes import free_port, wait_healthy  # noqa: E402
 
 TOKEN, SECRET, OWNER_CHAT, PRICE = "1:bench-token", "bench-secret", 999_000_001, 500
 
@@ -84,7 +85,7 @@ async def run(recipients: int, limits: bool, workdir: Path) -> dict:
     url = f"sqlite+aiosqlite:///{workdir}/broadcast-{int(limits)}.db"
     await seed(url, recipients)
     platform_port, port = free_port(), free_port()
-    procs = [subprocess.Popen([sys.executable, str(ROOT / "bench" / "fake_platforms.py"), str(platform_port)]
+    procs = [subprocess.Popen([sys.executable, str(PLATFORMS), str(platform_port)]
                               + (["--telegram-limits"] if limits else []))]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "BOT_DATABASE__URL": url, "BOT_SERVER__HOST": "127.0.0.1",
            "BOT_SERVER__PORT": str(port), "BOT_SERVER__PUBLIC_URL": f"http://127.0.0.1:{port}",

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from services.payments.midtrans import signature  # noqa: E402
-from tests.processes import ServerProcess, current_rss_mb, free_port, peak_rss_mb, wait_healthy  # noqa: E402
+from tests.support.processes import ServerProcess, current_rss_mb, free_port, peak_rss_mb, wait_healthy  # noqa: E402
 
 SERVER_KEY = "SB-Mid-server-BENCH"
 PG_ADMIN = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"

@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from callbacks import fresh_pg_database  # noqa: E402
 from report import print_table  # noqa: E402
 
-from tests.crash import CrashHarness, summarize  # noqa: E402
+from tests.support.crash import CrashHarness, summarize  # noqa: E402
 
 
 async def run(kind: str, rounds: int, seed: int, workdir: Path) -> dict:

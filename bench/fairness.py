@@ -2,9 +2,9 @@
 
     python bench/fairness.py [--quiet 20] [--flood 200] [--channels telegram,whatsapp] [--quick]
 
-Starts the fake platforms (bench/fake_platforms.py, no limits of their own) and `python -m bot serve` with the
-real pacing settings (Telegram 29/s overall and 1/s per chat; WhatsApp 80/s and ~1 per 6 s per recipient,
-replies exempt). Per channel, two phases:
+Starts the fake platforms (tests/support/platforms_process.py, no limits of their own) and `python -m bot
+serve` with the real pacing settings (Telegram 29/s overall and 1/s per chat; WhatsApp 80/s and ~1 per 6 s
+per recipient, replies exempt). Per channel, two phases:
   baseline — the quiet user sends SALDO every 1.2 s (slower than its own per-chat limit), nobody else writes;
   flood    — the same, while another user sends `--flood` messages as fast as the server takes them.
 Latency = from posting the quiet user's message until the fake platform accepted the reply to it (both
@@ -27,13 +27,14 @@ from pathlib import Path
 import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
+PLATFORMS = ROOT / "tests" / "support" / "platforms_process.py"  # the fake platforms, a process of their own
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from inbound import TG_SECRET, TG_TOKEN, WA_PHONE, WA_SECRET, WA_TOKEN, WA_VERIFY, replies, tg_body, wa_body  # noqa: E402
 from report import print_table  # noqa: E402
 
-from tests.processes import free_port, wait_healthy  # noqa: E402
+from tests.support.processes import free_port, wait_healthy  # noqa: E402
 
 QUIET, FLOODER = 1, 2
 _ids = iter(range(1, 10_000_000))
@@ -103,7 +104,7 @@ async def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         try:
             platform = free_port()
-            procs.append(subprocess.Popen([sys.executable, str(ROOT / "bench" / "fake_platforms.py"), str(platform)]))
+            procs.append(subprocess.Popen([sys.executable, str(PLATFORMS), str(platform)]))
             await asyncio.sleep(1.0)
             port = free_port()
             env = {**os.environ, "PYTHONPATH": str(ROOT), "BOT_DATABASE__URL": f"sqlite+aiosqlite:///{tmp}/fair.db",

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from callbacks import fresh_pg_database  # noqa: E402
 from report import print_table  # noqa: E402
 
-from tests.forgery import ForgeryWorld, forge  # noqa: E402
+from tests.support.forgery import ForgeryWorld, forge  # noqa: E402
 
 
 async def run(per_target: int, seed: int, url: str, workdir: Path) -> dict:

@@ -2,7 +2,7 @@
 
     python bench/inbound.py [--updates 5000] [--users 1000] [--concurrency 64] [--db sqlite|postgresql]
 
-Starts the fake platforms (bench/fake_platforms.py) and `python -m bot serve` as subprocesses, then posts
+Starts the fake platforms (tests/support/platforms_process.py) and `python -m bot serve` as subprocesses, then posts
 signed WhatsApp webhook bodies and Telegram updates carrying `SALDO` (registers the update in the database,
 reads the balance, replies) and measures from the first post until the fake platform has received every
 reply. The platforms' rate limits are lifted for this measurement (with them, replies are capped at 30/s on
@@ -27,12 +27,13 @@ from pathlib import Path
 import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
+PLATFORMS = ROOT / "tests" / "support" / "platforms_process.py"  # the fake platforms, a process of their own
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from callbacks import BARE_SERVER, fresh_pg_database  # noqa: E402
 
-from tests.processes import free_port, wait_healthy  # noqa: E402
+from tests.support.processes import free_port, wait_healthy  # noqa: E402
 
 TG_TOKEN, TG_SECRET = "1:bench-token", "bench-secret"
 WA_PHONE, WA_SECRET, WA_VERIFY, WA_TOKEN = "1098765", "bench-app-secret", "bench-verify", "bench-wa-token"
@@ -118,7 +119,7 @@ async def main() -> int:
             procs.pop().terminate()
 
             platform_port = free_port()
-            procs.append(subprocess.Popen([sys.executable, str(ROOT / "bench" / "fake_platforms.py"),
+            procs.append(subprocess.Popen([sys.executable, str(PLATFORMS),
                                            str(platform_port)]))
             await asyncio.sleep(1.0)
             if args.db == "postgresql":

@@ -15,10 +15,18 @@ import socket
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 from sqlalchemy import text
 
 from storage.db import Database
 from storage.migrate import upgrade
+
+# Hypothesis: CI runs a fixed, derandomized set of examples (repeatable, and `make test` stays well under its
+# time budget); on a laptop each run explores new examples.
+settings.register_profile("ci", max_examples=60, derandomize=True, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", max_examples=100, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 # The server to use; the run's own database is created on it (the URL's database is only where we connect
 # to create and drop ours).
@@ -106,29 +114,10 @@ async def db(fresh_db_url) -> AsyncIterator[Database]:
     await database.close()
 
 
-def said(texts: list[str], *fragments: str) -> bool:
-    """Some message among `texts` contains every fragment (replies carry a next step after the fact itself)."""
-    return any(all(f in text for f in fragments) for text in texts)
-
-
-async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02):
-    """Poll an (async or sync) predicate until it returns truthy; fail the test on timeout."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(interval)
-
-
 @pytest.fixture
 async def midtrans():
     """A fake Midtrans (Snap + status API) on loopback."""
-    from tests.fakes import FakeMidtrans
+    from tests.support.midtrans import FakeMidtrans
 
     async with FakeMidtrans() as fake:
         yield fake
@@ -137,7 +126,7 @@ async def midtrans():
 @pytest.fixture
 async def graph():
     """A fake WhatsApp Graph API on loopback."""
-    from tests.fake_whatsapp import FakeGraphAPI
+    from tests.support.whatsapp import FakeGraphAPI
 
     async with FakeGraphAPI() as fake:
         yield fake
@@ -146,7 +135,7 @@ async def graph():
 @pytest.fixture
 async def bot():
     """A fake Telegram Bot API on loopback."""
-    from tests.fakes import FakeBotAPI
+    from tests.support.telegram import FakeBotAPI
 
     async with FakeBotAPI() as fake:
         yield fake
@@ -158,7 +147,7 @@ async def proxied_postgres(db_url):
     (proxy, database URL through it). The SQLite variant skips: an unreachable server means nothing there."""
     if db_url.startswith("sqlite"):
         pytest.skip("an unreachable server is a PostgreSQL condition; SQLite is a local file")
-    from tests.fakes import TcpProxy
+    from tests.support.servers import TcpProxy
 
     await reset_postgres(db_url)
     async with TcpProxy(5432) as proxy:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.processes import free_port
+from tests.support.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,7 +13,7 @@ from services.clock import FrozenClock
 from services.messaging import OutgoingMessage
 from storage.migrate import upgrade
 from storage.models import OutboxMessage
-from tests.harness import write_settings
+from tests.support.harness import write_settings
 
 JASTIPER, SITI, RINA = 1001, 1002, 1003
 WA = "6281299990000"

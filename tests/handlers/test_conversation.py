@@ -252,7 +252,7 @@ async def test_the_database_enforces_the_bounds_too(talk):
 async def test_a_new_proof_replaces_the_last_and_proofs_are_limited_per_day(talk, tmp_path):
     from PIL import Image
 
-    from tests.fakes import photo_bytes
+    from tests.support.images import photo_bytes
 
     await open_trip(talk)
     await talk(SITI, "JOIN jpn25 | Nama: Siti")

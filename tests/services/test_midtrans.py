@@ -11,7 +11,7 @@ import pytest
 from services.errors import BadSignature, GatewayError, GatewayUnavailable, MalformedCallback
 from services.payments import PaymentRequest
 from services.payments.midtrans import MidtransGateway, map_status
-from tests.fakes import midtrans_notification
+from tests.support.midtrans import midtrans_notification
 
 KEY = "SB-Mid-server-UNIT"
 

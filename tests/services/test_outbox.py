@@ -12,8 +12,8 @@ from services.clock import FrozenClock
 from services.outbox import OutboxSender, enqueue
 from storage.migrate import upgrade
 from storage.models import OutboxMessage
-from tests.fakes import FakeBotAPI
-from tests.harness import write_settings
+from tests.support.harness import write_settings
+from tests.support.telegram import FakeBotAPI
 
 
 async def make_runtime(tmp_path, url, bot: FakeBotAPI | None, clock=None):

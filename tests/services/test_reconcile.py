@@ -13,7 +13,7 @@ from services.clock import FrozenClock
 from services.reconcile import Reconciler
 from storage.migrate import upgrade
 from storage.models import OutboxMessage, Payment
-from tests.harness import write_settings
+from tests.support.harness import write_settings
 
 
 @pytest.fixture

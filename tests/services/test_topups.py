@@ -11,7 +11,7 @@ from bot.app import build_runtime
 from services.errors import AllGatewaysFailed, AmountError, UserInputError
 from storage.migrate import upgrade
 from storage.models import Payment
-from tests.harness import write_settings
+from tests.support.harness import write_settings
 
 
 async def runtime_for(tmp_path, url, midtrans, gateways):

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import func, select
 
 from storage.models import LedgerEntry, Payment, User
-from tests.fake_gateways import FakeDoku, FakeDuitku, FakeXendit
-from tests.harness import AppUnderTest
+from tests.support.gateways import FakeDoku, FakeDuitku, FakeXendit
+from tests.support.harness import AppUnderTest
 
 FAKES = {"duitku": FakeDuitku, "doku": FakeDoku, "xendit": FakeXendit}
 

@@ -8,7 +8,7 @@ import logging
 from sqlalchemy import func, select
 
 from storage.models import GatewayEvent, InboundUpdate
-from tests.harness import AppUnderTest
+from tests.support.harness import AppUnderTest
 
 SECRET = "tg-secret"
 DEEP = b"[" * 200_000
@@ -49,7 +49,7 @@ def signed_raw(raw: bytes) -> str:
     import hashlib
     import hmac
 
-    from tests.fake_whatsapp import APP_SECRET
+    from tests.support.whatsapp import APP_SECRET
 
     return "sha256=" + hmac.new(APP_SECRET.encode(), raw, hashlib.sha256).hexdigest()
 

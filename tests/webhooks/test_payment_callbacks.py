@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 
 from services.payments.midtrans import signature
 from storage.models import GatewayEvent, LedgerEntry, OutboxMessage, Payment, User
-from tests.fakes import midtrans_notification
-from tests.harness import AppUnderTest
+from tests.support.harness import AppUnderTest
+from tests.support.midtrans import midtrans_notification
 
 
 @pytest.fixture

@@ -44,8 +44,9 @@ from storage.models import (
     Trip,
     User,
 )
-from tests.fakes import FakeBotAPI, FakeMidtrans, MidtransOrder, telegram_callback_update, telegram_text_update
-from tests.processes import ServerProcess
+from tests.support.midtrans import FakeMidtrans, MidtransOrder
+from tests.support.processes import ServerProcess
+from tests.support.telegram import FakeBotAPI, telegram_callback_update, telegram_text_update
 
 SECRET = "crash-secret"
 JASTIPER = 699_999

@@ -245,12 +245,13 @@ class ForgeryWorld:
         self._url = database_url
 
     async def __aenter__(self) -> ForgeryWorld:
-        from tests.fake_gateways import FakeDoku, FakeDuitku, FakeXendit, MidtransKit
-        from tests.fake_whatsapp import FakeGraphAPI
-        from tests.fakes import FakeBotAPI
-        from tests.harness import AppUnderTest
+        from tests.support.gateways import FakeDoku, FakeDuitku, FakeXendit
+        from tests.support.harness import AppUnderTest
+        from tests.support.midtrans import FakeMidtrans
+        from tests.support.telegram import FakeBotAPI
+        from tests.support.whatsapp import FakeGraphAPI
 
-        self.fakes = {"midtrans": MidtransKit(), "duitku": FakeDuitku(), "doku": FakeDoku(), "xendit": FakeXendit()}
+        self.fakes = {"midtrans": FakeMidtrans(), "duitku": FakeDuitku(), "doku": FakeDoku(), "xendit": FakeXendit()}
         self.bot, self.graph = FakeBotAPI(), FakeGraphAPI()
         for fake in (*self.fakes.values(), self.bot, self.graph):
             await fake.start()
@@ -292,8 +293,8 @@ class ForgeryWorld:
         import json as _json
 
         from services.payments.sandbox import SIGNATURE_HEADER
-        from tests.fake_whatsapp import signed, text_update
-        from tests.fakes import telegram_text_update
+        from tests.support.telegram import telegram_text_update
+        from tests.support.whatsapp import signed, text_update
 
         made = []
         body, headers = self.fakes["midtrans"].callback(self.orders["midtrans"])

@@ -8,11 +8,11 @@ import json
 from sqlalchemy import func, select
 
 from storage.models import LedgerEntry, OutboxMessage, Payment, User
-from tests.conftest import said, wait_for
-from tests.fake_gateways import FakeDuitku
-from tests.fake_whatsapp import signed, text_update
-from tests.fakes import telegram_text_update
-from tests.harness import AppUnderTest
+from tests.support.gateways import FakeDuitku
+from tests.support.harness import AppUnderTest
+from tests.support.telegram import telegram_text_update
+from tests.support.waiting import said, wait_for
+from tests.support.whatsapp import signed, text_update
 
 SECRET = "outage-secret"
 

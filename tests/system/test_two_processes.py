@@ -13,9 +13,10 @@ from sqlalchemy import func, insert, select
 
 from storage.db import Database
 from storage.models import LedgerEntry, OutboxMessage, Payment, User
-from tests.conftest import wait_for
-from tests.fakes import FakeBotAPI, FakeMidtrans, MidtransOrder, telegram_text_update
-from tests.processes import ServerProcess
+from tests.support.midtrans import FakeMidtrans, MidtransOrder
+from tests.support.processes import ServerProcess
+from tests.support.telegram import FakeBotAPI, telegram_text_update
+from tests.support.waiting import wait_for
 
 USERS, PAYMENTS, SECRET = 40, 300, "two-proc-secret"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from tests.crash import CrashHarness, summarize
+from tests.support.crash import CrashHarness, summarize
 
 ROUNDS = int(os.environ.get("TITIP_CRASH_ROUNDS", "3"))
 

@@ -6,16 +6,17 @@ import re
 
 import pytest
 
-from tests.conftest import said, wait_for
-from tests.fake_gateways import FakeDoku, FakeDuitku, FakeXendit, MidtransKit
-from tests.fake_whatsapp import signed, text_update
-from tests.fakes import telegram_text_update
-from tests.harness import AppUnderTest
+from tests.support.gateways import FakeDoku, FakeDuitku, FakeXendit
+from tests.support.harness import AppUnderTest
+from tests.support.midtrans import FakeMidtrans
+from tests.support.telegram import telegram_text_update
+from tests.support.waiting import said, wait_for
+from tests.support.whatsapp import signed, text_update
 
 SECRET = "tg-secret"
 
 
-KITS = {"midtrans": MidtransKit, "duitku": FakeDuitku, "doku": FakeDoku, "xendit": FakeXendit}
+KITS = {"midtrans": FakeMidtrans, "duitku": FakeDuitku, "doku": FakeDoku, "xendit": FakeXendit}
 
 
 @pytest.fixture(params=sorted(KITS))

@@ -7,10 +7,10 @@ from __future__ import annotations
 import asyncio
 
 from services.payments import Notification
-from tests.conftest import said, wait_for
-from tests.fake_whatsapp import signed, text_update
-from tests.fakes import telegram_text_update
-from tests.harness import AppUnderTest
+from tests.support.harness import AppUnderTest
+from tests.support.telegram import telegram_text_update
+from tests.support.waiting import said, wait_for
+from tests.support.whatsapp import signed, text_update
 
 SECRET = "tg-secret"
 FLOODER, QUIET, PAYER = 501, 502, 503

@@ -12,7 +12,7 @@ from aiohttp import web
 from bot.app import Runtime, build_runtime, build_web_app
 from bot.settings import Settings, load_settings
 from services.clock import Clock
-from tests.processes import free_port
+from tests.support.processes import free_port
 
 
 def _toml_value(value: Any) -> str:
@@ -67,7 +67,7 @@ class AppUnderTest:
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
         if self.runtime.telegram is not None:
-            from tests.conftest import wait_for
+            from tests.support.waiting import wait_for
 
             await wait_for(self.runtime.telegram.ready.is_set)
         return self

@@ -6,9 +6,9 @@ import pytest
 from sqlalchemy import select
 
 from storage.models import OutboxMessage
-from tests.conftest import said, wait_for
-from tests.fake_whatsapp import VERIFY_TOKEN, button_update, signed, status_update, text_update
-from tests.harness import AppUnderTest
+from tests.support.harness import AppUnderTest
+from tests.support.waiting import said, wait_for
+from tests.support.whatsapp import VERIFY_TOKEN, button_update, signed, status_update, text_update
 
 WA = "6281234567890"
 

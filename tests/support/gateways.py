@@ -13,7 +13,7 @@ from aiohttp import web
 
 from services.payments import doku as doku_sig
 from services.payments import duitku as duitku_sig
-from tests.fakes import FakeMidtrans, LoopbackServer
+from tests.support.servers import LoopbackServer
 
 
 class FakeDuitku(LoopbackServer):
@@ -225,12 +225,3 @@ class FakeXendit(LoopbackServer):
 
     def forge(self, body: bytes, headers: dict[str, str]) -> tuple[bytes, dict[str, str]]:
         return body, {**headers, "x-callback-token": "guessed-token"}
-
-
-class MidtransKit(FakeMidtrans):
-    """FakeMidtrans with the same face as the other gateway fakes: config() and callback()."""
-
-    name = "midtrans"
-
-    def callback(self, order_id: str, kind: str = "paid", amount=None):
-        return json.dumps(self.settle(order_id)).encode(), {"Content-Type": "application/json"}

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from storage.models import Payment
-from tests.conftest import wait_for
-from tests.forgery import ForgeryWorld, forge
+from tests.support.forgery import ForgeryWorld, forge
+from tests.support.waiting import wait_for
 
 TARGETS = ["midtrans", "duitku", "doku", "xendit", "sandbox", "telegram", "whatsapp"]
 EXAMPLES = 60

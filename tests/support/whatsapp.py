@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes import LoopbackServer
+from tests.support.servers import LoopbackServer
 
 PHONE_ID = "109876543210"
 APP_SECRET = "wa-app-SECRET-0001"

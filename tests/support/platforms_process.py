@@ -1,6 +1,8 @@
-"""A minimal Telegram Bot API + WhatsApp Graph API for benchmarks, run as its own process.
+"""The Telegram Bot API and WhatsApp Graph API fakes as one process of their own, for benchmarks: only the calls a
+benchmark makes, answered as the real APIs answer them, counted and timestamped (kept minimal, so that the
+fake is never what a benchmark measures).
 
-    python bench/fake_platforms.py PORT [--telegram-limits]
+    python tests/support/platforms_process.py PORT [--telegram-limits]
 
 Answers sendMessage / Graph `messages` like the real APIs and counts them; GET /count returns
 {"telegram": n, "whatsapp": m, "telegram_429": k, "accepted_at": [...], "accepted_chats": [...],

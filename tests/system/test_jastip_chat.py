@@ -17,10 +17,11 @@ from sqlalchemy import select
 from handlers.trips import parse_deadline, parse_join
 from services.errors import UserInputError
 from storage.models import Order
-from tests.conftest import wait_for
-from tests.fake_whatsapp import button_update, image_update, signed, text_update
-from tests.fakes import photo_bytes, telegram_callback_update, telegram_photo_update, telegram_text_update
-from tests.harness import AppUnderTest
+from tests.support.harness import AppUnderTest
+from tests.support.images import photo_bytes
+from tests.support.telegram import telegram_callback_update, telegram_photo_update, telegram_text_update
+from tests.support.waiting import wait_for
+from tests.support.whatsapp import button_update, image_update, signed, text_update
 
 SECRET = "tg-secret"
 JASTIPER, TG_BUYER, WA_BUYER = 1001, 1002, "6281299990000"

@@ -7,9 +7,10 @@ import re
 
 import pytest
 
-from tests.conftest import said, wait_for
-from tests.fakes import FakeBotAPI, FakeMidtrans, telegram_callback_update, telegram_text_update
-from tests.harness import AppUnderTest
+from tests.support.harness import AppUnderTest
+from tests.support.midtrans import FakeMidtrans
+from tests.support.telegram import FakeBotAPI, telegram_callback_update, telegram_text_update
+from tests.support.waiting import said, wait_for
 
 SECRET = "webhook-Secret_123"
 HEADER = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
