@@ -90,7 +90,7 @@ async def prepare_database(url: str, payments: int, users: int) -> list[tuple[st
     orders = [(f"BENCH-{i:07d}", 10_000 + (i % 97) * 1_000) for i in range(payments)]
     async with db.write() as session:
         await session.execute(insert(User), [
-            {"channel": "telegram", "external_id": str(900_000 + u), "language": "id", "balance": 0,
+            {"channel": "telegram", "external_id": str(900_000 + u), "language": "id",
              "created_at": now} for u in range(users)
         ])
         ids = (await session.execute(text("SELECT id FROM users ORDER BY id"))).scalars().all()
@@ -107,22 +107,27 @@ async def prepare_database(url: str, payments: int, users: int) -> list[tuple[st
 async def verify(url: str, orders: list[tuple[str, int]]) -> dict:
     from sqlalchemy import func, select
 
+    from services import books
     from storage.db import Database
-    from storage.models import LedgerEntry, OutboxMessage, Payment, User
+    from storage.models import Account, OutboxMessage, Payment, Transfer
 
     db = Database(url)
     async with db.read() as session:
         result = {
-            "balances": int(await session.scalar(select(func.sum(User.balance)))),
-            "ledger": int(await session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount), 0)))),
-            "entries": int(await session.scalar(select(func.count()).select_from(LedgerEntry))),
+            "balances": int(await session.scalar(select(func.sum(Account.balance))
+                                                 .where(Account.kind == "wallet")) or 0),
+            "ledger": int(await session.scalar(select(func.coalesce(func.sum(Transfer.amount), 0))
+                                               .where(Transfer.kind == "topup"))),
+            "entries": int(await session.scalar(select(func.count()).select_from(Transfer))),
             "paid": int(await session.scalar(select(func.count()).where(Payment.status == "paid"))),
             "notices": int(await session.scalar(select(func.count()).select_from(OutboxMessage))),
         }
+    result["books"] = await books.check(db)
     await db.close()
     expected = sum(a for _, a in orders)
-    result["exact"] = (result["balances"] == result["ledger"] == expected and result["entries"] == len(orders)
-                       and result["paid"] == len(orders) and result["notices"] == len(orders))
+    result["exact"] = (not result["books"] and result["balances"] == result["ledger"] == expected
+                       and result["entries"] == len(orders) and result["paid"] == len(orders)
+                       and result["notices"] == len(orders))
     return result
 
 

@@ -1,4 +1,4 @@
-"""`python -m bot [serve|migrate|reconcile --once] [--config PATH]`."""
+"""`python -m bot [serve|migrate|reconcile --once|ledger check|export|gateways] [--config PATH]`."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ import argparse
 import asyncio
 import logging
 import sys
+from datetime import date, datetime, time
 
 from aiohttp import web
 
 from bot import logs
 from bot.app import build_runtime, build_web_app, secret_values
 from bot.settings import ConfigError, Settings, load_settings
+from services import books
 from storage.db import Database
 from storage.migrate import upgrade
 
@@ -26,6 +28,13 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply database migrations")
     reconcile = sub.add_parser("reconcile", help="check unfinished payments against the gateways")
     reconcile.add_argument("--once", action="store_true", required=True, help="one round, then exit")
+    books = sub.add_parser("ledger", help="read the books").add_subparsers(dest="ledger_command", required=True)
+    books.add_parser("check", help="exit 0 when every ledger invariant holds, 1 with the violations")
+    export = books.add_parser("export", help="transfers as CSV on stdout")
+    export.add_argument("--since", type=date.fromisoformat, help="YYYY-MM-DD (WIB): from that day on")
+    report = books.add_parser("gateways", help="one WIB day per gateway and payment method, as CSV")
+    report.add_argument("--day", type=date.fromisoformat, required=True, help="YYYY-MM-DD (WIB)")
+    report.add_argument("--by-reference", action="store_true", help="one row per gateway reference")
     return parser
 
 
@@ -50,6 +59,27 @@ async def _reconcile_once(settings: Settings) -> int:
         await runtime.db.close()
 
 
+async def _ledger(settings: Settings, args: argparse.Namespace) -> int:
+    db = Database(settings.database.url)
+    try:
+        await upgrade(db)
+        if args.ledger_command == "check":
+            problems = await books.check(db)
+            for problem in problems:
+                print(problem)
+            print("ledger: ok" if not problems else f"ledger: {len(problems)} violation(s)",
+                  file=sys.stderr if problems else sys.stdout)
+            return 1 if problems else 0
+        if args.ledger_command == "export":
+            since = datetime.combine(args.since, time(0, 0), tzinfo=books.WIB) if args.since else None
+            sys.stdout.write(await books.export(db, since))
+            return 0
+        sys.stdout.write(await books.gateways(db, args.day, by_reference=args.by_reference))
+        return 0
+    finally:
+        await db.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -65,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if command == "reconcile":
             return asyncio.run(_reconcile_once(settings))
+        if command == "ledger":
+            return asyncio.run(_ledger(settings, args))
         runtime = build_runtime(settings)
     except ConfigError as exc:
         log.error("configuration error: %s", exc)

@@ -240,7 +240,8 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
         wallet=Wallet(db, clock),
         topups=Topups(db, gateways, settlement, clock, rules=AmountRules(w.min_topup, w.max_topup, tuple(w.presets)),
                       public_url=settings.server.link_base, expiry_minutes=settings.payments.expiry_minutes,
-                      max_pending=limits.max_pending_payments, check_cooldown_s=limits.check_cooldown_s),
+                      max_pending=limits.max_pending_payments, check_cooldown_s=limits.check_cooldown_s,
+                      max_balance_unverified=w.max_balance_unverified),
         trips=Trips(db, clock, media_dir=j.media_dir, max_photo_bytes=j.max_photo_bytes),
         orders=Orders(db, clock, expiry_hours=j.order_expiry_hours, media_dir=j.media_dir,
                       max_photo_bytes=j.max_photo_bytes, proofs_per_day=limits.proofs_per_order),
@@ -302,6 +303,8 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
     stats = Stats(db, clock)
     # Database figures for /metrics, read on a timer rather than on every scrape.
     jobs.add("metrics", settings.server.metrics_interval_s, partial(metrics.database.refresh, stats))
+    jobs.add("ledger-check", settings.server.ledger_check_interval_s, partial(metrics.check_books, db),
+             first_after_s=60.0)
     return Runtime(
         settings=settings, db=db, clock=clock, http=http, signals=signals, services=services, gateways=gateways,
         settlement=settlement, reconciler=reconciler, delivery=delivery, outbox=outbox, conversation=conversation,

@@ -60,6 +60,7 @@ class ServerSettings(BaseModel):
     playground: bool | None = None  # default: on in development
     max_body_bytes: int = 1_000_000
     metrics_interval_s: float = Field(15.0, gt=0)  # how often /metrics' database figures are read
+    ledger_check_interval_s: float = Field(600.0, gt=0)  # how often the ledger's invariants are checked
 
     @field_validator("public_url")
     @classmethod
@@ -131,6 +132,8 @@ class WalletSettings(BaseModel):
     min_topup: int = 10_000
     max_topup: int = 10_000_000
     presets: list[int] = Field(default_factory=lambda: [50_000, 100_000, 250_000, 500_000, 1_000_000])
+    # An unverified person's wallet may not grow beyond this (checked when a top-up is requested).
+    max_balance_unverified: int = Field(2_000_000, gt=0)
 
     @model_validator(mode="after")
     def _sane(self) -> "WalletSettings":

@@ -17,7 +17,8 @@ LANGUAGE_WORDS = {"id": "id", "indonesia": "id", "indo": "id", "bahasa indonesia
                   "en": "en", "english": "en", "inggris": "en", "eng": "en", "bahasa inggris": "en"}
 # Ledger kinds as a person reads them in /riwayat (each with what it was for).
 HISTORY_KINDS = {"topup": "kind_topup", "reversal": "kind_reversal", "refund": "kind_refund",
-                 "broadcast_hold": "kind_broadcast_hold", "broadcast_release": "kind_broadcast_release"}
+                 "hold": "kind_broadcast_hold", "release": "kind_broadcast_release", "repay": "kind_repay",
+                 "held-credit": "kind_held_credit"}
 
 
 def _qr_png(data: str) -> bytes:

@@ -3,14 +3,19 @@
     preview: recipients (joined, not stopped) x price per message, nothing moves; the preview is bound to
              its audience (a hash of the recipients' ids) and expires after PREVIEW_MINUTES
     confirm: only a preview whose audience is unchanged and which has not expired is sent (otherwise a fresh
-             preview is shown instead of charging anything); the whole amount is held on the jastiper's wallet
-             (ledger `bchold:<id>`, never below zero), one outbox message and one delivery row per recipient,
-             in the same transaction
-    settle:  a delivery the platform accepted stays charged; one that failed (now, or later through a
-             WhatsApp status webhook) gives its price back (ledger `bcfail:<id>:<user>`, once)
+             preview is shown instead of charging anything); the whole amount is reserved in the broadcast's own
+             hold account (wallet first, then earnings -> hold `bchold:<id>:<source>`), one outbox message and one
+             delivery row per recipient, in the same transaction
+    settle:  a delivery the platform accepted is charged, one that failed is released; when none is pending the
+             hold is resolved once (a conditional update of the hold's status): hold -> revenue for what was
+             charged (`bcpost:<id>`), the rest back to where it came from, earnings first (`bcvoid:<id>:<source>`)
+    late:    a message WhatsApp reports failed after the broadcast finished gives its price back from revenue
+             (`bcrefund:<id>:<user>`, once)
+    expiry:  a broadcast whose deliveries are still pending after HOLD_EXPIRY_HOURS is finished as it stands:
+             the rest is released and the hold marked expired
     receipt: when nothing is pending, the jastiper is told sent / failed / charged / released
 
-Ledger: -hold + released = -charged, always; the unique references make every step idempotent.
+One broadcast can never spend another's hold: each has its own account.
 """
 
 from __future__ import annotations
@@ -22,19 +27,22 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services import ledger
 from services.clock import Clock
 from services.delivery import Priority
 from services.errors import UserInputError
+from services.kinds import HoldStatus
 from services.outbox import BROADCAST_TEMPLATE, enqueue_many
 from services.text import clean_text
 from services.trips import notify_user, require_owner, trip_by_slug
-from services.wallet import post_entry
+from services.wallet import spend
 from storage.db import Database
-from storage.models import Broadcast, BroadcastDelivery, OutboxMessage, Participant, Trip, User
+from storage.models import Account, Broadcast, BroadcastDelivery, OutboxMessage, Participant, Transfer, Trip, User
 
 TEMPLATE = BROADCAST_TEMPLATE
 PREVIEW_MINUTES = 15
 TEXT_LENGTH = 3000
+HOLD_EXPIRY_HOURS = 48
 
 
 @dataclass(frozen=True)
@@ -108,9 +116,9 @@ class Broadcasts:
                               expires_at=now + timedelta(minutes=PREVIEW_MINUTES))
         session.add(broadcast)
         await session.flush()
-        balance = int(await session.scalar(select(User.balance).where(User.id == owner_id)) or 0)
+        wallet_balance, earned = (await ledger.balances(session, [owner_id]))[owner_id]
         return Preview(broadcast.id, trip.slug, len(recipients), self._price, len(recipients) * self._price,
-                       balance, text, broadcast.expires_at)
+                       wallet_balance + earned, text, broadcast.expires_at)
 
     @staticmethod
     async def _recipients(session: AsyncSession, trip_id: int) -> list:
@@ -127,6 +135,8 @@ class Broadcasts:
         confirm of the same preview does nothing."""
         now = self._clock.now()
         async with self._db.write() as session:
+            # Accounts first (the lock order everywhere), then the broadcast.
+            funds = await ledger.accounts(session, [ledger.wallet(owner_id), ledger.earnings(owner_id)], now)
             broadcast = await session.get(Broadcast, broadcast_id, with_for_update=True)
             if broadcast is None or broadcast.owner_id != owner_id:
                 raise UserInputError("broadcast_not_found")
@@ -144,11 +154,12 @@ class Broadcasts:
                 return Confirmation(fresh=await self._new_preview(session, trip, owner_id, broadcast.text),
                                     reason=reason)
             total = len(recipients) * broadcast.price
+            wallet_account, earnings_account = funds[ledger.wallet(owner_id)], funds[ledger.earnings(owner_id)]
             if total > 0:  # InsufficientFunds rolls the whole confirmation back
-                balance = await post_entry(session, user_id=owner_id, amount=-total, kind="broadcast_hold",
-                                           reference=f"bchold:{broadcast.id}", now=now)
-            else:
-                balance = int(await session.scalar(select(User.balance).where(User.id == owner_id)) or 0)
+                moves = spend(owner_id, total, wallet_account.balance, earnings_account.balance,
+                              f"bchold:{broadcast.id}", ledger.hold(f"broadcast:{broadcast.id}", owner_id), "hold")
+                await ledger.post(session, moves, now, known=funds)
+            balance = wallet_account.balance + earnings_account.balance
             broadcast.status, broadcast.recipients = "running", len(recipients)
             params = {"title": trip.title, "slug": trip.slug, "text": broadcast.text}
             keys = [(user_id, f"bc:{broadcast.id}:{user_id}") for user_id, *_ in recipients]
@@ -189,19 +200,39 @@ class Broadcasts:
                 .with_for_update(of=BroadcastDelivery.__table__)
             )).all()
             touched: set[int] = set()
+            late: list[ledger.Move] = []
+            done = set((await session.scalars(select(Broadcast.id).where(
+                Broadcast.id.in_({d.broadcast_id for d, *_ in rows}), Broadcast.status == "done"))).all())
             for delivery, status, price, owner_id in rows:
                 touched.add(delivery.broadcast_id)
                 if status == "sent":
                     delivery.settled = "charged"
                     continue
-                delivery.settled = "released" if delivery.settled == "pending" else "refunded"
-                if price > 0:
-                    await post_entry(session, user_id=owner_id, amount=price, kind="broadcast_release",
-                                     reference=f"bcfail:{delivery.broadcast_id}:{delivery.user_id}", now=now)
+                refunded = delivery.settled == "charged"
+                delivery.settled = "refunded" if refunded else "released"
+                if refunded and delivery.broadcast_id in done and price > 0:  # its charge was already posted
+                    late.append(ledger.Move(f"bcrefund:{delivery.broadcast_id}:{delivery.user_id}", ledger.REVENUE,
+                                            ledger.wallet(owner_id), price, "release"))
             await session.flush()
+            await ledger.post(session, late, now)
             for broadcast_id in touched:
                 await self._finish_if_done(session, broadcast_id, now)
             return touched
+
+    async def expire_stale(self) -> int:
+        """Broadcasts still running after HOLD_EXPIRY_HOURS (their messages could not be delivered, e.g. the
+        channel was switched off): what is pending counts as failed, and the hold is resolved as it stands."""
+        now = self._clock.now()
+        async with self._db.write() as session:
+            stale = (await session.scalars(select(Broadcast.id).where(
+                Broadcast.status == "running",
+                Broadcast.created_at <= now - timedelta(hours=HOLD_EXPIRY_HOURS)))).all()
+            for broadcast_id in stale:
+                await session.execute(update(BroadcastDelivery).where(
+                    BroadcastDelivery.broadcast_id == broadcast_id, BroadcastDelivery.settled == "pending")
+                    .values(settled="released"))
+                await self._finish_if_done(session, broadcast_id, now, resolved=HoldStatus.EXPIRED)
+            return len(stale)
 
     async def progress(self, broadcast_ids: set[int]) -> list[Progress]:
         if not broadcast_ids:
@@ -223,7 +254,8 @@ class Broadcasts:
                                   c.get("released", 0) + c.get("refunded", 0), status == "done"))
         return shown
 
-    async def _finish_if_done(self, session: AsyncSession, broadcast_id: int, now) -> None:
+    async def _finish_if_done(self, session: AsyncSession, broadcast_id: int, now,
+                              resolved: HoldStatus = HoldStatus.POSTED) -> None:
         pending = await session.scalar(select(func.count()).select_from(BroadcastDelivery).where(
             BroadcastDelivery.broadcast_id == broadcast_id, BroadcastDelivery.settled == "pending"))
         if pending:
@@ -236,10 +268,35 @@ class Broadcasts:
             return  # already done: a late failure only adds its release
         receipt = await self.receipt(broadcast_id, session)
         broadcast = await session.get_one(Broadcast, broadcast_id)
+        await self._resolve_hold(session, broadcast.id, broadcast.owner_id, receipt.charged, resolved, now)
         await notify_user(session, broadcast.owner_id, "broadcast_receipt",
                           {"id": broadcast_id, "sent": receipt.sent, "failed": receipt.failed,
                            "total": receipt.charged, "amount": receipt.released},
                           now, dedupe_key=f"bc-receipt:{broadcast_id}")
+
+    async def _resolve_hold(self, session: AsyncSession, broadcast_id: int, owner_id: int, charged: int,
+                            resolved: HoldStatus, now) -> None:
+        """Post what was charged, give the rest back (earnings first, up to what came from there); once: the
+        hold's status moves from pending by a conditional update, and only the update that wins posts."""
+        held = ledger.hold(f"broadcast:{broadcast_id}", owner_id)
+        found = await ledger.accounts(session, [held, ledger.wallet(owner_id), ledger.earnings(owner_id)], now)
+        account = found[held]
+        won = await session.execute(update(Account).where(Account.id == account.id,
+                                                          Account.status == HoldStatus.PENDING.value)
+                                    .values(status=resolved.value))
+        if won.rowcount != 1 or account.balance == 0:
+            return
+        from_earnings = int(await session.scalar(select(Transfer.amount).where(
+            Transfer.reference == f"bchold:{broadcast_id}:earnings")) or 0)
+        charged = min(charged, account.balance)
+        rest = account.balance - charged
+        back_to_earnings = min(rest, from_earnings)
+        moves = [ledger.Move(f"bcpost:{broadcast_id}", held, ledger.REVENUE, charged, "charge"),
+                 ledger.Move(f"bcvoid:{broadcast_id}:earnings", held, ledger.earnings(owner_id), back_to_earnings,
+                             "release"),
+                 ledger.Move(f"bcvoid:{broadcast_id}:wallet", held, ledger.wallet(owner_id), rest - back_to_earnings,
+                             "release")]
+        await ledger.post(session, moves, now, known=found)
 
     async def receipt(self, broadcast_id: int, session: AsyncSession | None = None) -> Receipt:
         if session is None:

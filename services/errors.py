@@ -14,6 +14,7 @@
     │   ├── RetryLater            429 / 5xx / network / pair limit (carries retry_after, backoff base)
     │   ├── OutsideWindow         WhatsApp 131047: only a template may be sent now
     │   └── PermanentDeliveryError blocked bot, unknown chat, undeliverable
+    ├── LedgerConflict            a transfer reference posted before with other accounts or amount -> admins
     ├── StorageUnavailable        the database cannot be reached            -> 503 / "sistem sedang gangguan"
     └── StorageDataError          the database refused one row's data (too long, out of range): that item fails
         └── DataConflict          a unique or check constraint refused it (a reference used twice, a slug taken)
@@ -109,3 +110,11 @@ class StorageDataError(TitipError):
 
 class DataConflict(StorageDataError):
     """A unique or check constraint refused the write: usually a retry or a race that lost, handled by the caller."""
+
+
+class LedgerConflict(TitipError):
+    """A reference was posted before with other accounts or another amount: never silently skipped."""
+
+    def __init__(self, reference: str, detail: str) -> None:
+        super().__init__(f"ledger conflict on {reference}: {detail}")
+        self.reference = reference

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.batcher import WriteBatcher
 from services.clock import Clock
-from services.wallet import UserView, user_view
+from services.wallet import UserView, user_views
 from storage.db import Database
 from storage.models import InboundUpdate, User
 from storage.queries import insert_or_skip
@@ -71,19 +71,18 @@ class Inbounds:
         await session.execute(
             insert_or_skip(session, User.__table__, ["channel", "external_id"]).values([
                 {"channel": c, "external_id": e, "display_name": i.display_name, "alt_id": i.alt_id,
-                 "username": i.username, "language": "id", "balance": 0, "created_at": now}
+                 "username": i.username, "language": "id", "created_at": now}
                 for (c, e), i in people.items()
             ])
         )
-        users = {
-            (u.channel, u.external_id): user_view(u)
-            for u in (await session.execute(
-                update(User)
-                .where(tuple_(User.channel, User.external_id).in_(list(people)))
-                .values(last_inbound_at=now)
-                .returning(User)
-            )).scalars()
-        }
+        rows = list((await session.execute(
+            update(User)
+            .where(tuple_(User.channel, User.external_id).in_(list(people)))
+            .values(last_inbound_at=now)
+            .returning(User)
+        )).scalars())
+        views = await user_views(session, rows)
+        users = {(u.channel, u.external_id): views[u.id] for u in rows}
         renamed = [{"uid": users[key].id, "name": i.display_name, "username": i.username}
                    for key, i in people.items()
                    if (i.display_name and i.display_name != users[key].display_name)

@@ -7,15 +7,19 @@ stores a snapshot; a scrape only formats what the last snapshot found, so it nev
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from services import books
 from services.stats import Snapshot, Stats
+from storage.db import Database
 
+log = logging.getLogger(__name__)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 WAIT_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 300)
 
@@ -36,8 +40,19 @@ class Metrics:
         self.pacing_wait = Histogram("titip_delivery_wait_seconds",
                                      "How long a message waited for its turn (pacing) before it was sent.",
                                      ["channel", "priority"], buckets=WAIT_BUCKETS, registry=self.registry)
+        self.ledger_violations = Gauge("titip_ledger_violations",
+                                       "Ledger invariants violated at the last check (0 = the books hold).",
+                                       registry=self.registry)
         self.database = DatabaseFigures()
         self.registry.register(self.database)
+
+    async def check_books(self, db: Database) -> int:
+        """The periodic job: the ledger's invariants, published as a gauge (and logged when broken)."""
+        problems = await books.check(db)
+        self.ledger_violations.set(len(problems))
+        if problems:
+            log.error("ledger check: %d violation(s): %s", len(problems), "; ".join(problems[:5]))
+        return len(problems)
 
     def observe_wait(self, channel: str, priority: int, seconds: float) -> None:
         self.pacing_wait.labels(channel, {0: "reply", 1: "notice"}.get(priority, "broadcast")).observe(seconds)

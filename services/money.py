@@ -5,7 +5,7 @@ from __future__ import annotations
 # Parameters of notices and replies that are Rupiah amounts, shown as Rp50.000 in every language and in
 # WhatsApp template parameters.
 MONEY_PARAMS = frozenset({"amount", "balance", "minimum", "maximum", "needed", "price", "total", "refund",
-                          "charged", "released", "paid", "unpaid"})
+                          "charged", "released", "paid", "unpaid", "room", "repaid"})
 
 
 def rupiah(amount: int) -> str:

@@ -39,6 +39,14 @@ Renderer = Callable[[str, str, str, dict[str, Any]], OutgoingMessage]  # (channe
 BROADCAST_TEMPLATE = "broadcast_message"
 
 
+def notice_row(*, channel: str, chat_id: str, language: str, template: str, params: dict[str, Any], now: datetime,
+               dedupe_key: str | None = None, priority: Priority = Priority.NOTICE) -> dict[str, Any]:
+    """One outbox row: the only place the shape of a queued notice is written down."""
+    return {"channel": channel, "chat_id": chat_id, "language": language, "template": template, "params": params,
+            "priority": int(priority), "dedupe_key": dedupe_key, "status": "pending", "attempts": 0,
+            "next_attempt_at": now, "created_at": now}
+
+
 async def enqueue(
     session: AsyncSession,
     *,
@@ -51,19 +59,8 @@ async def enqueue(
     dedupe_key: str | None = None,
 ) -> bool:
     """Queue a notice in the caller's transaction; False when `dedupe_key` was already queued."""
-    values = {
-        "channel": channel,
-        "chat_id": chat_id,
-        "language": language,
-        "template": template,
-        "params": params,
-        "priority": int(Priority.NOTICE),
-        "dedupe_key": dedupe_key,
-        "status": "pending",
-        "attempts": 0,
-        "next_attempt_at": now,
-        "created_at": now,
-    }
+    values = notice_row(channel=channel, chat_id=chat_id, language=language, template=template, params=params,
+                        now=now, dedupe_key=dedupe_key)
     result = await session.execute(insert_ignore(session, OutboxMessage.__table__, values, ["dedupe_key"]))
     return result.scalar_one_or_none() is not None
 
@@ -75,8 +72,7 @@ async def enqueue_many(session: AsyncSession, rows: list[dict[str, Any]], *, now
     template, params, dedupe_key."""
     if rows:
         await session.execute(insert(OutboxMessage.__table__), [
-            {**row, "priority": int(priority), "status": "pending", "attempts": 0, "next_attempt_at": now,
-             "created_at": now} for row in rows])
+            notice_row(**row, now=now, priority=priority) for row in rows])
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,16 @@
-"""What a gateway's word does to a payment: the state machine, the exactly-once credit, reversals.
-
-    created -> pending -> paid | failed | expired        paid -> reversed | refunded
-    (any unpaid state) -> held   when the notified amount differs from ours (never credited, admins told)
+"""What a gateway's word does to a payment, durably and exactly once: verify, confirm what the signature does
+not cover, batch, lock, run the pure state machine (services/payment_machine.py), write what it returns.
 
 Notifications are applied in batches (see services/batcher.py), each batch in one transaction:
 
 1. events already stored under (gateway, event_key), or repeated within the batch, are duplicates: no work;
-2. the batch's payments and their users are read once, locked (FOR UPDATE on PostgreSQL; SQLite's write
-   transaction is exclusive), and the state machine runs on them in memory, in arrival order, so a
-   later item sees an earlier one's effect;
-3. the results are written with a few set-based statements: payment rows, balance deltas, ledger entries
-   (unique reference `topup:<payment id>`: a second credit is impossible whatever the code does), outbox
-   notices (unique dedupe key), and the events themselves (unique key: a concurrent process that applied
-   the same event makes this batch fail and retry, and then see it as a duplicate).
+2. the batch's accounts (each payer's wallet and receivable, suspense) are locked in id order, then its
+   payments in id order (FOR UPDATE on PostgreSQL; SQLite's write transaction is exclusive), and the state
+   machine runs on them in memory, in arrival order, so a later item sees an earlier one's effect;
+3. the results are written with a few set-based statements: payment rows, transfers (services/ledger.py:
+   unique references such as `topup:<payment id>` make a second credit impossible whatever the code does),
+   outbox notices (unique dedupe keys), and the events themselves (unique key: a concurrent process that
+   applied the same event makes this batch fail and retry, and then see it as a duplicate).
 
 State only moves forward: a late `pending` or `expire` after `settlement` finds nothing to do.
 """
@@ -21,25 +19,27 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, tuple_, update
+from sqlalchemy import bindparam, func, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services import ledger
 from services.batcher import WriteBatcher
 from services.clock import Clock
 from services.errors import BadSignature
+from services.kinds import AccountKind, PaymentPurpose, PaymentStatus
+from services.outbox import notice_row
+from services.payment_machine import Event, Funds, Notice, PaymentState, Step, transition
 from services.payments import CallbackAnswer, Notification, PaymentGateway
 from storage.db import Database
-from storage.models import GatewayEvent, LedgerEntry, OutboxMessage, Payment, User
+from storage.models import Account, GatewayEvent, OutboxMessage, Payment, User
 from storage.queries import dialect_of, insert_or_skip
 
 log = logging.getLogger(__name__)
 
-UNPAID = ("created", "pending", "failed", "expired")
-CREDITABLE = (*UNPAID, "paid")  # "paid" without credited_at: only after an interrupted older version
 NOTIFYING = {"credited", "held", "failed", "expired", "reversed", "refunded"}
 
 
@@ -64,64 +64,30 @@ class CallbackReply:
 class _Item:
     notification: Notification
     source: str
-    any_gateway: bool = False  # a local decision (expiry) rather than a gateway's word
+    any_gateway: bool = False  # a local decision (expiry, an admin) rather than a gateway's word
+    event: Event | None = None  # an admin's event instead of the notification's
 
 
-@dataclass
-class _PaymentRow:
-    id: int
-    order_id: str
-    user_id: int
-    gateway: str
-    amount: int
-    status: str
-    gateway_ref: str | None
-    flag_reason: str | None
-    paid_at: datetime | None
-    credited_at: datetime | None
-    original_status: str
-    dirty: bool = False
-
-
-@dataclass
-class _UserRow:
-    id: int
+@dataclass(frozen=True)
+class _Payer:
     channel: str
     external_id: str
     language: str
-    balance: int
-    delta: int = 0
 
 
 @dataclass
-class _Writes:
-    now: datetime
-    ledger: list[dict[str, Any]] = field(default_factory=list)
-    outbox: list[dict[str, Any]] = field(default_factory=list)
-    events: list[dict[str, Any]] = field(default_factory=list)
+class _Loaded:
+    states: dict[str, PaymentState]  # by order id
+    original: dict[int, PaymentState]  # by payment id, as read
+    payers: dict[int, _Payer]
+    funds: dict[int, Funds]
+    accounts: dict[ledger.Ref, Account]
 
-    def notice(self, user: _UserRow, template: str, dedupe_key: str, params: dict[str, Any]) -> None:
-        self.outbox.append(self._outbox_row(user.channel, user.external_id, user.language, template, params,
-                                            dedupe_key))
 
-    def alert(self, admins: list[tuple[str, str]], payment: _PaymentRow, reason: str) -> None:
-        for channel, chat_id in admins:
-            self.outbox.append(self._outbox_row(
-                channel, chat_id, "id", "admin_payment_flagged",
-                {"order_id": payment.order_id, "amount": payment.amount, "reason": reason},
-                f"admin:{payment.id}:{channel}:{chat_id}:{reason[:40]}",
-            ))
-
-    def _outbox_row(self, channel, chat_id, language, template, params, dedupe_key) -> dict[str, Any]:
-        return {"channel": channel, "chat_id": chat_id, "language": language, "template": template,
-                "params": params, "dedupe_key": dedupe_key, "status": "pending", "attempts": 0,
-                "next_attempt_at": self.now, "created_at": self.now}
-
-    def entry(self, user: _UserRow, amount: int, kind: str, reference: str) -> None:
-        user.balance += amount
-        user.delta += amount
-        self.ledger.append({"user_id": user.id, "amount": amount, "balance_after": user.balance, "kind": kind,
-                            "reference": reference, "created_at": self.now})
+def event_of(n: Notification) -> Event:
+    return Event(status=n.status, raw_status=n.raw_status, amount=n.amount, refund_amount=n.refund_amount,
+                 refunded_total=n.refunded_total, reverses_success=n.reverses_success, gateway_ref=n.gateway_ref,
+                 method=n.method, fee=n.fee)
 
 
 class Settlement:
@@ -195,10 +161,16 @@ class Settlement:
             self._on_notice()
         return outcome
 
+    async def admin_event(self, order_id: str, status: str) -> Outcome:
+        """An admin's decision on a held payment ("admin_credit", "admin_refunded_outside"), applied like a
+        gateway's word: batched, locked, exactly once (its event key makes a second tap a duplicate)."""
+        local = Notification(gateway="admin", order_id=order_id, event_key=f"admin:{status}:{order_id}",
+                             status="ignored", raw_status=status, amount=None)
+        return await self._submit(_Item(local, "admin", any_gateway=True, event=Event(status=status)))  # type: ignore[arg-type]
+
     async def _apply_batch(self, session: AsyncSession, items: Sequence[_Item]) -> list[Outcome]:
         now = self._clock.now()
-        # Lock the payments first: once we hold them, every event committed for them is visible below.
-        payments, users = await self._load(session, {i.notification.order_id for i in items})
+        loaded = await self._load(session, {i.notification.order_id for i in items}, now)
         keys = {(i.notification.gateway, i.notification.event_key) for i in items}
         stored = set(
             (await session.execute(
@@ -206,7 +178,9 @@ class Settlement:
                 .where(tuple_(GatewayEvent.gateway, GatewayEvent.event_key).in_(list(keys)))
             )).all()
         )
-        writes = _Writes(now)
+        moves: list[ledger.Move] = []
+        outbox: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = []
         outcomes: list[Outcome] = []
         seen: set[tuple[str, str]] = set()
         for item in items:
@@ -216,141 +190,120 @@ class Settlement:
                 outcomes.append(Outcome("duplicate", n.order_id))
                 continue
             seen.add(key)
-            payment = payments.get(n.order_id)
-            if payment is None:
+            state = loaded.states.get(n.order_id)
+            if state is None:
                 outcome = Outcome("unknown_order", n.order_id)
-            elif not item.any_gateway and payment.gateway != n.gateway:
-                outcome = Outcome("gateway_mismatch", n.order_id, payment.id, payment.user_id)
+            elif not item.any_gateway and state.gateway != n.gateway:
+                outcome = Outcome("gateway_mismatch", n.order_id, state.id, state.user_id)
             else:
-                result = self._transition(n, payment, users[payment.user_id], writes)
-                outcome = Outcome(result, n.order_id, payment.id, payment.user_id)
+                step = transition(state, item.event or event_of(n), loaded.funds[state.user_id])
+                self._take(step, loaded, moves, outbox, now)
+                outcome = Outcome(step.outcome, n.order_id, state.id, state.user_id)
             outcomes.append(outcome)
-            writes.events.append({"gateway": n.gateway, "event_key": n.event_key, "order_id": n.order_id[:100],
-                                  "status": n.raw_status[:32], "source": item.source, "outcome": outcome.result,
-                                  "payload": n.payload, "received_at": now})
-        await self._write(session, payments, users, writes)
+            events.append({"gateway": n.gateway, "event_key": n.event_key, "order_id": n.order_id[:100],
+                           "status": n.raw_status[:32], "source": item.source, "outcome": outcome.result,
+                           "payload": n.payload, "received_at": now})
+        await self._write(session, loaded, moves, outbox, events, now)
         return outcomes
 
-    async def _load(
-        self, session: AsyncSession, order_ids: set[str]
-    ) -> tuple[dict[str, _PaymentRow], dict[int, _UserRow]]:
-        # One lock order for every writer: the users first, then the payments, each by ascending id. Locking
-        # both in one joined statement took user rows in payment order, and two processes settling batches
-        # that share users deadlocked (found by tests/test_two_processes.py).
-        wanted = list(order_ids)
-        if dialect_of(session) != "sqlite":  # SQLite has one writer at a time and no row locks
-            await session.execute(
-                select(User.id)
-                .where(User.id.in_(select(Payment.user_id).where(Payment.order_id.in_(wanted)).scalar_subquery()))
-                .order_by(User.id)
-                .with_for_update()
-            )
+    def _take(self, step: Step, loaded: _Loaded, moves: list[ledger.Move], outbox: list[dict[str, Any]],
+              now: datetime) -> None:
+        """Keep a step's results for the batch's writes, and its effect on the payer's funds for the next item."""
+        state = step.state
+        loaded.states[state.order_id] = state
+        moves.extend(step.moves)
+        funds = loaded.funds[state.user_id]
+        for move in step.moves:
+            for ref, side in ((move.debit, "debit"), (move.credit, "credit")):
+                delta = ledger.natural_delta(ref.kind, side, move.amount)
+                if ref == ledger.wallet(state.user_id):
+                    funds = replace(funds, wallet=funds.wallet + delta)
+                elif ref == ledger.receivable(state.user_id):
+                    funds = replace(funds, receivable=funds.receivable + delta)
+        loaded.funds[state.user_id] = funds
+        payer = loaded.payers[state.user_id]
+        for notice in step.notices:
+            outbox.extend(self._notice_rows(notice, state, payer, now))
+
+    def _notice_rows(self, notice: Notice, state: PaymentState, payer: _Payer, now: datetime) -> list[dict[str, Any]]:
+        if notice.admins:
+            return [notice_row(channel=channel, chat_id=chat_id, language="id", template=notice.template,
+                               params=dict(notice.params), now=now,
+                               dedupe_key=f"admin:{notice.key}:{state.id}:{channel}:{chat_id}")
+                    for channel, chat_id in self._admins]
+        return [notice_row(channel=payer.channel, chat_id=payer.external_id, language=payer.language,
+                           template=notice.template, params=dict(notice.params), now=now,
+                           dedupe_key=f"{notice.key}:{state.id}")]
+
+    async def _load(self, session: AsyncSession, order_ids: set[str], now: datetime) -> _Loaded:
+        # One lock order for every writer: the accounts first, then the payments, each by ascending id (two
+        # processes settling batches that share users deadlocked when payments were locked first).
         rows = (await session.execute(
-            select(Payment.id, Payment.order_id, Payment.user_id, Payment.gateway, Payment.amount, Payment.status,
-                   Payment.gateway_ref, Payment.flag_reason, Payment.paid_at, Payment.credited_at,
-                   User.channel, User.external_id, User.language, User.balance)
+            select(Payment, Account.kind, Account.key, Account.user_id, User.channel, User.external_id,
+                   User.language)
             .join(User, User.id == Payment.user_id)
-            .where(Payment.order_id.in_(wanted))
+            .outerjoin(Account, Account.id == Payment.account_id)
+            .where(Payment.order_id.in_(list(order_ids)))
             .order_by(Payment.id)
-            .with_for_update(of=Payment.__table__)
         )).all()
-        payments: dict[str, _PaymentRow] = {}
-        users: dict[int, _UserRow] = {}
-        for r in rows:
-            payments[r.order_id] = _PaymentRow(r.id, r.order_id, r.user_id, r.gateway, r.amount, r.status,
-                                               r.gateway_ref, r.flag_reason, r.paid_at, r.credited_at, r.status)
-            users.setdefault(r.user_id, _UserRow(r.user_id, r.channel, r.external_id, r.language, r.balance))
-        return payments, users
+        refs: set[ledger.Ref] = {ledger.SUSPENSE}
+        for payment, kind, key, owner, *_ in rows:
+            refs |= {ledger.wallet(payment.user_id), ledger.receivable(payment.user_id)}
+            if kind is not None:
+                refs.add(ledger.Ref(AccountKind(kind), key, owner))
+        accounts = await ledger.accounts(session, refs, now)
+        if dialect_of(session) != "sqlite" and rows:
+            await session.execute(select(Payment.id).where(Payment.order_id.in_(list(order_ids)))
+                                  .order_by(Payment.id).with_for_update())
+            rows = (await session.execute(
+                select(Payment, Account.kind, Account.key, Account.user_id, User.channel, User.external_id,
+                       User.language)
+                .join(User, User.id == Payment.user_id)
+                .outerjoin(Account, Account.id == Payment.account_id)
+                .where(Payment.order_id.in_(list(order_ids)))
+                .order_by(Payment.id)
+                .execution_options(populate_existing=True)
+            )).all()
+        states: dict[str, PaymentState] = {}
+        payers: dict[int, _Payer] = {}
+        funds: dict[int, Funds] = {}
+        for payment, kind, key, owner, channel, external_id, language in rows:
+            account = (ledger.Ref(AccountKind(kind), key, owner) if kind is not None
+                       else ledger.wallet(payment.user_id))
+            states[payment.order_id] = PaymentState(
+                id=payment.id, order_id=payment.order_id, user_id=payment.user_id, gateway=payment.gateway,
+                amount=payment.amount, status=PaymentStatus(payment.status), account=account,
+                purpose=PaymentPurpose(payment.purpose), paid_amount=payment.paid_amount,
+                refunded_amount=payment.refunded_amount, credited=payment.credited_at is not None,
+                gateway_ref=payment.gateway_ref, flag_reason=payment.flag_reason, method=payment.method)
+            payers[payment.user_id] = _Payer(channel, external_id, language)
+            funds[payment.user_id] = Funds(accounts[ledger.wallet(payment.user_id)].balance,
+                                           accounts[ledger.receivable(payment.user_id)].balance)
+        return _Loaded(states, {st.id: st for st in states.values()}, payers, funds, accounts)
 
-    def _transition(self, n: Notification, p: _PaymentRow, user: _UserRow, w: _Writes) -> str:
-        def move(to: str, **values: Any) -> None:
-            p.status, p.dirty = to, True
-            for name, value in values.items():
-                setattr(p, name, value)
-
-        def notify(template: str, key: str, **params: Any) -> None:
-            w.notice(user, template, f"{key}:{p.id}", {"order_id": p.order_id, **params})
-
-        if n.status == "paid":
-            if p.credited_at is not None or p.status not in CREDITABLE:
-                return "no_change"
-            if n.amount != p.amount:
-                if p.status not in UNPAID:
-                    return "no_change"
-                reason = f"amount mismatch: gateway says {n.amount}, we asked {p.amount}"
-                move("held", flag_reason=reason, gateway_ref=n.gateway_ref or p.gateway_ref)
-                notify("payment_held", "held", amount=p.amount)
-                w.alert(self._admins, p, reason)
-                return "held"
-            move("paid", paid_at=w.now, credited_at=w.now, gateway_ref=n.gateway_ref or p.gateway_ref)
-            w.entry(user, p.amount, "topup", f"topup:{p.id}")
-            notify("payment_credited", "credited", amount=p.amount, balance=user.balance)
-            return "credited"
-        if n.status in ("pending", "hold"):
-            if n.status == "hold":
-                log.warning("payment %s is held by the gateway's fraud check (%s)", n.order_id, n.raw_status)
-            if p.status == "created":
-                move("pending")
-                return "pending"
-            return "no_change"
-        if n.status in ("failed", "expired"):
-            if p.status == "paid" and n.status == "failed" and n.reverses_success:  # Midtrans deny after settlement
-                return self._debit_back(p, user, w, "reversed", p.amount, notify, move)
-            if p.status in ("created", "pending"):
-                move(n.status)
-                template = "payment_failed" if n.status == "failed" else "payment_expired"
-                notify(template, n.status, amount=p.amount)
-                return n.status
-            return "no_change"
-        if n.status == "refunded":
-            if p.status == "paid":
-                amount = min(n.refund_amount or p.amount, p.amount)
-                return self._debit_back(p, user, w, "refunded", amount, notify, move)
-            if p.status == "refunded":
-                w.alert(self._admins, p, f"another refund notification ({n.raw_status})")
-            return "no_change"
-        return "no_change"
-
-    def _debit_back(self, p: _PaymentRow, user: _UserRow, w: _Writes, to: str, amount: int, notify, move) -> str:
-        """Money we credited went back to the payer: debit it, never below zero; a shortfall goes to admins."""
-        available = min(amount, user.balance)
-        move(to)
-        if available > 0:
-            kind = "reversal" if to == "reversed" else "refund"
-            w.entry(user, -available, kind, f"{kind}:{p.id}")
-        if available < amount:
-            reason = f"{to}: could debit only {available} of {amount}; {amount - available} outstanding"
-            p.flag_reason = reason
-            w.alert(self._admins, p, reason)
-        notify(f"payment_{to}", to, amount=available, balance=user.balance)
-        return to
-
-    async def _write(
-        self, session: AsyncSession, payments: dict[str, _PaymentRow], users: dict[int, _UserRow], w: _Writes
-    ) -> None:
-        dirty = [p for p in payments.values() if p.dirty]
-        if dirty:
+    async def _write(self, session: AsyncSession, loaded: _Loaded, moves: list[ledger.Move],
+                     outbox: list[dict[str, Any]], events: list[dict[str, Any]], now: datetime) -> None:
+        changed = [st for st in loaded.states.values() if st != loaded.original[st.id]]
+        if changed:
+            table = Payment.__table__
+            # The first time a payment is paid or credited, its moment is kept (coalesce never overwrites it).
             await session.execute(
-                update(Payment.__table__)
-                .where(Payment.__table__.c.id == bindparam("pid"),
-                       Payment.__table__.c.status == bindparam("was"))
-                .values(status=bindparam("to"), updated_at=w.now, paid_at=bindparam("paid"),
-                        credited_at=bindparam("credited"), gateway_ref=bindparam("ref"),
-                        flag_reason=bindparam("flag")),
-                [{"pid": p.id, "was": p.original_status, "to": p.status, "paid": p.paid_at,
-                  "credited": p.credited_at, "ref": p.gateway_ref, "flag": p.flag_reason} for p in dirty],
+                update(table)
+                .where(table.c.id == bindparam("pid"), table.c.status == bindparam("was"))
+                .values(status=bindparam("to"), updated_at=now,
+                        paid_at=func.coalesce(table.c.paid_at, bindparam("paid_at")),
+                        credited_at=func.coalesce(table.c.credited_at, bindparam("credited_at")),
+                        gateway_ref=bindparam("ref"), flag_reason=bindparam("flag"),
+                        paid_amount=bindparam("paid_amount"), refunded_amount=bindparam("refunded"),
+                        method=bindparam("method")),
+                [{"pid": st.id, "was": loaded.original[st.id].status.value, "to": st.status.value,
+                  "paid_at": now if st.paid_amount is not None else None,
+                  "credited_at": now if st.credited else None,
+                  "ref": st.gateway_ref, "flag": st.flag_reason, "paid_amount": st.paid_amount,
+                  "refunded": st.refunded_amount, "method": st.method} for st in changed],
             )
-        moved = [u for u in users.values() if u.delta]
-        if moved:
-            table = User.__table__
-            await session.execute(
-                update(table).where(table.c.id == bindparam("uid")).values(balance=table.c.balance + bindparam("d")),
-                [{"uid": u.id, "d": u.delta} for u in moved],
-            )
-        if w.ledger:
-            await session.execute(insert(LedgerEntry.__table__), w.ledger)
-        if w.outbox:
-            await session.execute(insert_or_skip(session, OutboxMessage.__table__, ["dedupe_key"]), w.outbox)
-        if w.events:
-            await session.execute(insert(GatewayEvent.__table__), w.events)
-
+        await ledger.post(session, moves, now, known=loaded.accounts)
+        if outbox:
+            await session.execute(insert_or_skip(session, OutboxMessage.__table__, ["dedupe_key"]), outbox)
+        if events:
+            await session.execute(insert(GatewayEvent.__table__), events)

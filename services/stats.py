@@ -8,8 +8,9 @@ from sqlalchemy import func, select, text
 
 from services.clock import Clock
 from services.errors import StorageUnavailable
+from services.kinds import AccountKind
 from storage.db import Database
-from storage.models import LedgerEntry, OutboxMessage, Payment, User
+from storage.models import Account, OutboxMessage, Payment, Transfer, User
 
 
 @dataclass(frozen=True)
@@ -48,10 +49,16 @@ class Stats:
                     )
                 )
                 users = await session.scalar(select(func.count()).select_from(User))
-                balance = await session.scalar(select(func.coalesce(func.sum(User.balance), 0)))
-                ledger = await session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount), 0)))
+                wallets = select(Account.id).where(Account.kind == AccountKind.WALLET.value).scalar_subquery()
+                balance = await session.scalar(select(func.coalesce(func.sum(Account.balance), 0)).where(
+                    Account.kind == AccountKind.WALLET.value))
+                into = await session.scalar(select(func.coalesce(func.sum(Transfer.amount), 0)).where(
+                    Transfer.credit_id.in_(wallets)))
+                out = await session.scalar(select(func.coalesce(func.sum(Transfer.amount), 0)).where(
+                    Transfer.debit_id.in_(wallets)))
+                ledger = int(into or 0) - int(out or 0)
                 credited = await session.scalar(
-                    select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(LedgerEntry.kind == "topup")
+                    select(func.coalesce(func.sum(Transfer.amount), 0)).where(Transfer.kind == "topup")
                 )
                 oldest = await session.scalar(select(func.min(OutboxMessage.created_at)).where(
                     OutboxMessage.status == "pending"))

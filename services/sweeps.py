@@ -25,7 +25,8 @@ class JastipSweep:
         closed = await self._trips.close_due()
         expired = await self._orders.expire_due()
         settled = await self._broadcasts.settle()
-        if closed or expired or settled:
+        stale = await self._broadcasts.expire_stale()
+        if closed or expired or settled or stale:
             log.info("jastip sweep: %d trips closed, %d orders expired", closed, expired)
             self._notices_queued.fire()
         return closed, expired

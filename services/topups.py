@@ -17,13 +17,14 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
 
+from services import ledger
 from services.clock import Clock
 from services.errors import AllGatewaysFailed, AmountError, GatewayError, UserInputError
+from services.kinds import PaymentPurpose
 from services.payments import PaymentGateway, PaymentRequest
 from services.settlement import Settlement
 from storage.db import Database
 from storage.models import Payment, User
-from storage.queries import dialect_of
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,9 @@ class Topups:
         status_timeout_s: float = 10.0,
         max_pending: int = 3,
         check_cooldown_s: float = 30.0,
+        max_balance_unverified: int | None = None,
     ) -> None:
+        self._cap = max_balance_unverified
         self._max_pending = max_pending
         self._cooldown = timedelta(seconds=check_cooldown_s)
         self._db = db
@@ -109,12 +112,18 @@ class Topups:
             now = self._clock.now()
             order_id = new_order_id(now)
             async with self._db.write() as session:
+                # The wallet's account is locked first (accounts, then payments): concurrent requests of one
+                # person count their pending top-ups one after the other.
+                target = ledger.wallet(user_id)
+                account = (await ledger.accounts(session, [target], now))[target]
                 if attempt == 0:
                     reused = await self._reusable(session, user_id, amount, now)
                     if reused is not None:
                         return reused
+                    await self._within_cap(session, user_id, account.balance, amount)
                 payment = Payment(
                     order_id=order_id, user_id=user_id, gateway=gateway.name, amount=amount, status="created",
+                    purpose=PaymentPurpose.TOPUP.value, account_id=account.id,
                     created_at=now, updated_at=now, expires_at=now + timedelta(minutes=self._expiry),
                 )
                 session.add(payment)
@@ -146,12 +155,25 @@ class Topups:
                              created.expires_at or now + timedelta(minutes=self._expiry))
         raise AllGatewaysFailed(failures)
 
+    async def _within_cap(self, session, user_id: int, wallet_balance: int, amount: int) -> None:
+        """Stored value without identity is what payment regulation limits: an unverified person's wallet may
+        not grow beyond the cap (unpaid top-ups count too, they may all be paid)."""
+        if self._cap is None:
+            return
+        verified = await session.scalar(select(User.verified_at).where(User.id == user_id))
+        if verified is not None:
+            return
+        waiting = await session.scalar(select(func.coalesce(func.sum(Payment.amount), 0)).where(
+            Payment.user_id == user_id, Payment.purpose == PaymentPurpose.TOPUP.value,
+            Payment.status.in_(("created", "pending"))))
+        if wallet_balance + int(waiting or 0) + amount > self._cap:
+            room = max(0, self._cap - wallet_balance - int(waiting or 0))
+            raise UserInputError("topup_over_cap", maximum=self._cap, room=room)
+
     async def _reusable(self, session, user_id: int, amount: int, now: datetime) -> TopupLink | None:
         """The user's pending top-up of this amount that is still payable for a while, or None; refuses a new
-        one beyond `max_pending` unfinished ones. Runs with the user's row locked (PostgreSQL), so that
+        one beyond `max_pending` unfinished ones. Runs with the wallet's account locked (PostgreSQL), so that
         concurrent requests count one after the other (SQLite's write transaction is exclusive anyway)."""
-        if dialect_of(session) != "sqlite":
-            await session.execute(select(User.id).where(User.id == user_id).with_for_update())
         unfinished = Payment.status.in_(("created", "pending"))
         live = or_(Payment.expires_at.is_(None), Payment.expires_at > now)
         same = (await session.scalars(

@@ -1,8 +1,9 @@
-"""Users, balances and the append-only ledger.
+"""A person's money as they see it: the wallet (top-ups, refunds; spendable, not withdrawable) and earnings
+(escrow releases; spendable and withdrawable), both accounts on the double-entry ledger (services/ledger.py),
+and what moved them.
 
-The balance column is a cache of the ledger kept in the same transaction as every entry; the database
-refuses a negative balance (CHECK) and a second entry with the same reference (UNIQUE), so neither a
-race nor a retry can overdraw or double-post.
+Spending draws on the wallet first, then earnings; what comes back goes first to where it was taken from
+last, so a refund can never turn top-up money into withdrawable earnings.
 """
 
 from __future__ import annotations
@@ -10,13 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services import ledger
 from services.clock import Clock
-from services.errors import DataConflict, InsufficientFunds
+from services.errors import InsufficientFunds
+from services.kinds import AccountKind
 from storage.db import Database
-from storage.models import LedgerEntry, Payment, User
+from storage.models import Account, Payment, Transfer, User
 
 
 @dataclass(frozen=True)
@@ -25,57 +28,39 @@ class UserView:
     channel: str
     external_id: str
     language: str
-    balance: int
+    balance: int  # the wallet
     display_name: str | None = None
     username: str | None = None
+    earnings: int = 0
+    verified: bool = False
 
 
 @dataclass(frozen=True)
 class LedgerLine:
-    amount: int
-    balance_after: int
+    amount: int  # signed, as the person sees it: + came in, - went out
     kind: str
     reference: str
     created_at: datetime
     subject: str = ""  # what it was for, as a person knows it: a payment's order code, "#7" for broadcast 7
+    account: str = "wallet"  # wallet | earnings
+    balance_after: int = 0  # that account's balance right after
 
 
-def user_view(user: User) -> UserView:
-    return UserView(user.id, user.channel, user.external_id, user.language, user.balance, user.display_name,
-                    user.username)
+def user_view(user: User, wallet: int = 0, earned: int = 0) -> UserView:
+    return UserView(user.id, user.channel, user.external_id, user.language, wallet, user.display_name,
+                    user.username, earned, user.verified_at is not None)
 
 
-# Ledger references name what an entry was for: "<kind>:<payment id>" for payments, "bchold:<broadcast id>"
-# and "bcfail:<broadcast id>:<user id>" for broadcasts.
-_PAYMENT_REFS = ("topup", "reversal", "refund")
-_BROADCAST_REFS = ("bchold", "bcfail")
-
-
-async def post_entry(
-    session: AsyncSession, *, user_id: int, amount: int, kind: str, reference: str, now: datetime
-) -> int:
-    """Move `amount` (signed) on the user's balance and append the ledger entry; returns the new balance.
-
-    Raises InsufficientFunds when a debit would go below zero, DataConflict (when committed) if `reference` was used.
-    Runs in the caller's transaction.
-    """
-    result = await session.execute(
-        update(User)
-        .where(User.id == user_id, User.balance + amount >= 0)
-        .values(balance=User.balance + amount)
-        .returning(User.balance)
-    )
-    balance = result.scalar_one_or_none()
-    if balance is None:
-        current = await session.scalar(select(User.balance).where(User.id == user_id))
-        raise InsufficientFunds(balance=current or 0, needed=-amount)
-    session.add(
-        LedgerEntry(
-            user_id=user_id, amount=amount, balance_after=balance, kind=kind, reference=reference, created_at=now
-        )
-    )
-    await session.flush()
-    return balance
+def spend(user_id: int, total: int, wallet_balance: int, earnings_balance: int, reference: str, to: ledger.Ref,
+          kind: str) -> list[ledger.Move]:
+    """Moves that pay `total` from the wallet first, then earnings; InsufficientFunds when both fall short."""
+    if wallet_balance + earnings_balance < total:
+        raise InsufficientFunds(balance=wallet_balance + earnings_balance, needed=total)
+    from_wallet = min(total, wallet_balance)
+    moves = [ledger.Move(f"{reference}:wallet", ledger.wallet(user_id), to, from_wallet, kind)]
+    if total > from_wallet:
+        moves.append(ledger.Move(f"{reference}:earnings", ledger.earnings(user_id), to, total - from_wallet, kind))
+    return [m for m in moves if m.amount > 0]
 
 
 class Wallet:
@@ -84,69 +69,75 @@ class Wallet:
         self._clock = clock
 
     async def balance(self, user_id: int) -> int:
+        """The wallet's balance."""
         async with self._db.read() as session:
-            return (await session.scalar(select(User.balance).where(User.id == user_id))) or 0
+            return (await ledger.balances(session, [user_id]))[user_id][0]
+
+    async def funds(self, user_id: int) -> tuple[int, int]:
+        """(wallet, earnings)."""
+        async with self._db.read() as session:
+            return (await ledger.balances(session, [user_id]))[user_id]
 
     async def history(self, user_id: int, limit: int = 10) -> list[LedgerLine]:
+        """The last transfers in or out of this person's wallet and earnings, newest first."""
         async with self._db.read() as session:
-            rows = await session.scalars(
-                select(LedgerEntry)
-                .where(LedgerEntry.user_id == user_id)
-                .order_by(LedgerEntry.id.desc())
-                .limit(limit)
-            )
-            entries = list(rows)
-            payment_ids = {int(r.reference.split(":")[1]) for r in entries
-                           if r.reference.split(":")[0] in _PAYMENT_REFS and r.reference.split(":")[1].isdigit()}
-            codes = dict((await session.execute(
-                select(Payment.id, Payment.order_id).where(Payment.id.in_(payment_ids)))).all()) if payment_ids else {}
-
-            def subject(reference: str) -> str:
-                kind, _, rest = reference.partition(":")
-                head = rest.split(":")[0]
-                if kind in _PAYMENT_REFS and head.isdigit():
-                    return codes.get(int(head), "")
-                if kind in _BROADCAST_REFS and head.isdigit():
-                    return f"#{head}"
-                return ""
-
-            return [LedgerLine(r.amount, r.balance_after, r.kind, r.reference, r.created_at, subject(r.reference))
-                    for r in entries]
+            mine = dict((await session.execute(select(Account.id, Account.kind).where(
+                Account.user_id == user_id,
+                Account.kind.in_((AccountKind.WALLET.value, AccountKind.EARNINGS.value))))).all())
+            if not mine:
+                return []
+            rows = (await session.execute(
+                select(Transfer, Payment.order_id).outerjoin(Payment, Payment.id == Transfer.payment_id)
+                .where(or_(Transfer.debit_id.in_(list(mine)), Transfer.credit_id.in_(list(mine))))
+                .order_by(Transfer.id.desc()).limit(limit))).all()
+            wallet_now, earnings_now = (await ledger.balances(session, [user_id]))[user_id]
+            running = {AccountKind.WALLET.value: wallet_now, AccountKind.EARNINGS.value: earnings_now}
+            lines = []
+            for transfer, order_id in rows:  # newest first: each line's balance, then step back before it
+                incoming = transfer.credit_id in mine
+                account = mine[transfer.credit_id if incoming else transfer.debit_id]
+                amount = transfer.amount if incoming else -transfer.amount
+                lines.append(LedgerLine(amount, transfer.kind, transfer.reference, transfer.created_at,
+                                        order_id or _subject(transfer.reference), account, running[account]))
+                running[account] -= amount
+            return lines
 
     async def set_language(self, user_id: int, language: str) -> None:
         async with self._db.write() as session:
             await session.execute(update(User).where(User.id == user_id).values(language=language))
 
-    async def debit(self, user_id: int, amount: int, *, kind: str, reference: str) -> int:
-        """Take `amount` from the balance once per `reference`; returns the new balance.
+    async def adjust(self, user_id: int, amount: int, *, reference: str, to: AccountKind = AccountKind.WALLET) -> int:
+        """Move `amount` (signed) between the adjustment account and the person's wallet (or earnings), once per
+        reference: fixtures, seeds and admin corrections. Returns the account's new balance."""
+        if amount == 0:
+            raise ValueError("an adjustment moves money")
+        target = ledger.Ref(to, str(user_id), user_id)
+        move = (ledger.Move(reference, ledger.ADJUSTMENT, target, amount, "adjust") if amount > 0 else
+                ledger.Move(reference, target, ledger.ADJUSTMENT, -amount, "adjust"))
+        async with self._db.write() as session:
+            found = await ledger.accounts(session, [target], self._clock.now())
+            await ledger.post(session, [move], self._clock.now(), known=found)
+            return found[target].balance
 
-        A repeated reference returns the current balance without debiting again.
-        """
-        if amount <= 0:
-            raise ValueError("debit amount must be positive")
-        try:
-            async with self._db.write() as session:
-                return await post_entry(
-                    session, user_id=user_id, amount=-amount, kind=kind, reference=reference, now=self._clock.now()
-                )
-        except DataConflict:
-            return await self.balance(user_id)
+    async def debit(self, user_id: int, amount: int, *, reference: str) -> int:
+        """Take `amount` from the wallet once per reference; InsufficientFunds below zero."""
+        return await self.adjust(user_id, -amount, reference=reference)
 
-    async def credit(self, user_id: int, amount: int, *, kind: str, reference: str) -> int:
-        """Add `amount` once per `reference` (admin adjustments, releases); returns the new balance."""
-        if amount <= 0:
-            raise ValueError("credit amount must be positive")
-        try:
-            async with self._db.write() as session:
-                return await post_entry(
-                    session, user_id=user_id, amount=amount, kind=kind, reference=reference, now=self._clock.now()
-                )
-        except DataConflict:
-            return await self.balance(user_id)
+    async def credit(self, user_id: int, amount: int, *, reference: str) -> int:
+        """Add `amount` to the wallet once per reference (fixtures and seeds; people top up through gateways)."""
+        return await self.adjust(user_id, amount, reference=reference)
 
-    async def totals(self) -> tuple[int, int]:
-        """(sum of balances, sum of ledger entries): equal unless something is badly wrong."""
-        async with self._db.read() as session:
-            balances = await session.scalar(select(func.coalesce(func.sum(User.balance), 0)))
-            ledger = await session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount), 0)))
-            return int(balances or 0), int(ledger or 0)
+
+def _subject(reference: str) -> str:
+    """What a transfer without a payment was about, from its reference ("bchold:7:wallet" -> "#7")."""
+    head, _, rest = reference.partition(":")
+    first = rest.split(":")[0]
+    if head.startswith("bc") and first.isdigit():
+        return f"#{first}"
+    return ""
+
+
+async def user_views(session: AsyncSession, users: list[User]) -> dict[int, UserView]:
+    """Views of `users` with their wallet and earnings balances, in one query."""
+    found = await ledger.balances(session, [u.id for u in users])
+    return {u.id: user_view(u, *found[u.id]) for u in users}

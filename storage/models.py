@@ -24,6 +24,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from services.kinds import AccountKind, PaymentPurpose, PaymentStatus, sql_in
+
 # SQLite only auto-increments INTEGER PRIMARY KEY; BIGINT elsewhere.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -54,10 +56,7 @@ class Base(DeclarativeBase):
 
 class User(Base):
     __tablename__ = "users"
-    __table_args__ = (
-        UniqueConstraint("channel", "external_id", name="uq_users_channel_external"),
-        CheckConstraint("balance >= 0", name="ck_users_balance_nonnegative"),
-    )
+    __table_args__ = (UniqueConstraint("channel", "external_id", name="uq_users_channel_external"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     channel: Mapped[str] = mapped_column(String(16))
@@ -67,12 +66,15 @@ class User(Base):
     display_name: Mapped[str | None] = mapped_column(String(128), nullable=True)
     username: Mapped[str | None] = mapped_column(String(64), nullable=True)  # Telegram @username, for contact
     language: Mapped[str] = mapped_column(String(8), default="id")
-    balance: Mapped[int] = mapped_column(BigInteger, default=0)
+    # An admin checked who this is (ADMIN VERIFIKASI): may withdraw earnings, no cap on the wallet.
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     last_inbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class LedgerEntry(Base):
+    """The single-entry ledger before double-entry (kept read-only; migration 0007 carried it into transfers)."""
+
     __tablename__ = "ledger_entries"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -85,10 +87,57 @@ class LedgerEntry(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class Account(Base):
+    """One account of the double-entry ledger. `balance` is kept for accounts that must never go negative and
+    are touched per person (wallet, earnings, escrow, hold, client, suspense, receivable, provider), in the
+    account's normal sign; the database refuses a negative one. Derived accounts (gateway, revenue, fees,
+    adjustment) keep 0 here: their balance is the sum of their transfers."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (
+        UniqueConstraint("kind", "key", name="uq_accounts_kind_key"),
+        CheckConstraint("balance >= 0", name="ck_accounts_balance_nonnegative"),
+        CheckConstraint(f"kind IN ({sql_in(AccountKind)})", name="ck_accounts_kind"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str] = mapped_column(String(64))  # whose: a user id, a gateway name, a broadcast id, "" for one
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True, index=True)
+    balance: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    status: Mapped[str | None] = mapped_column(String(12), nullable=True)  # holds: pending | posted | voided | expired
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Transfer(Base):
+    """Money moving from one account (debited) to another (credited): positive, once per reference, forever."""
+
+    __tablename__ = "transfers"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="ck_transfers_amount_positive"),
+        CheckConstraint("debit_id <> credit_id", name="ck_transfers_two_accounts"),
+        Index("ix_transfers_debit", "debit_id", "id"),
+        Index("ix_transfers_credit", "credit_id", "id"),
+        Index("ix_transfers_created", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    reference: Mapped[str] = mapped_column(String(160), unique=True)
+    debit_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    credit_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(32))  # what for: topup, repay, reversal, refund, held, hold, charge ...
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"), nullable=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class Payment(Base):
     __tablename__ = "payments"
     __table_args__ = (
         CheckConstraint("amount > 0", name="ck_payments_amount_positive"),
+        CheckConstraint(f"status IN ({sql_in(PaymentStatus)})", name="ck_payments_status_known"),
+        CheckConstraint(f"purpose IN ({sql_in(PaymentPurpose)})", name="ck_payments_purpose"),
+        CheckConstraint("refunded_amount >= 0", name="ck_payments_refunded_nonnegative"),
         Index("ix_payments_status_created", "status", "created_at"),
     )
 
@@ -103,6 +152,12 @@ class Payment(Base):
     payment_url: Mapped[str | None] = mapped_column(Text, nullable=True)
     qr_string: Mapped[str | None] = mapped_column(Text, nullable=True)
     flag_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    purpose: Mapped[str] = mapped_column(String(8), default="topup", server_default="topup")
+    # Where the money goes when it is paid (the payer's wallet for a top-up; later an escrow or a client).
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), nullable=True)
+    paid_amount: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # what the gateway reported
+    refunded_amount: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    method: Mapped[str | None] = mapped_column(String(32), nullable=True)  # the gateway's payment method
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
@@ -278,6 +333,38 @@ class BroadcastDelivery(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     outbox_key: Mapped[str] = mapped_column(String(128), unique=True)
     settled: Mapped[str] = mapped_column(String(10))  # pending | charged | released | refunded
+
+
+class AdminAction(Base):
+    """Every admin action, who, when and why: the audit trail."""
+
+    __tablename__ = "admin_actions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    admin_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(128))
+    amount: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class Approval(Base):
+    """An admin action that needs a second admin (a large correction): requested, then approved or rejected."""
+
+    __tablename__ = "approvals"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending','approved','rejected','expired')", name="ck_approvals_status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    action: Mapped[str] = mapped_column(String(32))
+    params: Mapped[dict] = mapped_column(JSON)
+    requested_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    status: Mapped[str] = mapped_column(String(12))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class MessageRef(Base):

@@ -49,7 +49,10 @@ class Notification:
     raw_status: str
     amount: int | None  # what the gateway says was paid, in Rupiah; None when it does not say
     gateway_ref: str | None = None
-    refund_amount: int | None = None
+    refund_amount: int | None = None  # this refund
+    refunded_total: int | None = None  # all refunds of this payment so far, when the gateway lists them
+    method: str | None = None  # the payment method the payer used, as the gateway names it
+    fee: int | None = None  # the gateway's fee, when it reports one
     payload: dict[str, Any] = field(default_factory=dict)
     # The gateway documents that this failure can follow a success and takes the money back
     # (Midtrans: settlement -> deny). Any other late failure after a success changes nothing.

@@ -110,6 +110,7 @@ class DuitkuGateway:
             raw_status=f"resultCode={result}",
             amount=parse_rupiah(amount),
             gateway_ref=reference,
+            method=form.get("paymentCode") or None,
             payload=form,
         )
 

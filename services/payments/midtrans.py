@@ -126,12 +126,17 @@ class MidtransGateway:
         fraud_status = data.get("fraud_status") if isinstance(data.get("fraud_status"), str) else None
         transaction_id = data.get("transaction_id") if isinstance(data.get("transaction_id"), str) else order_id
         status = map_status(transaction_status, fraud_status)
-        refund_amount = None
+        refund_amount = refunded_total = None
         event_key = f"{transaction_id}:{transaction_status}:{fraud_status or ''}"
         if status == "refunded":
             if data.get("refund_amount") is not None:
                 refund_amount = parse_rupiah(data.get("refund_amount"), "refund_amount")
-            refund_key = data.get("refund_key") or data.get("refund_chargeback_id") or refund_amount
+            refunds = data.get("refunds")
+            if isinstance(refunds, list) and refunds:  # every refund so far: the total is what counts
+                refunded_total = sum(parse_rupiah(r.get("refund_amount") if isinstance(r, dict) else None,
+                                                  "refunds[].refund_amount") for r in refunds)
+            refund_key = data.get("refund_key") or data.get("refund_chargeback_id") or refunded_total \
+                or refund_amount
             event_key += f":{refund_key}"
         return Notification(
             gateway=self.name,
@@ -142,6 +147,8 @@ class MidtransGateway:
             amount=parse_rupiah(data.get("gross_amount"), "gross_amount"),
             gateway_ref=transaction_id,
             refund_amount=refund_amount,
+            refunded_total=refunded_total,
+            method=data.get("payment_type") if isinstance(data.get("payment_type"), str) else None,
             payload=data,
             reverses_success=transaction_status == "deny",
         )

@@ -100,6 +100,7 @@ class SandboxGateway:
             raw_status=status,
             amount=parse_rupiah(data.get("amount")),
             gateway_ref=data.get("order_id"),
+            method="sandbox",
             payload=data,
         )
 

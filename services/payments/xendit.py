@@ -72,6 +72,7 @@ class XenditGateway:
             event_key=f"{invoice_id}:{raw_status}", status=_STATUS.get(raw_status.upper(), "ignored"),
             raw_status=raw_status, amount=parse_rupiah(paid if paid is not None else data.get("amount")),
             gateway_ref=invoice_id, payload=data,
+            method=data.get("payment_method") if isinstance(data.get("payment_method"), str) else None,
         )
 
     async def fetch_status(self, order_id: str, gateway_ref: str | None) -> Notification | None:

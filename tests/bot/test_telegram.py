@@ -9,6 +9,7 @@ import pytest
 
 from tests.support.harness import AppUnderTest
 from tests.support.midtrans import FakeMidtrans
+from tests.support.money import assert_books_hold, wallets_total
 from tests.support.telegram import FakeBotAPI, telegram_callback_update, telegram_text_update
 from tests.support.waiting import said, wait_for
 
@@ -93,7 +94,8 @@ async def test_failed_sandbox_payment_is_told_and_credits_nothing(tmp_path, fres
         path = re.search(r"/pay/sandbox/[A-Z0-9-]+", link_text).group(0)
         await app.http.post(path, data={"outcome": "failed"})
         await wait_for(lambda: any("gagal" in t and "Saldo tidak berubah" in t for t in bot.texts_to(556)))
-        assert await app.runtime.services.wallet.totals() == (0, 0)
+        assert await wallets_total(app.runtime.db) == 0
+        await assert_books_hold(app.runtime.db)
 
 
 async def test_english_user_gets_english_replies_and_notices(tmp_path, fresh_db_url, fakes):

@@ -166,7 +166,8 @@ def notice_templates() -> set[str]:
                     continue
                 func = node.func
                 name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
-                index = 2 if name == "notify_user" else 0 if name == "notify" and isinstance(func, ast.Name) else None
+                direct = name in ("notify", "Notice") and isinstance(func, ast.Name)
+                index = 2 if name == "notify_user" else 0 if direct else None
                 if index is None or len(node.args) <= index:
                     continue
                 arg = node.args[index]

@@ -12,8 +12,9 @@ from bot.app import build_runtime
 from services.clock import FrozenClock
 from services.errors import InsufficientFunds
 from storage.migrate import upgrade
-from storage.models import LedgerEntry, OutboxMessage
+from storage.models import OutboxMessage
 from tests.support.harness import write_settings
+from tests.support.money import assert_books_hold
 
 
 @pytest.fixture
@@ -38,7 +39,7 @@ async def trip_with(rt, participants: int, balance: int) -> int:
     owner = (await rt.services.inbound.register(channel="telegram", external_id="1", display_name="J",
                                               update_key=None)).user.id
     if balance:
-        await rt.services.wallet.credit(owner, balance, kind="adjust", reference="seed")
+        await rt.services.wallet.credit(owner, balance, reference="seed")
     await rt.services.trips.create(owner, "jpn25", "Jastip Jepang", rt.clock.now() + timedelta(days=3))
     for i in range(participants):
         uid = (await rt.services.inbound.register(channel="telegram", external_id=str(5000 + i), display_name="P",
@@ -54,8 +55,10 @@ async def deliver_all(rt) -> None:
 
 
 async def ledger_sum(rt, owner: int) -> int:
-    async with rt.db.read() as session:
-        return int(await session.scalar(select(func.sum(LedgerEntry.amount)).where(LedgerEntry.user_id == owner)))
+    """The wallet's balance, after checking that the books hold (stored balances = their transfers, holds
+    resolved to zero)."""
+    await assert_books_hold(rt.db)
+    return await rt.services.wallet.balance(owner)
 
 
 async def test_a_broadcast_to_100_charges_exactly_the_accepted_messages(rt, bot):

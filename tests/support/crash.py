@@ -30,17 +30,19 @@ from pathlib import Path
 import aiohttp
 from sqlalchemy import func, insert, select
 
+from services import books, ledger
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import (
+    Account,
     Broadcast,
     BroadcastDelivery,
-    LedgerEntry,
     Order,
     OutboxMessage,
     Participant,
     Payment,
     Product,
+    Transfer,
     Trip,
     User,
 )
@@ -128,14 +130,13 @@ class CrashHarness:
         funds = 1_000_000_000
         async with self.db.write() as session:
             await session.execute(insert(User), [
-                {"channel": "telegram", "external_id": str(JASTIPER), "language": "id", "balance": funds,
+                {"channel": "telegram", "external_id": str(JASTIPER), "language": "id",
                  "created_at": now, "display_name": "Jastiper"}] + [
-                {"channel": "telegram", "external_id": str(FIRST_USER + i), "language": "id", "balance": 0,
+                {"channel": "telegram", "external_id": str(FIRST_USER + i), "language": "id",
                  "created_at": now, "display_name": f"U{i}"} for i in range(self.users)])
             owner = await session.scalar(select(User.id).where(User.external_id == str(JASTIPER)))
-            await session.execute(insert(LedgerEntry), [{"user_id": owner, "amount": funds, "balance_after": funds,
-                                                         "kind": "adjust", "reference": "crash-seed",
-                                                         "created_at": now}])
+            await ledger.post(session, [ledger.Move("crash-seed", ledger.ADJUSTMENT, ledger.wallet(owner), funds,
+                                                    "adjust")], now)
             await session.execute(insert(Trip), [{"slug": "crash", "title": "Crash trip", "owner_id": owner,
                                                   "deadline_at": now + timedelta(days=30), "status": "open",
                                                   "created_at": now}])
@@ -279,21 +280,18 @@ class CrashHarness:
 
     async def check(self, result: RoundResult) -> None:
         bad = result.violations
+        # The books' own invariants: Σ debits = Σ credits, every stored balance equals its transfers and none
+        # is negative, every credited payment settled exactly once.
+        bad.extend(await books.check(self.db))
         async with self.db.read() as session:
             payments = (await session.execute(select(Payment.id, Payment.status, Payment.user_id))).all()
             credits = dict((await session.execute(
-                select(LedgerEntry.reference, func.count()).where(LedgerEntry.kind == "topup")
-                .group_by(LedgerEntry.reference))).all())
+                select(Transfer.reference, func.count()).where(Transfer.kind == "topup")
+                .group_by(Transfer.reference))).all())
             for payment_id, status, _ in payments:
                 count = credits.get(f"topup:{payment_id}", 0)
                 if status != "paid" or count != 1:
                     bad.append(f"payment {payment_id}: status {status}, credited {count} times")
-            ledger = dict((await session.execute(select(LedgerEntry.user_id, func.sum(LedgerEntry.amount))
-                                                 .group_by(LedgerEntry.user_id))).all())
-            for user_id, external_id, balance in (await session.execute(
-                    select(User.id, User.external_id, User.balance))).all():
-                if balance < 0 or balance != int(ledger.get(user_id, 0)):
-                    bad.append(f"user {external_id}: balance {balance}, ledger {ledger.get(user_id, 0)}")
             reserved = dict((await session.execute(
                 select(Order.product_id, func.sum(Order.quantity)).where(Order.status.in_(ACTIVE_ORDERS))
                 .group_by(Order.product_id))).all())
@@ -303,8 +301,9 @@ class CrashHarness:
                     bad.append(f"product {product_id}: stock {stock}, reserved {reserved.get(product_id, 0)}, "
                                f"given {given}")
             credited_per_chat = dict((await session.execute(
-                select(User.external_id, func.count()).join(LedgerEntry, LedgerEntry.user_id == User.id)
-                .where(LedgerEntry.kind == "topup").group_by(User.external_id))).all())
+                select(User.external_id, func.count()).join(Account, Account.user_id == User.id)
+                .join(Transfer, Transfer.credit_id == Account.id)
+                .where(Transfer.kind == "topup").group_by(User.external_id))).all())
             failed = await session.scalar(select(func.count()).select_from(OutboxMessage)
                                           .where(OutboxMessage.status == "failed"))
             if failed:
@@ -315,9 +314,11 @@ class CrashHarness:
                     select(BroadcastDelivery.settled, func.count())
                     .where(BroadcastDelivery.broadcast_id == broadcast_id)
                     .group_by(BroadcastDelivery.settled))).all())
-                money = int(await session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
-                    (LedgerEntry.reference == f"bchold:{broadcast_id}")
-                    | LedgerEntry.reference.like(f"bcfail:{broadcast_id}:%"))))
+                # What the broadcast kept: charged to revenue, less what was given back late.
+                money = -int(await session.scalar(select(func.coalesce(func.sum(Transfer.amount), 0)).where(
+                    Transfer.reference == f"bcpost:{broadcast_id}")) or 0) + int(await session.scalar(
+                    select(func.coalesce(func.sum(Transfer.amount), 0)).where(
+                        Transfer.reference.like(f"bcrefund:{broadcast_id}:%"))) or 0)
                 if status == "running":
                     bad.append(f"broadcast {broadcast_id} still running")
                 elif status == "done":

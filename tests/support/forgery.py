@@ -338,12 +338,12 @@ class ForgeryWorld:
         """What forged requests changed (empty when nothing): credits, payment states, users, replies."""
         from sqlalchemy import func, select
 
-        from storage.models import GatewayEvent, LedgerEntry, Payment, User
+        from storage.models import GatewayEvent, Payment, Transfer, User
 
         problems = []
         async with self.app.runtime.db.read() as session:
-            if entries := await session.scalar(select(func.count()).select_from(LedgerEntry)):
-                problems.append(f"{entries} ledger entries")
+            if transfers := await session.scalar(select(func.count()).select_from(Transfer)):
+                problems.append(f"{transfers} transfers posted")
             if events := await session.scalar(select(func.count()).select_from(GatewayEvent)):
                 problems.append(f"{events} gateway events stored")
             statuses = set((await session.scalars(select(Payment.status))).all())

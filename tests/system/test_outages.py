@@ -7,9 +7,10 @@ import json
 
 from sqlalchemy import func, select
 
-from storage.models import LedgerEntry, OutboxMessage, Payment, User
+from storage.models import OutboxMessage, Payment, Transfer
 from tests.support.gateways import FakeDuitku
 from tests.support.harness import AppUnderTest
+from tests.support.money import assert_books_hold, wallets_total
 from tests.support.telegram import telegram_text_update
 from tests.support.waiting import said, wait_for
 from tests.support.whatsapp import signed, text_update
@@ -133,7 +134,7 @@ async def test_postgres_gone_mid_storm_means_503s_then_the_exact_state(tmp_path,
 
         await wait_for(exact, timeout=30, interval=0.2)
         async with app.runtime.db.read() as session:
-            entries = await session.scalar(select(func.count()).select_from(LedgerEntry))
-            balances = await session.scalar(select(func.sum(User.balance)))
-        assert entries == 60 and balances == sum(10_000 + i for i in range(60))
+            transfers = await session.scalar(select(func.count()).select_from(Transfer))
+        assert transfers == 60 and await wallets_total(app.runtime.db) == sum(10_000 + i for i in range(60))
+        await assert_books_hold(app.runtime.db)
         assert (await app.http.get("/healthz")).status_code == 200

@@ -12,8 +12,9 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from storage.db import Database
-from storage.models import LedgerEntry, OutboxMessage, Payment, User
+from storage.models import OutboxMessage, Payment, Transfer, User
 from tests.support.midtrans import FakeMidtrans, MidtransOrder
+from tests.support.money import assert_books_hold, wallets_total
 from tests.support.processes import ServerProcess
 from tests.support.telegram import FakeBotAPI, telegram_text_update
 from tests.support.waiting import wait_for
@@ -32,7 +33,7 @@ async def seed(url: str, midtrans: FakeMidtrans) -> list[dict]:
     db = Database(url)
     async with db.write() as session:
         await session.execute(insert(User), [{"channel": "telegram", "external_id": str(500_000 + i),
-                                              "language": "id", "balance": 0, "created_at": now}
+                                              "language": "id", "created_at": now}
                                              for i in range(USERS)])
         ids = (await session.scalars(select(User.id).order_by(User.id))).all()
         notes = []
@@ -92,9 +93,10 @@ async def test_two_processes_share_the_work_and_never_double_it(tmp_path, fresh_
             await wait_for(settled, timeout=60, interval=0.2)
             async with db.read() as session:
                 credits = dict((await session.execute(
-                    select(LedgerEntry.reference, func.count()).group_by(LedgerEntry.reference))).all())
+                    select(Transfer.reference, func.count()).group_by(Transfer.reference))).all())
                 notices = await session.scalar(select(func.count()).select_from(OutboxMessage))
-                balances = await session.scalar(select(func.sum(User.balance)))
+            balances = await wallets_total(db)
+            await assert_books_hold(db)
         finally:
             await db.close()
     finally:

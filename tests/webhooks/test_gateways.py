@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from storage.models import LedgerEntry, Payment, User
+from storage.models import Payment
 from tests.support.gateways import FakeDoku, FakeDuitku, FakeXendit
 from tests.support.harness import AppUnderTest
+from tests.support.money import assert_books_hold, transfers_of_kind, wallets_total
 
 FAKES = {"duitku": FakeDuitku, "doku": FakeDoku, "xendit": FakeXendit}
 
@@ -39,11 +40,12 @@ async def post(app, fake, body: bytes, headers: dict[str, str]) -> int:
 
 
 async def totals(app) -> tuple[int, int, list[str]]:
+    """(all wallets, top-up transfers, payment states), after checking that the books hold."""
+    await assert_books_hold(app.runtime.db)
     async with app.runtime.db.read() as session:
-        balance = await session.scalar(select(func.coalesce(func.sum(User.balance), 0)))
-        entries = await session.scalar(select(func.count()).select_from(LedgerEntry))
         statuses = sorted((await session.scalars(select(Payment.status))).all())
-    return balance, entries, statuses
+    credits = await transfers_of_kind(app.runtime.db, "topup")
+    return await wallets_total(app.runtime.db), len(credits), statuses
 
 
 async def test_a_paid_callback_credits_once_however_often_it_arrives(app, fake):

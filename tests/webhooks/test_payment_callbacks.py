@@ -10,9 +10,10 @@ import pytest
 from sqlalchemy import func, select
 
 from services.payments.midtrans import signature
-from storage.models import GatewayEvent, LedgerEntry, OutboxMessage, Payment, User
+from storage.models import Account, GatewayEvent, OutboxMessage, Payment
 from tests.support.harness import AppUnderTest
 from tests.support.midtrans import midtrans_notification
+from tests.support.money import assert_books_hold, wallet_ledger, wallets_total
 
 
 @pytest.fixture
@@ -42,11 +43,14 @@ async def new_payment(app: AppUnderTest, user_id: int, amount: int = 50_000) -> 
 
 
 async def state(app: AppUnderTest) -> dict:
+    """Money and states as an auditor reads them (and the books must hold whatever else is asserted)."""
+    await assert_books_hold(app.runtime.db)
+    ledger, entries = await wallet_ledger(app.runtime.db)
     async with app.runtime.db.read() as session:
         return {
-            "balances": await session.scalar(select(func.coalesce(func.sum(User.balance), 0))),
-            "ledger": await session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount), 0))),
-            "entries": await session.scalar(select(func.count()).select_from(LedgerEntry)),
+            "balances": await wallets_total(app.runtime.db),
+            "ledger": ledger,
+            "entries": entries,
             "statuses": sorted((await session.scalars(select(Payment.status))).all()),
             "notices": await session.scalar(select(func.count()).select_from(OutboxMessage)),
         }
@@ -122,13 +126,24 @@ async def test_refund_after_spending_debits_what_is_left_and_flags_the_rest(app,
     user = await new_user(app, "rf")
     order = await new_payment(app, user, 50_000)
     await app.http.post("/payments/midtrans/notify", json=midtrans.settle(order))
-    await app.runtime.services.wallet.debit(user, 30_000, kind="debit", reference="spent:1")
+    await app.runtime.services.wallet.debit(user, 30_000, reference="spent:1")
     refund = midtrans.settle(order, "refund", refund_amount="50000.00", refund_key="rk-1")
     assert (await app.http.post("/payments/midtrans/notify", json=refund)).status_code == 200
     end = await state(app)
     assert end["statuses"] == ["refunded"] and end["balances"] == end["ledger"] == 0
     async with app.runtime.db.read() as session:
-        assert "30000 outstanding" in (await session.scalar(select(Payment.flag_reason)))
+        assert "30000 is owed" in (await session.scalar(select(Payment.flag_reason)))
+        owed = await session.scalar(select(Account.balance).where(Account.kind == "receivable",
+                                                                  Account.user_id == user))
+    assert owed == 30_000  # booked to the user's receivable, not lost
+    # The next top-up repays what is owed first.
+    again = await new_payment(app, user, 50_000)
+    await app.http.post("/payments/midtrans/notify", json=midtrans.settle(again))
+    assert await app.runtime.services.wallet.balance(user) == 20_000
+    async with app.runtime.db.read() as session:
+        assert await session.scalar(select(Account.balance).where(Account.kind == "receivable",
+                                                                  Account.user_id == user)) == 0
+    await assert_books_hold(app.runtime.db)
 
 
 async def test_a_replayed_notification_turned_into_a_refund_is_refused_unless_the_status_api_agrees(app, midtrans):

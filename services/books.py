@@ -1,0 +1,124 @@
+"""Reading the books: the ledger's invariants (`python -m bot ledger check`, the crash harness after every round,
+a periodic job for /metrics), the transfers as CSV (`ledger export`) and the per-gateway day report to compare
+with a gateway's settlement report (`ledger gateways --day`)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from datetime import date, datetime, time, timedelta, timezone
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import aliased
+
+from services.kinds import CREDIT_NORMAL, DERIVED, AccountKind, HoldStatus, PaymentStatus
+from storage.db import Database
+from storage.models import Account, Payment, Transfer
+
+WIB = timezone(timedelta(hours=7))
+SETTLING = ("topup", "held-credit")  # transfers that put a paid payment's money where it belongs
+
+
+async def check(db: Database) -> list[str]:
+    """Every violated invariant, one line each; [] when the books hold."""
+    problems: list[str] = []
+    async with db.read() as session:
+        debits = dict((await session.execute(
+            select(Transfer.debit_id, func.sum(Transfer.amount)).group_by(Transfer.debit_id))).all())
+        credits = dict((await session.execute(
+            select(Transfer.credit_id, func.sum(Transfer.amount)).group_by(Transfer.credit_id))).all())
+        total_debits, total_credits = sum(map(int, debits.values())), sum(map(int, credits.values()))
+        if total_debits != total_credits:
+            problems.append(f"Σ debits {total_debits} ≠ Σ credits {total_credits}")
+        for account in (await session.scalars(select(Account).order_by(Account.id))).all():
+            kind = AccountKind(account.kind)
+            moved_in, moved_out = int(credits.get(account.id, 0)), int(debits.get(account.id, 0))
+            natural = moved_in - moved_out if kind in CREDIT_NORMAL else moved_out - moved_in
+            name = f"{kind.value}:{account.key or '-'} (#{account.id})"
+            if kind not in DERIVED and account.balance != natural:
+                problems.append(f"{name}: stored balance {account.balance} ≠ its transfers {natural}")
+            if kind in CREDIT_NORMAL and natural < 0:
+                problems.append(f"{name}: credit-normal account is negative ({natural})")
+            if kind in (AccountKind.RECEIVABLE, AccountKind.PROVIDER) and natural < 0:
+                problems.append(f"{name}: negative ({natural})")
+            if kind is AccountKind.HOLD and account.status not in (None, HoldStatus.PENDING.value) and natural:
+                problems.append(f"{name}: resolved ({account.status}) but holds {natural}")
+            if kind is AccountKind.ESCROW and account.status == "closed" and natural:
+                problems.append(f"{name}: closed but holds {natural}")
+        settled = dict((await session.execute(
+            select(Transfer.payment_id, func.count()).where(Transfer.kind.in_(SETTLING))
+            .group_by(Transfer.payment_id))).all())
+        held = dict((await session.execute(
+            select(Transfer.payment_id, func.count()).where(Transfer.kind == "held")
+            .group_by(Transfer.payment_id))).all())
+        for payment_id, order_id, status, credited_at in (await session.execute(
+                select(Payment.id, Payment.order_id, Payment.status, Payment.credited_at))).all():
+            times = int(settled.get(payment_id, 0))
+            if credited_at is not None and times != 1:
+                problems.append(f"payment {order_id} ({status}): credited, settled {times} times")
+            if credited_at is None and times:
+                problems.append(f"payment {order_id} ({status}): not credited, yet settled {times} times")
+            if status == PaymentStatus.HELD.value and int(held.get(payment_id, 0)) != 1:
+                problems.append(f"payment {order_id}: held, its money in suspense {held.get(payment_id, 0)} times")
+    return problems
+
+
+def _day_bounds(day: date) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, time(0, 0), tzinfo=WIB)
+    return start, start + timedelta(days=1)
+
+
+async def export(db: Database, since: datetime | None = None) -> str:
+    """Transfers as CSV: id, time (UTC), reference, kind, debit account, credit account, amount, payment."""
+    debit, credit = aliased(Account), aliased(Account)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["id", "created_at", "reference", "kind", "debit", "credit", "amount", "payment"])
+    async with db.read() as session:
+        query = (select(Transfer, debit.kind, debit.key, credit.kind, credit.key, Payment.order_id)
+                 .join(debit, debit.id == Transfer.debit_id).join(credit, credit.id == Transfer.credit_id)
+                 .outerjoin(Payment, Payment.id == Transfer.payment_id).order_by(Transfer.id))
+        if since is not None:
+            query = query.where(Transfer.created_at >= since)
+        for transfer, dkind, dkey, ckind, ckey, order_id in (await session.execute(query)).all():
+            writer.writerow([transfer.id, transfer.created_at.isoformat(), transfer.reference, transfer.kind,
+                             f"{dkind}:{dkey}", f"{ckind}:{ckey}", transfer.amount, order_id or ""])
+    return out.getvalue()
+
+
+async def gateways(db: Database, day: date, *, by_reference: bool = False) -> str:
+    """One WIB day's money per (gateway, payment method) — or per gateway reference — as CSV with the columns
+    gateway, method, count, gross, refunds, fees, net, suspense."""
+    start, end = _day_bounds(day)
+    account = aliased(Account)
+    rows: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: dict.fromkeys(
+        ("count", "gross", "refunds", "fees", "suspense"), 0))
+    async with db.read() as session:
+        found = (await session.execute(
+            select(Transfer.kind, Transfer.amount, Transfer.debit_id, Transfer.credit_id, account.id, account.key,
+                   Payment.method, Payment.gateway_ref, Payment.order_id)
+            .join(account, (account.id == Transfer.debit_id) | (account.id == Transfer.credit_id))
+            .outerjoin(Payment, Payment.id == Transfer.payment_id)
+            .where(account.kind == AccountKind.GATEWAY.value, Transfer.created_at >= start, Transfer.created_at < end)
+        )).all()
+    for kind, amount, debit_id, _credit_id, gateway_id, name, method, ref, order_id in found:
+        key = (name, (ref or order_id or "-") if by_reference else (method or "-"))
+        row = rows[key]
+        if debit_id == gateway_id:  # money the gateway owes us: it arrived
+            row["gross"] += amount
+            row["count"] += 1
+            if kind == "held":
+                row["suspense"] += amount
+        elif kind == "fee":
+            row["fees"] += amount
+        else:  # money back to the gateway: reversals and refunds
+            row["refunds"] += amount
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["gateway", "reference" if by_reference else "method", "count", "gross", "refunds", "fees",
+                     "net", "suspense"])
+    for (name, what), row in sorted(rows.items()):
+        net = row["gross"] - row["refunds"] - row["fees"]
+        writer.writerow([name, what, row["count"], row["gross"], row["refunds"], row["fees"], net, row["suspense"]])
+    return out.getvalue()

@@ -1,0 +1,83 @@
+"""The words of the domain as types: channels, states and kinds, each a StrEnum so that a typo is an error and
+the database's CHECK lists come from the same place as the code's comparisons."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Channel(StrEnum):
+    TELEGRAM = "telegram"
+    WHATSAPP = "whatsapp"
+    PLAYGROUND = "playground"
+
+
+class PaymentStatus(StrEnum):
+    CREATED = "created"
+    PENDING = "pending"
+    PAID = "paid"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    HELD = "held"  # the gateway reported another amount: the money waits in suspense for an admin
+    REVERSED = "reversed"
+    REFUNDED = "refunded"
+    PARTIALLY_REFUNDED = "partially_refunded"
+
+
+class PaymentPurpose(StrEnum):
+    TOPUP = "topup"
+    ORDER = "order"
+    DEPOSIT = "deposit"
+
+
+class AccountKind(StrEnum):
+    # credit-normal: balance = credits - debits
+    WALLET = "wallet"  # per user: top-ups and refunds; spendable, not withdrawable
+    EARNINGS = "earnings"  # per user: escrow releases; spendable and withdrawable
+    ESCROW = "escrow"  # per order
+    HOLD = "hold"  # per broadcast or payout: reserved money
+    CLIENT = "client"  # per client bot: deposits owed to it
+    REVENUE = "revenue"
+    SUSPENSE = "suspense"  # received but not assigned: held payments, disputed refunds
+    # debit-normal: balance = debits - credits
+    GATEWAY = "gateway"  # per gateway: what it owes us
+    PROVIDER = "provider"  # per payout provider: our money sent out through it
+    RECEIVABLE = "receivable"  # per user or client bot: owed to us after a reversal found the money spent
+    FEES = "fees"
+    ADJUSTMENT = "adjustment"
+
+
+CREDIT_NORMAL = frozenset({AccountKind.WALLET, AccountKind.EARNINGS, AccountKind.ESCROW, AccountKind.HOLD,
+                           AccountKind.CLIENT, AccountKind.REVENUE, AccountKind.SUSPENSE})
+# Accounts that may go either way or only grow: never locked or updated row by row per transfer (every writer
+# would serialise on "the Midtrans account"); their balances are derived from the transfers.
+DERIVED = frozenset({AccountKind.GATEWAY, AccountKind.REVENUE, AccountKind.FEES, AccountKind.ADJUSTMENT})
+
+
+class HoldStatus(StrEnum):
+    PENDING = "pending"
+    POSTED = "posted"
+    VOIDED = "voided"
+    EXPIRED = "expired"
+
+
+class OrderStatus(StrEnum):
+    PENDING = "pending"
+    PROOF_SUBMITTED = "proof_submitted"
+    CONFIRMED = "confirmed"
+    REJECTED = "rejected"
+    SHIPPED = "shipped"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+class BroadcastStatus(StrEnum):
+    PREVIEW = "preview"
+    RUNNING = "running"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+def sql_in(values: type[StrEnum]) -> str:
+    """A CHECK constraint's list: "'a','b','c'"."""
+    return ",".join(f"'{v.value}'" for v in values)

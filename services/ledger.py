@@ -1,0 +1,185 @@
+"""The double-entry ledger: every movement of money is a transfer from one account (debited) to another
+(credited), with a positive amount and a unique reference. This module is the only writer of `transfers`.
+
+    credit-normal accounts (wallet, earnings, escrow, hold, client, revenue, suspense): balance = credits - debits
+    debit-normal accounts (gateway, provider, receivable, fees, adjustment):            balance = debits - credits
+
+Guarantees, each enforced by the database whatever the code does:
+- a reference is unique: posting it again with the same accounts and amount is a no-op; anything different is a
+  LedgerConflict (admins are alerted by the caller), never silently skipped;
+- a tracked account's balance (in its normal sign) is moved by the database itself when a transfer is inserted
+  (a trigger) and can never be negative: CHECK (balance >= 0) refuses the transfer, whoever inserts it;
+- transfers are append-only (triggers refuse UPDATE and DELETE).
+
+Derived accounts (gateway, revenue, fees, adjustment) are never locked or updated per transfer: two processes
+settling at once would otherwise serialise on "the Midtrans account". Their balance is the sum of their transfers.
+Lock order everywhere: accounts by id, then payments, then orders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import case, func, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
+
+from services.errors import InsufficientFunds, LedgerConflict
+from services.kinds import CREDIT_NORMAL, DERIVED, AccountKind
+from storage.models import Account, Transfer
+from storage.queries import dialect_of, insert_or_skip
+
+
+@dataclass(frozen=True)
+class Ref:
+    """An account by what it is: (kind, key), e.g. (wallet, "12"), (gateway, "midtrans"), (revenue, "")."""
+
+    kind: AccountKind
+    key: str = ""
+    user_id: int | None = None
+
+
+def wallet(user_id: int) -> Ref:
+    return Ref(AccountKind.WALLET, str(user_id), user_id)
+
+
+def earnings(user_id: int) -> Ref:
+    return Ref(AccountKind.EARNINGS, str(user_id), user_id)
+
+
+def receivable(user_id: int) -> Ref:
+    return Ref(AccountKind.RECEIVABLE, str(user_id), user_id)
+
+
+def gateway(name: str) -> Ref:
+    return Ref(AccountKind.GATEWAY, name)
+
+
+def hold(what: str, user_id: int | None = None) -> Ref:
+    """A hold account: "broadcast:7", later "payout:3"."""
+    return Ref(AccountKind.HOLD, what, user_id)
+
+
+REVENUE, SUSPENSE, ADJUSTMENT, FEES = (Ref(AccountKind.REVENUE), Ref(AccountKind.SUSPENSE),
+                                       Ref(AccountKind.ADJUSTMENT), Ref(AccountKind.FEES))
+
+
+@dataclass(frozen=True)
+class Move:
+    """One transfer to post: `amount` from `debit` to `credit`."""
+
+    reference: str
+    debit: Ref
+    credit: Ref
+    amount: int
+    kind: str
+    payment_id: int | None = None
+
+
+def natural_delta(kind: str, side: str, amount: int) -> int:
+    """How a transfer changes an account's balance in its normal sign: a credit raises a credit-normal
+    account, a debit raises a debit-normal one."""
+    credit_normal = kind in CREDIT_NORMAL
+    raises = (side == "credit") == credit_normal
+    return amount if raises else -amount
+
+
+async def accounts(session: AsyncSession, refs: Iterable[Ref], now: datetime, *,
+                   lock: bool = True) -> dict[Ref, Account]:
+    """The accounts, created on first use; tracked ones locked FOR UPDATE in id order (PostgreSQL; SQLite's
+    write transaction is exclusive already). Derived accounts are never locked."""
+    wanted = {r: r for r in refs}
+    if not wanted:
+        return {}
+    table = Account.__table__
+    await session.execute(insert_or_skip(session, table, ["kind", "key"]), [
+        {"kind": r.kind.value, "key": r.key, "user_id": r.user_id, "balance": 0,
+         "status": "pending" if r.kind is AccountKind.HOLD else None, "created_at": now}
+        for r in wanted])
+    keys = [(r.kind.value, r.key) for r in wanted]
+    query = select(Account).where(tuple_(Account.kind, Account.key).in_(keys)).order_by(Account.id)
+    tracked = [k for k in keys if AccountKind(k[0]) not in DERIVED]
+    if lock and tracked and dialect_of(session) != "sqlite":
+        await session.execute(select(Account.id).where(tuple_(Account.kind, Account.key).in_(tracked))
+                              .order_by(Account.id).with_for_update())
+    found = {(a.kind, a.key): a for a in (await session.scalars(query)).all()}
+    return {r: found[(r.kind.value, r.key)] for r in wanted}
+
+
+async def post(session: AsyncSession, moves: Sequence[Move], now: datetime,
+               known: dict[Ref, Account] | None = None) -> list[Move]:
+    """Post transfers in the caller's transaction; returns those newly posted (a repeated reference with the same
+    accounts and amount is skipped). Raises LedgerConflict, or InsufficientFunds when a tracked account would go
+    below zero (checked here for a clear answer; the database's CHECK refuses it anyway)."""
+    moves = [m for m in moves if m.amount > 0]
+    if not moves:
+        return []
+    refs = {m.debit for m in moves} | {m.credit for m in moves}
+    found = dict(known or {})
+    missing = [r for r in refs if r not in found]
+    if missing:
+        found.update(await accounts(session, missing, now))
+    existing = {row.reference: row for row in (await session.execute(
+        select(Transfer.reference, Transfer.debit_id, Transfer.credit_id, Transfer.amount)
+        .where(Transfer.reference.in_([m.reference for m in moves])))).all()}
+    fresh: list[Move] = []
+    seen: dict[str, Move] = {}
+    for move in moves:
+        before = existing.get(move.reference)
+        same = (found[move.debit].id, found[move.credit].id, move.amount)
+        if before is not None:
+            if (before.debit_id, before.credit_id, before.amount) != same:
+                raise LedgerConflict(move.reference, f"posted before as {before.debit_id}->{before.credit_id} "
+                                                     f"{before.amount}, now {same[0]}->{same[1]} {same[2]}")
+            continue
+        if move.reference in seen:
+            if seen[move.reference] != move:
+                raise LedgerConflict(move.reference, "two different transfers in one batch")
+            continue
+        seen[move.reference] = move
+        fresh.append(move)
+    if not fresh:
+        return []
+    deltas: dict[int, int] = {}
+    for move in fresh:
+        for ref, side in ((move.debit, "debit"), (move.credit, "credit")):
+            if ref.kind in DERIVED:
+                continue
+            account = found[ref]
+            deltas[account.id] = deltas.get(account.id, 0) + natural_delta(ref.kind, side, move.amount)
+    for account in {a.id: a for a in found.values()}.values():
+        change = deltas.get(account.id, 0)
+        if change < 0 and account.balance + change < 0:
+            raise InsufficientFunds(balance=account.balance, needed=-change)
+    # The database moves the tracked balances itself when a transfer is inserted (trigger), and refuses one
+    # that would go negative whoever inserts it.
+    await session.execute(Transfer.__table__.insert(), [
+        {"reference": m.reference, "debit_id": found[m.debit].id, "credit_id": found[m.credit].id,
+         "amount": m.amount, "kind": m.kind, "payment_id": m.payment_id, "created_at": now} for m in fresh])
+    for account in {a.id: a for a in found.values()}.values():
+        # Keep the loaded objects current without marking them dirty (the trigger already wrote it).
+        set_committed_value(account, "balance", account.balance + deltas.get(account.id, 0))
+    return fresh
+
+
+async def balances(session: AsyncSession, user_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+    """(wallet, earnings) per user."""
+    if not user_ids:
+        return {}
+    rows = (await session.execute(
+        select(Account.user_id, Account.kind, Account.balance)
+        .where(Account.user_id.in_(list(user_ids)),
+               Account.kind.in_((AccountKind.WALLET.value, AccountKind.EARNINGS.value))))).all()
+    result = {u: (0, 0) for u in user_ids}
+    for user_id, kind, balance in rows:
+        wallet_balance, earnings_balance = result[user_id]
+        result[user_id] = (balance, earnings_balance) if kind == AccountKind.WALLET else (wallet_balance, balance)
+    return result
+
+
+def derived_balance_sql(account_id_column):
+    """SQL for a derived account's balance in its normal sign (sum of its transfers)."""
+    return func.coalesce(func.sum(case((Transfer.credit_id == account_id_column, Transfer.amount),
+                                       else_=-Transfer.amount)), 0)

@@ -1,0 +1,241 @@
+"""The payment state machine, pure: (payment, event, the payer's funds) -> (payment, transfers, notices).
+No I/O: services/settlement.py loads, locks, calls it and writes what it returns.
+
+    state \\ event       pending   paid = amount   paid ≠ amount   failed/expired   deny after paid   refund
+    created            pending   paid: credit    held: suspense  failed/expired   -                 -
+    pending            -         paid: credit    held: suspense  failed/expired   -                 -
+    failed, expired    -         paid: credit    held: suspense  -                -                 -
+    paid               -         -               -               -                reversed: back    refunded*: back
+    partially_refunded -         -               -               -                -                 refunded*: back
+    held               -         -               -               -                -                 refunded*: suspense
+    reversed, refunded -         -               -               -                -                 -
+    (* partially_refunded until the whole amount is back)
+
+    admin events:       credit (held -> paid: suspense -> account), refunded outside (held -> refunded:
+                        suspense -> gateway)
+
+"credit"  gateway -> the payment's account (a top-up: the wallet), then the wallet repays what the payer owes
+          (receivable) first; a fee the gateway reports: fees -> gateway.
+"back"    money the gateway took back (a reversal, or the new part of a refund: refunds are cumulative): what the
+          wallet holds goes wallet -> gateway, the rest is owed: receivable -> gateway, and admins are told.
+A late failure after success changes nothing (only a documented reversal, Midtrans deny after settlement, does).
+Every transition is keyed so that a repeat produces the same references: posting them again is a no-op.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from services import ledger
+from services.kinds import PaymentPurpose, PaymentStatus
+
+UNPAID = (PaymentStatus.CREATED, PaymentStatus.PENDING, PaymentStatus.FAILED, PaymentStatus.EXPIRED)
+MONEY_BACK = (PaymentStatus.PAID, PaymentStatus.PARTIALLY_REFUNDED)
+
+EventKind = Literal["pending", "hold", "paid", "failed", "expired", "refunded", "ignored", "admin_credit",
+                    "admin_refunded_outside"]
+
+
+@dataclass(frozen=True)
+class PaymentState:
+    id: int
+    order_id: str
+    user_id: int
+    gateway: str
+    amount: int
+    status: PaymentStatus
+    account: ledger.Ref  # where the money goes when paid
+    purpose: PaymentPurpose = PaymentPurpose.TOPUP
+    paid_amount: int | None = None
+    refunded_amount: int = 0
+    credited: bool = False
+    gateway_ref: str | None = None
+    flag_reason: str | None = None
+    method: str | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    status: EventKind
+    raw_status: str = ""
+    amount: int | None = None  # what the gateway says was paid
+    refund_amount: int | None = None  # this refund
+    refunded_total: int | None = None  # all refunds so far, when the gateway says so
+    reverses_success: bool = False
+    gateway_ref: str | None = None
+    method: str | None = None
+    fee: int | None = None
+
+
+@dataclass(frozen=True)
+class Funds:
+    """The payer's money the machine may need: the wallet's balance and what the payer owes."""
+
+    wallet: int = 0
+    receivable: int = 0
+
+
+@dataclass(frozen=True)
+class Notice:
+    template: str
+    key: str  # the dedupe key's stem; the payment id is appended
+    params: dict[str, object] = field(default_factory=dict)
+    admins: bool = False  # to every admin, not to the payer
+
+
+@dataclass(frozen=True)
+class Step:
+    state: PaymentState
+    moves: tuple[ledger.Move, ...] = ()
+    notices: tuple[Notice, ...] = ()
+    outcome: str = "no_change"
+
+
+def _base(p: PaymentState) -> int:
+    """The money the payment brought: what the gateway reported when it did, else the bill."""
+    return p.paid_amount if p.paid_amount is not None else p.amount
+
+
+def _apply(funds: Funds, moves: tuple[ledger.Move, ...], user_id: int) -> Funds:
+    wallet, owed = funds.wallet, funds.receivable
+    for move in moves:
+        for ref, side in ((move.debit, "debit"), (move.credit, "credit")):
+            if ref == ledger.wallet(user_id):
+                wallet += ledger.natural_delta(ref.kind, side, move.amount)
+            elif ref == ledger.receivable(user_id):
+                owed += ledger.natural_delta(ref.kind, side, move.amount)
+    return Funds(wallet, owed)
+
+
+def transition(p: PaymentState, e: Event, funds: Funds) -> Step:
+    """What `e` does to `p`; see the table in the module docstring."""
+    if e.status == "paid":
+        return _paid(p, e, funds)
+    if e.status in ("pending", "hold"):
+        if p.status is PaymentStatus.CREATED:
+            return Step(replace(p, status=PaymentStatus.PENDING), outcome="pending")
+        return Step(p)
+    if e.status in ("failed", "expired"):
+        if p.status is PaymentStatus.PAID and e.status == "failed" and e.reverses_success:
+            return _money_back(p, e, funds, _base(p) - p.refunded_amount, PaymentStatus.REVERSED, "reversal")
+        if p.status in (PaymentStatus.CREATED, PaymentStatus.PENDING):
+            status = PaymentStatus(e.status)
+            return Step(replace(p, status=status),
+                        notices=(Notice(f"payment_{e.status}", e.status, {"order_id": p.order_id,
+                                                                          "amount": p.amount}),),
+                        outcome=e.status)
+        return Step(p)
+    if e.status == "refunded":
+        return _refund(p, e, funds)
+    if e.status == "admin_credit":
+        return _admin_credit(p, funds)
+    if e.status == "admin_refunded_outside":
+        if p.status is not PaymentStatus.HELD or p.paid_amount is None:
+            return Step(p)
+        move = ledger.Move(f"refund-held:{p.id}", ledger.SUSPENSE, ledger.gateway(p.gateway), p.paid_amount,
+                           "refund", p.id)
+        return Step(replace(p, status=PaymentStatus.REFUNDED, refunded_amount=p.paid_amount), (move,),
+                    (Notice("payment_held_refunded", "held-refunded", {"order_id": p.order_id,
+                                                                       "amount": p.paid_amount}),),
+                    "refunded")
+    return Step(p)
+
+
+def _paid(p: PaymentState, e: Event, funds: Funds) -> Step:
+    if p.credited or p.status not in (*UNPAID, PaymentStatus.PAID):
+        return Step(p)
+    paid = e.amount if e.amount is not None else p.amount
+    ref = e.gateway_ref or p.gateway_ref
+    method = e.method or p.method
+    if paid != p.amount:
+        if p.status not in UNPAID:
+            return Step(p)
+        reason = f"amount mismatch: gateway says {paid}, we asked {p.amount}"
+        move = ledger.Move(f"held:{p.id}", ledger.gateway(p.gateway), ledger.SUSPENSE, paid, "held", p.id)
+        state = replace(p, status=PaymentStatus.HELD, paid_amount=paid, flag_reason=reason, gateway_ref=ref,
+                        method=method)
+        return Step(state, (move,), (Notice("payment_held", "held", {"order_id": p.order_id, "amount": p.amount}),
+                                     Notice("admin_payment_flagged", "held", {"order_id": p.order_id,
+                                                                              "amount": p.amount, "reason": reason},
+                                            admins=True)), "held")
+    moves = [ledger.Move(f"topup:{p.id}", ledger.gateway(p.gateway), p.account, p.amount, "topup", p.id)]
+    if e.fee:
+        moves.append(ledger.Move(f"fee:{p.id}", ledger.FEES, ledger.gateway(p.gateway), e.fee, "fee", p.id))
+    moves += _repay(p, funds, p.amount)
+    state = replace(p, status=PaymentStatus.PAID, paid_amount=paid, credited=True, gateway_ref=ref, method=method)
+    after = _apply(funds, tuple(moves), p.user_id)
+    repaid = funds.receivable - after.receivable
+    params: dict[str, object] = {"order_id": p.order_id, "amount": p.amount, "balance": after.wallet}
+    notices = [Notice("payment_credited" if not repaid else "payment_credited_repaid", "credited",
+                      {**params, **({"repaid": repaid} if repaid else {})})]
+    return Step(state, tuple(moves), tuple(notices), "credited")
+
+
+def _repay(p: PaymentState, funds: Funds, arrived: int) -> list[ledger.Move]:
+    """Money arriving in a top-up's wallet repays what the payer owes first."""
+    if p.purpose is not PaymentPurpose.TOPUP or p.account != ledger.wallet(p.user_id) or funds.receivable <= 0:
+        return []
+    due = min(arrived, funds.receivable)
+    return [ledger.Move(f"repay:{p.id}", ledger.wallet(p.user_id), ledger.receivable(p.user_id), due, "repay",
+                        p.id)]
+
+
+def _refund(p: PaymentState, e: Event, funds: Funds) -> Step:
+    if p.status not in (*MONEY_BACK, PaymentStatus.HELD):
+        return Step(p)
+    base = _base(p)
+    left = base - p.refunded_amount
+    if e.refunded_total is not None:
+        new = min(e.refunded_total, base) - p.refunded_amount
+    else:
+        new = min(e.refund_amount or left, left)
+    if new <= 0:
+        return Step(p)
+    total = p.refunded_amount + new
+    status = PaymentStatus.REFUNDED if total >= base else PaymentStatus.PARTIALLY_REFUNDED
+    if p.status is PaymentStatus.HELD:  # the money never reached the payer: it leaves suspense
+        move = ledger.Move(f"refund:{p.id}:{total}", ledger.SUSPENSE, ledger.gateway(p.gateway), new, "refund",
+                           p.id)
+        return Step(replace(p, status=status, refunded_amount=total), (move,),
+                    (Notice("payment_held_refunded", f"held-refunded-{total}", {"order_id": p.order_id,
+                                                                                 "amount": new}),), "refunded")
+    return _money_back(p, e, funds, new, status, "refund", total)
+
+
+def _money_back(p: PaymentState, e: Event, funds: Funds, back: int, status: PaymentStatus, kind: str,
+                total: int | None = None) -> Step:
+    total = total if total is not None else p.refunded_amount + back
+    mark = f"{p.id}" if kind == "reversal" else f"{p.id}:{total}"
+    from_wallet = min(back, max(0, funds.wallet)) if p.account == ledger.wallet(p.user_id) else 0
+    moves = []
+    if from_wallet:
+        moves.append(ledger.Move(f"{kind}:{mark}", p.account, ledger.gateway(p.gateway), from_wallet, kind, p.id))
+    owed = back - from_wallet
+    if owed:
+        moves.append(ledger.Move(f"owed:{mark}", ledger.receivable(p.user_id), ledger.gateway(p.gateway), owed,
+                                 "owed", p.id))
+    after = _apply(funds, tuple(moves), p.user_id)
+    template = "payment_reversed" if kind == "reversal" else "payment_refunded"
+    notices = [Notice(template, f"{kind}-{total}", {"order_id": p.order_id, "amount": from_wallet,
+                                                     "balance": after.wallet})]
+    reason = None
+    if owed:
+        reason = f"{status.value}: could take only {from_wallet} of {back} back; {owed} is owed (receivable)"
+        notices.append(Notice("admin_payment_flagged", f"owed-{total}", {"order_id": p.order_id, "amount": back,
+                                                                         "reason": reason}, admins=True))
+    state = replace(p, status=status, refunded_amount=total, flag_reason=reason or p.flag_reason)
+    outcome = "reversed" if kind == "reversal" else "refunded"
+    return Step(state, tuple(moves), tuple(notices), outcome)
+
+
+def _admin_credit(p: PaymentState, funds: Funds) -> Step:
+    if p.status is not PaymentStatus.HELD or p.paid_amount is None or p.credited:
+        return Step(p)
+    moves = [ledger.Move(f"release-held:{p.id}", ledger.SUSPENSE, p.account, p.paid_amount, "held-credit", p.id)]
+    moves += _repay(p, funds, p.paid_amount)
+    after = _apply(funds, tuple(moves), p.user_id)
+    state = replace(p, status=PaymentStatus.PAID, credited=True)
+    return Step(state, tuple(moves), (Notice("payment_held_credited", "held-credited",
+                                             {"order_id": p.order_id, "amount": p.paid_amount,
+                                              "balance": after.wallet}),), "credited")
