@@ -24,6 +24,7 @@ from handlers.context import Services, ShareLinks
 from handlers.i18n import render_notice
 from handlers.progress import BroadcastProgress
 from handlers.router import Conversation
+from services.admin import Admins
 from services.broadcasts import Broadcasts
 from services.clock import Clock, SystemClock
 from services.delivery import Delivery, Limits
@@ -53,6 +54,7 @@ from webhooks.app import create_app
 from webhooks.deps import TelegramHook, WebDeps, WhatsAppHook
 
 log = logging.getLogger(__name__)
+ADMIN_SUMMARY_EVERY_S = 300.0  # how often the summary job looks whether today's summary is due
 
 
 def secret_values(settings: Settings) -> list[str]:
@@ -235,6 +237,9 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
     settlement = Settlement(db, {g.name: g for g in gateways}, clock, admins=admins,
                             on_notice=signals.notices_queued.fire)
     w, limits, j = settings.wallet, settings.limits, settings.jastip
+    admin_service = Admins(db, clock, settlement, admins=admins,
+                           correction_approval=settings.admin.correction_approval,
+                           summary_hour=settings.admin.summary_hour, on_notice=signals.notices_queued.fire)
     services = Services(
         inbound=Inbounds(db, clock),
         wallet=Wallet(db, clock),
@@ -249,6 +254,7 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
         sent=SentMessages(db, clock),
         share=ShareLinks(whatsapp_number=settings.whatsapp.display_number),
         support_contact=settings.support.contact,
+        admin=admin_service,
     )
     metrics = Metrics()
     delivery = Delivery(on_wait=metrics.observe_wait)
@@ -305,6 +311,8 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
     jobs.add("metrics", settings.server.metrics_interval_s, partial(metrics.database.refresh, stats))
     jobs.add("ledger-check", settings.server.ledger_check_interval_s, partial(metrics.check_books, db),
              first_after_s=60.0)
+    # Cheap when there is nothing to send: one indexed lookup of today's dedupe keys.
+    jobs.add("admin-summary", ADMIN_SUMMARY_EVERY_S, admin_service.send_daily_summary, first_after_s=30.0)
     return Runtime(
         settings=settings, db=db, clock=clock, http=http, signals=signals, services=services, gateways=gateways,
         settlement=settlement, reconciler=reconciler, delivery=delivery, outbox=outbox, conversation=conversation,

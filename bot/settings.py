@@ -253,6 +253,8 @@ class SupportSettings(BaseModel):
 class AdminSettings(BaseModel):
     telegram_ids: list[str] = Field(default_factory=list)
     whatsapp_ids: list[str] = Field(default_factory=list)
+    summary_hour: int = Field(8, ge=0, le=23)  # WIB: the daily summary goes out from this hour on
+    correction_approval: int = Field(1_000_000, gt=0)  # a larger wallet credit needs a second admin
 
     @field_validator("telegram_ids", "whatsapp_ids", mode="before")
     @classmethod

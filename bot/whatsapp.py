@@ -61,10 +61,14 @@ def _buttons(message: OutgoingMessage):
     flat = [b for row in message.buttons for b in row]
     choices = [b for b in flat if b.data]
     links = [b for b in flat if b.url]
-    if choices and len(choices) <= 3:
-        return [wa_types.Button(title=b.label[:20], callback_data=b.data) for b in choices]
+    # A reply button's title is cut at 20 characters, a list row's at 24 (with a 72-character description):
+    # a longer label goes into a list whose row carries the whole label as its description.
+    if choices and len(choices) <= 3 and all(len(b.label) <= 20 for b in choices):
+        return [wa_types.Button(title=b.label, callback_data=b.data) for b in choices]
     if choices:
-        rows = [wa_types.SectionRow(title=b.label[:24], callback_data=b.data) for b in choices[:10]]
+        rows = [wa_types.SectionRow(title=b.label[:24], callback_data=b.data,
+                                    description=b.label[:72] if len(b.label) > 24 else None)
+                for b in choices[:10]]
         return wa_types.SectionList(button_title="Pilih", sections=[wa_types.Section(title="Pilihan", rows=rows)])
     if len(links) == 1:
         return wa_types.URLButton(title=links[0].label[:20], url=links[0].url)

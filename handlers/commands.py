@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from handlers import broadcasts, chat, orders, recap, trips, wallet
+from handlers import admin, broadcasts, chat, orders, recap, trips, wallet
 from handlers.context import Services
 from handlers.i18n import Translator
 from services.messaging import OutgoingMessage
@@ -53,7 +53,9 @@ COMMANDS: tuple[CommandSpec, ...] = (
                 help="help_bantuan", menu="menu_bantuan"),
     CommandSpec("terimakasih", ("terima kasih", "terimakasih", "makasih", "makasi", "mksh", "trims", "tq", "thx",
                                 "thanks", "thank you", "tengkyu"), chat.thanks, Role.START),
-    CommandSpec("support", ("admin", "cs", "min", "support", "customer service"), chat.support, Role.START),
+    CommandSpec("support", ("cs", "min", "support", "customer service"), chat.support, Role.START),
+    # Admins get their commands (ADMIN ...); anyone else who types "admin" gets the support hint.
+    CommandSpec("admin", ("admin",), admin.admin, Role.START),
     # Wallet
     CommandSpec("topup", ("topup", "top up", "isi saldo", "isi", "isisaldo", "deposit"), wallet.topup,
                 Role.WALLET, help="help_topup", menu="menu_topup"),
@@ -100,6 +102,7 @@ BUTTONS: tuple[ButtonSpec, ...] = (
     ButtonSpec("bc", broadcasts.broadcast_button),
     ButtonSpec("ann", broadcasts.announce_button),
     ButtonSpec("ord", orders.order_button),
+    ButtonSpec("adm", admin.admin_button),
 )
 
 BY_NAME: dict[str, CommandSpec] = {spec.name: spec for spec in COMMANDS}

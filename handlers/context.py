@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from services.admin import Admins
 from services.broadcasts import Broadcasts
 from services.inbound import Inbounds
 from services.orders import Orders
@@ -33,3 +34,4 @@ class Services:
     sent: SentMessages
     share: ShareLinks = field(default_factory=ShareLinks)
     support_contact: str | None = None  # shown to people who ask for "admin" / "cs"
+    admin: Admins | None = None  # ADMIN ... for the configured admins

@@ -87,11 +87,15 @@ class Translator:
 
 
 # Notice parameters that are for the bot, never shown (a template's body gets every other one, in order).
-HIDDEN_PARAMS = frozenset({"photo"})
+HIDDEN_PARAMS = frozenset({"photo", "approval"})
 
 # Notices that carry buttons: (label key, callback data with {params}).
 NOTICE_BUTTONS = {
     "order_proof_owner": (("btn_proof_ok", "ord:ok:{order}"), ("btn_proof_bad", "ord:no:{order}")),
+    "admin_payment_held": (("btn_admin_credit", "adm:kredit:{order_id}"), ("btn_admin_refuse", "adm:tolak:{order_id}"),
+                           ("btn_admin_check", "adm:cek:{order_id}")),
+    "admin_approval_request": (("btn_admin_approve", "adm:setuju:{approval}"),
+                               ("btn_admin_reject", "adm:tidak:{approval}")),
 }
 
 

@@ -59,9 +59,25 @@ async def check(db: Database) -> list[str]:
                 problems.append(f"payment {order_id} ({status}): credited, settled {times} times")
             if credited_at is None and times:
                 problems.append(f"payment {order_id} ({status}): not credited, yet settled {times} times")
-            if status == PaymentStatus.HELD.value and int(held.get(payment_id, 0)) != 1:
+            if status in (PaymentStatus.HELD.value, PaymentStatus.REFUSED.value) and int(held.get(payment_id, 0)) != 1:
                 problems.append(f"payment {order_id}: held, its money in suspense {held.get(payment_id, 0)} times")
     return problems
+
+
+async def money_by_kind(db: Database, since: datetime | None = None) -> dict[AccountKind, int]:
+    """Every account kind's total in its normal sign: its balance now, or (with `since`) how much it moved since."""
+    debit, credit = aliased(Account), aliased(Account)
+    totals: dict[AccountKind, int] = dict.fromkeys(AccountKind, 0)
+    async with db.read() as session:
+        for side, alias, column in (("credit", credit, Transfer.credit_id), ("debit", debit, Transfer.debit_id)):
+            query = select(alias.kind, func.sum(Transfer.amount)).join(alias, alias.id == column).group_by(alias.kind)
+            if since is not None:
+                query = query.where(Transfer.created_at >= since)
+            for kind, amount in (await session.execute(query)).all():
+                account_kind = AccountKind(kind)
+                raises = (side == "credit") == (account_kind in CREDIT_NORMAL)
+                totals[account_kind] += int(amount) if raises else -int(amount)
+    return totals
 
 
 def _day_bounds(day: date) -> tuple[datetime, datetime]:

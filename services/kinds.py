@@ -19,6 +19,7 @@ class PaymentStatus(StrEnum):
     FAILED = "failed"
     EXPIRED = "expired"
     HELD = "held"  # the gateway reported another amount: the money waits in suspense for an admin
+    REFUSED = "refused"  # an admin refused a held payment: its money waits in suspense to go back
     REVERSED = "reversed"
     REFUNDED = "refunded"
     PARTIALLY_REFUNDED = "partially_refunded"

@@ -7,12 +7,14 @@ No I/O: services/settlement.py loads, locks, calls it and writes what it returns
     failed, expired    -         paid: credit    held: suspense  -                -                 -
     paid               -         -               -               -                reversed: back    refunded*: back
     partially_refunded -         -               -               -                -                 refunded*: back
-    held               -         -               -               -                -                 refunded*: suspense
+    held, refused      -         -               -               -                -                 refunded*: suspense
     reversed, refunded -         -               -               -                -                 -
     (* partially_refunded until the whole amount is back)
 
-    admin events:       credit (held -> paid: suspense -> account), refunded outside (held -> refunded:
-                        suspense -> gateway)
+    admin events        held                          refused                       any other state
+    admin_credit        paid: suspense -> account     -                             -
+    admin_refuse        refused (money stays)         -                             -
+    admin_refunded_out  refunded: suspense -> gateway refunded: suspense -> gateway -
 
 "credit"  gateway -> the payment's account (a top-up: the wallet), then the wallet repays what the payer owes
           (receivable) first; a fee the gateway reports: fees -> gateway.
@@ -34,7 +36,9 @@ UNPAID = (PaymentStatus.CREATED, PaymentStatus.PENDING, PaymentStatus.FAILED, Pa
 MONEY_BACK = (PaymentStatus.PAID, PaymentStatus.PARTIALLY_REFUNDED)
 
 EventKind = Literal["pending", "hold", "paid", "failed", "expired", "refunded", "ignored", "admin_credit",
-                    "admin_refunded_outside"]
+                    "admin_refuse", "admin_refunded_outside"]
+ADMIN_EVENTS = ("admin_credit", "admin_refuse", "admin_refunded_outside")
+IN_SUSPENSE = (PaymentStatus.HELD, PaymentStatus.REFUSED)  # the money the payer sent waits for an admin
 
 
 @dataclass(frozen=True)
@@ -130,14 +134,19 @@ def transition(p: PaymentState, e: Event, funds: Funds) -> Step:
         return _refund(p, e, funds)
     if e.status == "admin_credit":
         return _admin_credit(p, funds)
-    if e.status == "admin_refunded_outside":
-        if p.status is not PaymentStatus.HELD or p.paid_amount is None:
+    if e.status == "admin_refuse":
+        if p.status is not PaymentStatus.HELD:
             return Step(p)
-        move = ledger.Move(f"refund-held:{p.id}", ledger.SUSPENSE, ledger.gateway(p.gateway), p.paid_amount,
-                           "refund", p.id)
+        return Step(replace(p, status=PaymentStatus.REFUSED), (),
+                    (Notice("payment_held_refused", "held-refused", {"order_id": p.order_id,
+                                                                     "amount": _base(p)}),), "refused")
+    if e.status == "admin_refunded_outside":
+        if p.status not in IN_SUSPENSE or p.paid_amount is None:
+            return Step(p)
+        left = p.paid_amount - p.refunded_amount  # a gateway's partial refund may have come first
+        move = ledger.Move(f"refund-held:{p.id}", ledger.SUSPENSE, ledger.gateway(p.gateway), left, "refund", p.id)
         return Step(replace(p, status=PaymentStatus.REFUNDED, refunded_amount=p.paid_amount), (move,),
-                    (Notice("payment_held_refunded", "held-refunded", {"order_id": p.order_id,
-                                                                       "amount": p.paid_amount}),),
+                    (Notice("payment_held_refunded", "held-refunded", {"order_id": p.order_id, "amount": left}),),
                     "refunded")
     return Step(p)
 
@@ -156,8 +165,8 @@ def _paid(p: PaymentState, e: Event, funds: Funds) -> Step:
         state = replace(p, status=PaymentStatus.HELD, paid_amount=paid, flag_reason=reason, gateway_ref=ref,
                         method=method)
         return Step(state, (move,), (Notice("payment_held", "held", {"order_id": p.order_id, "amount": p.amount}),
-                                     Notice("admin_payment_flagged", "held", {"order_id": p.order_id,
-                                                                              "amount": p.amount, "reason": reason},
+                                     Notice("admin_payment_held", "held", {"order_id": p.order_id,
+                                                                           "amount": p.amount, "paid": paid},
                                             admins=True)), "held")
     moves = [ledger.Move(f"topup:{p.id}", ledger.gateway(p.gateway), p.account, p.amount, "topup", p.id)]
     if e.fee:
@@ -182,7 +191,7 @@ def _repay(p: PaymentState, funds: Funds, arrived: int) -> list[ledger.Move]:
 
 
 def _refund(p: PaymentState, e: Event, funds: Funds) -> Step:
-    if p.status not in (*MONEY_BACK, PaymentStatus.HELD):
+    if p.status not in (*MONEY_BACK, *IN_SUSPENSE):
         return Step(p)
     base = _base(p)
     left = base - p.refunded_amount
@@ -194,9 +203,11 @@ def _refund(p: PaymentState, e: Event, funds: Funds) -> Step:
         return Step(p)
     total = p.refunded_amount + new
     status = PaymentStatus.REFUNDED if total >= base else PaymentStatus.PARTIALLY_REFUNDED
-    if p.status is PaymentStatus.HELD:  # the money never reached the payer: it leaves suspense
+    if p.status in IN_SUSPENSE:  # the money never reached the payer: it leaves suspense
         move = ledger.Move(f"refund:{p.id}:{total}", ledger.SUSPENSE, ledger.gateway(p.gateway), new, "refund",
                            p.id)
+        # Part of it back: the rest still waits in suspense for an admin, so the payment stays where it was.
+        status = PaymentStatus.REFUNDED if total >= base else p.status
         return Step(replace(p, status=status, refunded_amount=total), (move,),
                     (Notice("payment_held_refunded", f"held-refunded-{total}", {"order_id": p.order_id,
                                                                                  "amount": new}),), "refunded")
@@ -222,8 +233,9 @@ def _money_back(p: PaymentState, e: Event, funds: Funds, back: int, status: Paym
     reason = None
     if owed:
         reason = f"{status.value}: could take only {from_wallet} of {back} back; {owed} is owed (receivable)"
-        notices.append(Notice("admin_payment_flagged", f"owed-{total}", {"order_id": p.order_id, "amount": back,
-                                                                         "reason": reason}, admins=True))
+        notices.append(Notice("admin_payment_owed", f"owed-{total}", {"order_id": p.order_id, "amount": back,
+                                                                       "taken": from_wallet, "owed": owed},
+                              admins=True))
     state = replace(p, status=status, refunded_amount=total, flag_reason=reason or p.flag_reason)
     outcome = "reversed" if kind == "reversal" else "refunded"
     return Step(state, tuple(moves), tuple(notices), outcome)
@@ -232,10 +244,11 @@ def _money_back(p: PaymentState, e: Event, funds: Funds, back: int, status: Paym
 def _admin_credit(p: PaymentState, funds: Funds) -> Step:
     if p.status is not PaymentStatus.HELD or p.paid_amount is None or p.credited:
         return Step(p)
-    moves = [ledger.Move(f"release-held:{p.id}", ledger.SUSPENSE, p.account, p.paid_amount, "held-credit", p.id)]
-    moves += _repay(p, funds, p.paid_amount)
+    left = p.paid_amount - p.refunded_amount  # what a gateway's partial refund left in suspense
+    moves = [ledger.Move(f"release-held:{p.id}", ledger.SUSPENSE, p.account, left, "held-credit", p.id)]
+    moves += _repay(p, funds, left)
     after = _apply(funds, tuple(moves), p.user_id)
     state = replace(p, status=PaymentStatus.PAID, credited=True)
     return Step(state, tuple(moves), (Notice("payment_held_credited", "held-credited",
-                                             {"order_id": p.order_id, "amount": p.paid_amount,
+                                             {"order_id": p.order_id, "amount": left,
                                               "balance": after.wallet}),), "credited")

@@ -29,13 +29,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services import ledger
 from services.batcher import WriteBatcher
 from services.clock import Clock
-from services.errors import BadSignature
+from services.errors import BadSignature, LedgerConflict
 from services.kinds import AccountKind, PaymentPurpose, PaymentStatus
 from services.outbox import notice_row
-from services.payment_machine import Event, Funds, Notice, PaymentState, Step, transition
+from services.payment_machine import ADMIN_EVENTS, IN_SUSPENSE, Event, Funds, Notice, PaymentState, Step, transition
 from services.payments import CallbackAnswer, Notification, PaymentGateway
 from storage.db import Database
-from storage.models import Account, GatewayEvent, OutboxMessage, Payment, User
+from storage.models import Account, AdminAction, GatewayEvent, OutboxMessage, Payment, User
 from storage.queries import dialect_of, insert_or_skip
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,7 @@ class _Item:
     source: str
     any_gateway: bool = False  # a local decision (expiry, an admin) rather than a gateway's word
     event: Event | None = None  # an admin's event instead of the notification's
+    audit: dict[str, Any] | None = None  # an admin's action: its audit row, written only when it changed something
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,13 @@ class Settlement:
         return await self._submit(_Item(local, "reconcile", any_gateway=True))
 
     async def _submit(self, item: _Item) -> Outcome:
-        outcome = await self.batcher.submit(item)
+        try:
+            outcome = await self.batcher.submit(item)
+        except LedgerConflict as exc:
+            # A bug or a tampered database, never a retry: nothing was written; admins must look now.
+            log.error("payment %s: %s", item.notification.order_id, exc)
+            await self.alert_conflict(exc)
+            raise
         n = item.notification
         level = logging.WARNING if outcome.result in ("held", "unknown_order", "gateway_mismatch") else logging.INFO
         log.log(level, "payment event %s %s order=%s status=%s -> %s",
@@ -161,16 +168,38 @@ class Settlement:
             self._on_notice()
         return outcome
 
-    async def admin_event(self, order_id: str, status: str) -> Outcome:
-        """An admin's decision on a held payment ("admin_credit", "admin_refunded_outside"), applied like a
-        gateway's word: batched, locked, exactly once (its event key makes a second tap a duplicate)."""
+    async def alert_conflict(self, exc: LedgerConflict) -> None:
+        """Tell every admin, once per reference, that the ledger refused a transfer."""
+        now = self._clock.now()
+        rows = [notice_row(channel=channel, chat_id=chat_id, language="id", template="admin_ledger_conflict",
+                           params={"reference": exc.reference}, now=now,
+                           dedupe_key=f"admin:conflict:{exc.reference}:{channel}:{chat_id}"[:128])
+                for channel, chat_id in self._admins]
+        if not rows:
+            return
+        try:
+            async with self._db.write() as session:
+                await session.execute(insert_or_skip(session, OutboxMessage.__table__, ["dedupe_key"]), rows)
+        except Exception:
+            log.exception("could not queue the ledger-conflict alert")
+        self._on_notice()
+
+    async def admin_event(self, order_id: str, status: str, *, admin_id: int, reason: str) -> Outcome:
+        """An admin's decision on a held payment (one of ADMIN_EVENTS), applied like a gateway's word: batched,
+        locked, exactly once (its event key makes a second tap a duplicate), and audited in the same commit."""
+        if status not in ADMIN_EVENTS:
+            raise ValueError(f"not an admin event: {status}")
         local = Notification(gateway="admin", order_id=order_id, event_key=f"admin:{status}:{order_id}",
                              status="ignored", raw_status=status, amount=None)
-        return await self._submit(_Item(local, "admin", any_gateway=True, event=Event(status=status)))  # type: ignore[arg-type]
+        audit = {"admin_id": admin_id, "action": status.removeprefix("admin_"), "target": order_id,
+                 "reason": reason}
+        return await self._submit(_Item(local, "admin", any_gateway=True,
+                                        event=Event(status=status),  # type: ignore[arg-type]
+                                        audit=audit))
 
     async def _apply_batch(self, session: AsyncSession, items: Sequence[_Item]) -> list[Outcome]:
         now = self._clock.now()
-        loaded = await self._load(session, {i.notification.order_id for i in items}, now)
+        loaded = await self._load(session, items, now)
         keys = {(i.notification.gateway, i.notification.event_key) for i in items}
         stored = set(
             (await session.execute(
@@ -182,6 +211,7 @@ class Settlement:
         outbox: list[dict[str, Any]] = []
         events: list[dict[str, Any]] = []
         outcomes: list[Outcome] = []
+        audits: list[dict[str, Any]] = []
         seen: set[tuple[str, str]] = set()
         for item in items:
             n = item.notification
@@ -199,11 +229,16 @@ class Settlement:
                 step = transition(state, item.event or event_of(n), loaded.funds[state.user_id])
                 self._take(step, loaded, moves, outbox, now)
                 outcome = Outcome(step.outcome, n.order_id, state.id, state.user_id)
+                if item.audit is not None and step.outcome != "no_change":
+                    amount = sum(m.amount for m in step.moves if m.payment_id == state.id and m.kind != "repay")
+                    audits.append({**item.audit, "amount": amount or None, "created_at": now})
             outcomes.append(outcome)
             events.append({"gateway": n.gateway, "event_key": n.event_key, "order_id": n.order_id[:100],
                            "status": n.raw_status[:32], "source": item.source, "outcome": outcome.result,
                            "payload": n.payload, "received_at": now})
         await self._write(session, loaded, moves, outbox, events, now)
+        if audits:
+            await session.execute(insert(AdminAction.__table__), audits)
         return outcomes
 
     def _take(self, step: Step, loaded: _Loaded, moves: list[ledger.Move], outbox: list[dict[str, Any]],
@@ -235,9 +270,10 @@ class Settlement:
                            template=notice.template, params=dict(notice.params), now=now,
                            dedupe_key=f"{notice.key}:{state.id}")]
 
-    async def _load(self, session: AsyncSession, order_ids: set[str], now: datetime) -> _Loaded:
+    async def _load(self, session: AsyncSession, items: Sequence[_Item], now: datetime) -> _Loaded:
         # One lock order for every writer: the accounts first, then the payments, each by ascending id (two
         # processes settling batches that share users deadlocked when payments were locked first).
+        order_ids = {i.notification.order_id for i in items}
         rows = (await session.execute(
             select(Payment, Account.kind, Account.key, Account.user_id, User.channel, User.external_id,
                    User.language)
@@ -246,7 +282,9 @@ class Settlement:
             .where(Payment.order_id.in_(list(order_ids)))
             .order_by(Payment.id)
         )).all()
-        refs: set[ledger.Ref] = {ledger.SUSPENSE}
+        refs: set[ledger.Ref] = set()
+        if self._may_touch_suspense(items, {p.order_id: p for p, *_ in rows}):
+            refs.add(ledger.SUSPENSE)  # locked only when needed: every settling batch would queue on it
         for payment, kind, key, owner, *_ in rows:
             refs |= {ledger.wallet(payment.user_id), ledger.receivable(payment.user_id)}
             if kind is not None:
@@ -280,6 +318,21 @@ class Settlement:
             funds[payment.user_id] = Funds(accounts[ledger.wallet(payment.user_id)].balance,
                                            accounts[ledger.receivable(payment.user_id)].balance)
         return _Loaded(states, {st.id: st for st in states.values()}, payers, funds, accounts)
+
+    @staticmethod
+    def _may_touch_suspense(items: Sequence[_Item], payments: Mapping[str, Payment]) -> bool:
+        """Whether this batch may move money into or out of suspense: an admin's decision, a payment whose
+        money waits there, or a payment notified with another amount than its bill."""
+        for item in items:
+            payment = payments.get(item.notification.order_id)
+            if payment is None:
+                continue
+            if item.event is not None or payment.status in IN_SUSPENSE:
+                return True
+            amount = item.notification.amount
+            if amount is not None and amount != payment.amount:
+                return True
+        return False
 
     async def _write(self, session: AsyncSession, loaded: _Loaded, moves: list[ledger.Move],
                      outbox: list[dict[str, Any]], events: list[dict[str, Any]], now: datetime) -> None:

@@ -354,7 +354,7 @@ class Approval(Base):
 
     __tablename__ = "approvals"
     __table_args__ = (
-        CheckConstraint("status IN ('pending','approved','rejected','expired')", name="ck_approvals_status"),
+        CheckConstraint("status IN ('draft','pending','approved','rejected','expired')", name="ck_approvals_status"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

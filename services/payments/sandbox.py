@@ -72,7 +72,8 @@ class SandboxGateway:
             {"order_id": order_id, "event_id": event_id, "status": outcome, "amount": amount}, separators=(",", ":")
         ).encode()
         charge = self._charges.setdefault(order_id, _Charge(amount=amount))
-        charge.status, charge.event_id = outcome, event_id
+        # What the sandbox "received" is what its status API reports from now on, as a real gateway's would.
+        charge.status, charge.event_id, charge.amount = outcome, event_id, amount
         return body, {"Content-Type": "application/json", SIGNATURE_HEADER: sign(self._secret, body)}
 
     async def complete(self, order_id: str, amount: int, outcome: str) -> int:

@@ -67,9 +67,13 @@ def test_thanks_is_small_talk_never_a_command(text):
     assert parse(text).name == "terimakasih"
 
 
-@pytest.mark.parametrize("text", ["admin", "CS", "min"])
+@pytest.mark.parametrize("text", ["CS", "min"])
 def test_asking_for_a_person_reaches_support(text):
     assert parse(text).name == "support"
+
+
+def test_admin_is_a_command_of_its_own_whatever_follows_it():
+    assert parse("ADMIN KREDIT TT1 alasan").name == "admin"
 
 
 def test_unknown_words_are_reported_as_unknown():

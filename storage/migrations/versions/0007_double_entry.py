@@ -29,7 +29,8 @@ KINDS = ("wallet", "earnings", "escrow", "hold", "client", "revenue", "suspense"
          "receivable", "fees", "adjustment")
 CREDIT_NORMAL = {"wallet", "earnings", "escrow", "hold", "client", "revenue", "suspense"}
 DERIVED = {"gateway", "revenue", "fees", "adjustment"}
-STATUSES = ("created", "pending", "paid", "failed", "expired", "held", "reversed", "refunded", "partially_refunded")
+STATUSES = ("created", "pending", "paid", "failed", "expired", "held", "refused", "reversed", "refunded",
+            "partially_refunded")
 
 
 def upgrade() -> None:
@@ -94,7 +95,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(12), nullable=False),
         sa.Column("created_at", When, nullable=False),
         sa.Column("decided_at", When),
-        sa.CheckConstraint("status IN ('pending','approved','rejected','expired')", name="ck_approvals_status"),
+        sa.CheckConstraint("status IN ('draft','pending','approved','rejected','expired')", name="ck_approvals_status"),
     )
     _carry_over()
     with op.batch_alter_table("users") as batch:
