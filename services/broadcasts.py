@@ -28,10 +28,11 @@ from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services import ledger
+from services.broadcast_machine import settle_delivery, sources, split_hold
 from services.clock import Clock
 from services.delivery import Priority
 from services.errors import UserInputError
-from services.kinds import HoldStatus
+from services.kinds import BroadcastStatus, HoldStatus
 from services.outbox import BROADCAST_TEMPLATE, enqueue_many
 from services.text import clean_text
 from services.trips import notify_user, require_owner, trip_by_slug
@@ -179,8 +180,9 @@ class Broadcasts:
         async with self._db.write() as session:
             result = await session.execute(
                 update(Broadcast)
-                .where(Broadcast.id == broadcast_id, Broadcast.owner_id == owner_id, Broadcast.status == "preview")
-                .values(status="cancelled")
+                .where(Broadcast.id == broadcast_id, Broadcast.owner_id == owner_id,
+                       Broadcast.status.in_(sources("cancel")))
+                .values(status=BroadcastStatus.CANCELLED.value)
             )
             return result.rowcount == 1
 
@@ -204,13 +206,12 @@ class Broadcasts:
             done = set((await session.scalars(select(Broadcast.id).where(
                 Broadcast.id.in_({d.broadcast_id for d, *_ in rows}), Broadcast.status == "done"))).all())
             for delivery, status, price, owner_id in rows:
-                touched.add(delivery.broadcast_id)
-                if status == "sent":
-                    delivery.settled = "charged"
+                settled = settle_delivery(delivery.settled, status)
+                if settled is None:
                     continue
-                refunded = delivery.settled == "charged"
-                delivery.settled = "refunded" if refunded else "released"
-                if refunded and delivery.broadcast_id in done and price > 0:  # its charge was already posted
+                touched.add(delivery.broadcast_id)
+                delivery.settled = settled
+                if settled == "refunded" and delivery.broadcast_id in done and price > 0:  # charge already posted
                     late.append(ledger.Move(f"bcrefund:{delivery.broadcast_id}:{delivery.user_id}", ledger.REVENUE,
                                             ledger.wallet(owner_id), price, "release"))
             await session.flush()
@@ -261,8 +262,8 @@ class Broadcasts:
         if pending:
             return
         finished = await session.execute(
-            update(Broadcast).where(Broadcast.id == broadcast_id, Broadcast.status == "running")
-            .values(status="done", finished_at=now)
+            update(Broadcast).where(Broadcast.id == broadcast_id, Broadcast.status.in_(sources("finish")))
+            .values(status=BroadcastStatus.DONE.value, finished_at=now)
         )
         if finished.rowcount != 1:
             return  # already done: a late failure only adds its release
@@ -288,13 +289,11 @@ class Broadcasts:
             return
         from_earnings = int(await session.scalar(select(Transfer.amount).where(
             Transfer.reference == f"bchold:{broadcast_id}:earnings")) or 0)
-        charged = min(charged, account.balance)
-        rest = account.balance - charged
-        back_to_earnings = min(rest, from_earnings)
-        moves = [ledger.Move(f"bcpost:{broadcast_id}", held, ledger.REVENUE, charged, "charge"),
-                 ledger.Move(f"bcvoid:{broadcast_id}:earnings", held, ledger.earnings(owner_id), back_to_earnings,
+        split = split_hold(account.balance, charged, from_earnings)
+        moves = [ledger.Move(f"bcpost:{broadcast_id}", held, ledger.REVENUE, split.post, "charge"),
+                 ledger.Move(f"bcvoid:{broadcast_id}:earnings", held, ledger.earnings(owner_id), split.to_earnings,
                              "release"),
-                 ledger.Move(f"bcvoid:{broadcast_id}:wallet", held, ledger.wallet(owner_id), rest - back_to_earnings,
+                 ledger.Move(f"bcvoid:{broadcast_id}:wallet", held, ledger.wallet(owner_id), split.to_wallet,
                              "release")]
         await ledger.post(session, moves, now, known=found)
 

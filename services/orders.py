@@ -19,7 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.clock import Clock
 from services.errors import UserInputError
+from services.kinds import OrderStatus
 from services.media import reencode, remove, store_image
+from services.order_machine import RELEASES_STOCK, OrderEvent, sources, target
 from services.text import clean_name, clean_text
 from services.trips import normal_code, normal_slug, notify_user, require_owner, trip_by_slug
 from storage.db import Database
@@ -29,12 +31,7 @@ MAX_QUANTITY = 1000
 NOTE_LENGTH = 500
 WIB = timezone(timedelta(hours=7))
 # Who may move an order from which states, and where to.
-OWNER_MOVES = {
-    "confirm": (("pending", "proof_submitted"), "confirmed"),
-    "reject": (("pending", "proof_submitted"), "rejected"),
-    "ship": (("confirmed",), "shipped"),
-}
-RELEASES_STOCK = {"rejected", "cancelled", "expired"}
+OWNER_MOVES: dict[str, OrderEvent] = {"confirm": "confirm", "reject": "reject", "ship": "ship"}
 ACTIVE = ("pending", "proof_submitted", "confirmed", "shipped")
 PAID = ("confirmed", "shipped")
 PROOF_REASONS = ("proof_reason_amount", "proof_reason_unreadable", "proof_reason_missing")
@@ -147,7 +144,7 @@ class Orders:
                 order, trip = await self._order_and_trip(session, order_id, code)
                 if order.user_id != user_id:
                     raise UserInputError("order_not_found", order=code.upper())
-                if order.status not in ("pending", "proof_submitted"):
+                if order.status not in sources("proof"):
                     raise UserInputError("order_wrong_state", order=order_code(order.id), order_state=order.status)
                 sent_today = order.proofs_today if order.proof_day == day else 0
                 if sent_today >= self._proofs_per_day:
@@ -155,8 +152,8 @@ class Orders:
                 path = str(store_image(self._media, "proofs", order_code(order.id), picture))
                 previous = order.proof_path
                 moved = await session.execute(
-                    update(Order).where(Order.id == order.id, Order.status.in_(("pending", "proof_submitted")))
-                    .values(status="proof_submitted", updated_at=now, proof_path=path, proof_day=day,
+                    update(Order).where(Order.id == order.id, Order.status.in_(sources("proof")))
+                    .values(status=target("proof"), updated_at=now, proof_path=path, proof_day=day,
                             proofs_today=sent_today + 1)
                 )
                 if moved.rowcount != 1:
@@ -184,8 +181,8 @@ class Orders:
             order, trip = await self._order_and_trip(session, parse_order_code(code), code)
             require_owner(trip, owner_id)
             moved = await session.execute(
-                update(Order).where(Order.id == order.id, Order.status == "proof_submitted")
-                .values(status="pending", updated_at=now, note=None,
+                update(Order).where(Order.id == order.id, Order.status.in_(sources("proof_rejected")))
+                .values(status=target("proof_rejected"), updated_at=now, note=None,
                         expires_at=max(order.expires_at, now + self._expiry))
             )
             if moved.rowcount != 1:
@@ -230,16 +227,16 @@ class Orders:
 
     async def cancel(self, user_id: int, code: str) -> OrderView:
         """BATAL <order>: the buyer's own pending order; the stock goes back."""
-        return await self._move(code, ("pending",), "cancelled", actor=user_id, as_owner=False)
+        return await self._move(code, "cancel", actor=user_id, as_owner=False)
 
     async def owner_move(self, owner_id: int, code: str, action: str, note: str | None = None) -> OrderView:
         """KONFIRMASI / TOLAK [alasan] / KIRIM [resi]: only the trip's owner."""
-        allowed, to = OWNER_MOVES[action]
-        return await self._move(code, allowed, to, actor=owner_id, as_owner=True,
+        return await self._move(code, OWNER_MOVES[action], actor=owner_id, as_owner=True,
                                 note=clean_text(note, NOTE_LENGTH) or None)
 
-    async def _move(self, code: str, allowed: tuple[str, ...], to: str, *, actor: int, as_owner: bool,
+    async def _move(self, code: str, event: OrderEvent, *, actor: int, as_owner: bool,
                     note: str | None = None) -> OrderView:
+        allowed, to = sources(event), target(event)
         now = self._clock.now()
         async with self._db.write() as session:
             order, trip = await self._order_and_trip(session, parse_order_code(code), code)
@@ -253,7 +250,7 @@ class Orders:
             )
             if moved.rowcount != 1:
                 raise UserInputError("order_wrong_state", order=order_code(order.id), order_state=order.status)
-            if to in RELEASES_STOCK:
+            if OrderStatus(to) in RELEASES_STOCK:
                 await session.execute(update(Product).where(Product.id == order.product_id)
                                       .values(stock=Product.stock + order.quantity))
             if as_owner:
@@ -286,11 +283,12 @@ class Orders:
                 .join(Trip, Trip.id == Order.trip_id)
                 .join(Participant, (Participant.trip_id == Order.trip_id) & (Participant.user_id == Order.user_id),
                       isouter=True)
-                .where(Order.status == "pending", Order.expires_at <= now)
+                .where(Order.status.in_(sources("expire")), Order.expires_at <= now)
             )).all()
             for order_id, product_id, quantity, user_id, total, slug, owner_id, buyer in due:
-                moved = await session.execute(update(Order).where(Order.id == order_id, Order.status == "pending")
-                                              .values(status="expired", updated_at=now))
+                moved = await session.execute(update(Order).where(Order.id == order_id,
+                                                                  Order.status.in_(sources("expire")))
+                                              .values(status=target("expire"), updated_at=now))
                 if moved.rowcount == 1:
                     await session.execute(update(Product).where(Product.id == product_id)
                                           .values(stock=Product.stock + quantity))

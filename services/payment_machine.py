@@ -2,14 +2,15 @@
 No I/O: services/settlement.py loads, locks, calls it and writes what it returns.
 
     state \\ event       pending   paid = amount   paid ≠ amount   failed/expired   deny after paid   refund
-    created            pending   paid: credit    held: suspense  failed/expired   -                 -
-    pending            -         paid: credit    held: suspense  failed/expired   -                 -
-    failed, expired    -         paid: credit    held: suspense  -                -                 -
+    created            pending   paid: credit    held: suspense  failed/expired   -                 credit, then back†
+    pending            -         paid: credit    held: suspense  failed/expired   -                 credit, then back†
+    failed, expired    -         paid: credit    held: suspense  -                -                 credit, then back†
     paid               -         -               -               -                reversed: back    refunded*: back
     partially_refunded -         -               -               -                -                 refunded*: back
     held, refused      -         -               -               -                -                 refunded*: suspense
     reversed, refunded -         -               -               -                -                 -
-    (* partially_refunded until the whole amount is back)
+    (* partially_refunded until the whole amount is back; † a refund proves a payment whose own notification is
+    late: it is settled first, so a refund overtaking its settlement ends where the ordered pair does)
 
     admin events        held                          refused                       any other state
     admin_credit        paid: suspense -> account     -                             -
@@ -191,6 +192,15 @@ def _repay(p: PaymentState, funds: Funds, arrived: int) -> list[ledger.Move]:
 
 
 def _refund(p: PaymentState, e: Event, funds: Funds) -> Step:
+    if p.status in UNPAID and e.amount is not None:
+        # A refund says the payment was made: its settlement notification is late or lost. Settle it first,
+        # so that the order notifications arrive in never changes where the money ends.
+        first = _paid(p, replace(e, status="paid"), funds)
+        if first.outcome not in ("credited", "held"):
+            return Step(p)
+        then = _refund(first.state, e, _apply(funds, first.moves, p.user_id))
+        return Step(then.state, first.moves + then.moves, first.notices + then.notices,
+                    then.outcome if then.outcome != "no_change" else first.outcome)
     if p.status not in (*MONEY_BACK, *IN_SUSPENSE):
         return Step(p)
     base = _base(p)
