@@ -31,6 +31,7 @@ test: lint test-only
 lint: $(STAMP)
 	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 test-only: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)

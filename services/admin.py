@@ -35,7 +35,7 @@ from services.settlement import Settlement
 from services.wallet import UserView, user_views
 from storage.db import Database
 from storage.models import Account, AdminAction, Approval, OutboxMessage, Payment, Transfer, User
-from storage.queries import insert_or_skip
+from storage.queries import insert_or_skip, rows_changed
 
 log = logging.getLogger(__name__)
 WIB = timezone(timedelta(hours=7))
@@ -156,8 +156,8 @@ class Admins:
             owing, owed = (await session.execute(
                 select(func.count(), func.coalesce(func.sum(Account.balance), 0))
                 .where(Account.kind == AccountKind.RECEIVABLE.value, Account.balance > 0))).one()
-        return Dashboard(money, int(held), int(held_amount), int(flagged or 0), int(stale or 0), int(owing),
-                         int(owed), problems)
+        return Dashboard(money, int(held or 0), int(held_amount or 0), int(flagged or 0), int(stale or 0),
+                         int(owing or 0), int(owed or 0), problems)
 
     async def attention(self, limit: int = 10) -> list[PaymentCase]:
         """Payments an admin must decide (held, refused) first, then flagged ones; oldest first."""
@@ -266,8 +266,8 @@ class Admins:
         """Mark a person whose identity was checked outside Titip; False when they already were."""
         now = self._clock.now()
         async with self._db.write() as session:
-            done = (await session.execute(update(User).where(User.id == user.id, User.verified_at.is_(None))
-                                          .values(verified_at=now))).rowcount
+            done = rows_changed(await session.execute(update(User).where(User.id == user.id, User.verified_at.is_(None))
+                                          .values(verified_at=now)))
             if done:
                 await self._audit_in(session, admin.id, "verify", who(user), None, reason, now)
                 await session.execute(insert_or_skip(session, OutboxMessage.__table__, ["dedupe_key"]), [notice_row(
@@ -314,9 +314,9 @@ class Admins:
         if found.needs_second_admin:
             now = self._clock.now()
             async with self._db.write() as session:
-                moved = (await session.execute(update(Approval).where(Approval.id == approval_id,
+                moved = rows_changed(await session.execute(update(Approval).where(Approval.id == approval_id,
                                                                       Approval.status == "draft")
-                                               .values(status="pending"))).rowcount
+                                               .values(status="pending")))
                 if not moved:
                     return "already", found
                 await self._audit_in(session, admin.id, "correction_request", who(found.user), found.amount,
@@ -347,9 +347,9 @@ class Admins:
             return await self._apply(admin, found, from_status="pending")
         now = self._clock.now()
         async with self._db.write() as session:
-            moved = (await session.execute(update(Approval).where(Approval.id == approval_id,
+            moved = rows_changed(await session.execute(update(Approval).where(Approval.id == approval_id,
                                                                   Approval.status == "pending")
-                                           .values(status="rejected", decided_by=admin.id, decided_at=now))).rowcount
+                                           .values(status="rejected", decided_by=admin.id, decided_at=now)))
             if moved:
                 await self._audit_in(session, admin.id, "reject", who(found.user), found.amount, found.reason, now)
         return ("rejected" if moved else "already"), found
@@ -357,10 +357,10 @@ class Admins:
     async def cancel_correction(self, admin: UserView, approval_id: int) -> str:
         now = self._clock.now()
         async with self._db.write() as session:
-            moved = (await session.execute(update(Approval).where(Approval.id == approval_id,
+            moved = rows_changed(await session.execute(update(Approval).where(Approval.id == approval_id,
                                                                   Approval.requested_by == admin.id,
                                                                   Approval.status == "draft")
-                                           .values(status="rejected", decided_by=admin.id, decided_at=now))).rowcount
+                                           .values(status="rejected", decided_by=admin.id, decided_at=now)))
         return "cancelled" if moved else "already"
 
     async def _apply(self, admin: UserView, found: Correction, *, from_status: str) -> tuple[str, Correction | None]:
@@ -374,10 +374,10 @@ class Admins:
         try:
             async with self._db.write() as session:
                 accounts = await ledger.accounts(session, [target], now)
-                moved = (await session.execute(update(Approval).where(Approval.id == found.id,
+                moved = rows_changed(await session.execute(update(Approval).where(Approval.id == found.id,
                                                                       Approval.status == from_status)
                                                .values(status="approved", decided_by=admin.id,
-                                                       decided_at=now))).rowcount
+                                                       decided_at=now)))
                 if not moved:
                     return "already", found
                 await ledger.post(session, [move], now, known=accounts)
@@ -408,8 +408,9 @@ class Admins:
             corrections, correction_amount = (await session.execute(
                 select(func.count(), func.coalesce(func.sum(AdminAction.amount), 0))
                 .where(AdminAction.action == "correction", AdminAction.created_at >= since))).one()
-        return Summary(int(topups), int(topup_amount), moved[AccountKind.REVENUE], dash.held, dash.held_amount,
-                       dash.receivable_amount, int(corrections), int(correction_amount), dash.problems)
+        return Summary(int(topups or 0), int(topup_amount or 0), moved[AccountKind.REVENUE], dash.held,
+                       dash.held_amount, dash.receivable_amount, int(corrections or 0), int(correction_amount or 0),
+                       dash.problems)
 
     async def send_daily_summary(self) -> bool:
         """Queue today's summary to every admin once, from `summary_hour` WIB on (a job calls this often; the

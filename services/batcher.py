@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,15 +41,15 @@ def _retryable(exc: BaseException) -> bool:
 
 class WriteBatcher(Generic[Item, Result]):
     def __init__(
-        self, db: Database, apply_batch: ApplyBatch, *, max_batch: int = 128, writers: int | None = None
+        self, db: Database, apply_batch: ApplyBatch[Item, Result], *, max_batch: int = 128, writers: int | None = None
     ) -> None:
         self._db = db
         self._apply = apply_batch
         self._max_batch = max_batch
         # One writer on SQLite (it has one anyway); a few on PostgreSQL, which commits in parallel.
         self._writers = writers or (1 if db.is_sqlite else 3)
-        self._queue: asyncio.Queue[tuple[Item, asyncio.Future]] = asyncio.Queue()
-        self._tasks: list[asyncio.Task] = []
+        self._queue: asyncio.Queue[tuple[Item, asyncio.Future[Any]]] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[Any]] = []
 
     def start(self) -> None:
         if not self._tasks:
@@ -68,7 +68,7 @@ class WriteBatcher(Generic[Item, Result]):
         """Apply `item` inside a batched transaction; returns after its commit."""
         if not self._tasks:  # not started (CLI tools): a transaction of its own
             return (await self._transaction([item]))[0]
-        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         await self._queue.put((item, future))
         return await future
 
@@ -107,7 +107,7 @@ class WriteBatcher(Generic[Item, Result]):
                     if not future.done():
                         future.set_exception(StorageUnavailable(str(exc)))
 
-    async def _commit(self, batch: list[tuple[Item, asyncio.Future]]) -> None:
+    async def _commit(self, batch: list[tuple[Item, asyncio.Future[Any]]]) -> None:
         items = [item for item, _ in batch]
         try:
             results = await self._transaction(items)

@@ -23,12 +23,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services import ledger
-from services.broadcast_machine import settle_delivery, sources, split_hold
+from services.broadcast_machine import Settled, settle_delivery, sources, split_hold
 from services.clock import Clock
 from services.delivery import Priority
 from services.errors import UserInputError
@@ -39,6 +40,7 @@ from services.trips import notify_user, require_owner, trip_by_slug
 from services.wallet import spend
 from storage.db import Database
 from storage.models import Account, Broadcast, BroadcastDelivery, OutboxMessage, Participant, Transfer, Trip, User
+from storage.queries import rows_changed
 
 TEMPLATE = BROADCAST_TEMPLATE
 PREVIEW_MINUTES = 15
@@ -122,7 +124,7 @@ class Broadcasts:
                        wallet_balance + earned, text, broadcast.expires_at)
 
     @staticmethod
-    async def _recipients(session: AsyncSession, trip_id: int) -> list:
+    async def _recipients(session: AsyncSession, trip_id: int) -> list[Any]:
         return list((await session.execute(
             select(User.id, User.channel, User.external_id, User.language)
             .join(Participant, Participant.user_id == User.id)
@@ -184,7 +186,7 @@ class Broadcasts:
                        Broadcast.status.in_(sources("cancel")))
                 .values(status=BroadcastStatus.CANCELLED.value)
             )
-            return result.rowcount == 1
+            return rows_changed(result) == 1
 
     async def settle(self) -> set[int]:
         """Account for every delivery whose outbox message reached a final state; send finished receipts.
@@ -206,7 +208,7 @@ class Broadcasts:
             done = set((await session.scalars(select(Broadcast.id).where(
                 Broadcast.id.in_({d.broadcast_id for d, *_ in rows}), Broadcast.status == "done"))).all())
             for delivery, status, price, owner_id in rows:
-                settled = settle_delivery(delivery.settled, status)
+                settled = settle_delivery(cast(Settled, delivery.settled), status)
                 if settled is None:
                     continue
                 touched.add(delivery.broadcast_id)
@@ -255,7 +257,7 @@ class Broadcasts:
                                   c.get("released", 0) + c.get("refunded", 0), status == "done"))
         return shown
 
-    async def _finish_if_done(self, session: AsyncSession, broadcast_id: int, now,
+    async def _finish_if_done(self, session: AsyncSession, broadcast_id: int, now: datetime,
                               resolved: HoldStatus = HoldStatus.POSTED) -> None:
         pending = await session.scalar(select(func.count()).select_from(BroadcastDelivery).where(
             BroadcastDelivery.broadcast_id == broadcast_id, BroadcastDelivery.settled == "pending"))
@@ -265,7 +267,7 @@ class Broadcasts:
             update(Broadcast).where(Broadcast.id == broadcast_id, Broadcast.status.in_(sources("finish")))
             .values(status=BroadcastStatus.DONE.value, finished_at=now)
         )
-        if finished.rowcount != 1:
+        if rows_changed(finished) != 1:
             return  # already done: a late failure only adds its release
         receipt = await self.receipt(broadcast_id, session)
         broadcast = await session.get_one(Broadcast, broadcast_id)
@@ -276,7 +278,7 @@ class Broadcasts:
                           now, dedupe_key=f"bc-receipt:{broadcast_id}")
 
     async def _resolve_hold(self, session: AsyncSession, broadcast_id: int, owner_id: int, charged: int,
-                            resolved: HoldStatus, now) -> None:
+                            resolved: HoldStatus, now: datetime) -> None:
         """Post what was charged, give the rest back (earnings first, up to what came from there); once: the
         hold's status moves from pending by a conditional update, and only the update that wins posts."""
         held = ledger.hold(f"broadcast:{broadcast_id}", owner_id)
@@ -285,7 +287,7 @@ class Broadcasts:
         won = await session.execute(update(Account).where(Account.id == account.id,
                                                           Account.status == HoldStatus.PENDING.value)
                                     .values(status=resolved.value))
-        if won.rowcount != 1 or account.balance == 0:
+        if rows_changed(won) != 1 or account.balance == 0:
             return
         from_earnings = int(await session.scalar(select(Transfer.amount).where(
             Transfer.reference == f"bchold:{broadcast_id}:earnings")) or 0)

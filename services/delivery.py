@@ -179,7 +179,7 @@ def backoff_seconds(attempt: int, base: float = 2.0) -> float:
 @dataclass
 class _Job:
     message: OutgoingMessage
-    future: asyncio.Future
+    future: asyncio.Future[Any]
     attempts_left: int
     attempt: int = 0
 
@@ -196,11 +196,12 @@ class _Runner:
         self._parallel = parallel
         self._in_flight = 0
         self._wake = asyncio.Event()
-        self._task: asyncio.Task | None = None
-        self._sends: set[asyncio.Task] = set()
+        self._task: asyncio.Task[Any] | None = None
+        self._sends: set[asyncio.Task[Any]] = set()
         self.on_wait: Callable[[str, int, float], None] | None = None  # (channel, priority, seconds queued)
 
-    def submit(self, destination: str, message: OutgoingMessage, priority: Priority, attempts: int) -> asyncio.Future:
+    def submit(self, destination: str, message: OutgoingMessage, priority: Priority,
+               attempts: int) -> asyncio.Future[Any]:
         future = asyncio.get_running_loop().create_future()
         future.queued_at = self._now()  # type: ignore[attr-defined]
         self.lane.push(destination, priority, _Job(message, future, attempts), self._now())
@@ -313,10 +314,11 @@ class Delivery:
                       priority: Priority = Priority.NOTICE, attempts: int = 1) -> SentMessage:
         """Send one message when its turn comes; raises RetryLater (after `attempts` tries) or
         PermanentDeliveryError / OutsideWindow. A KeyError for a channel that is not configured."""
-        return await self._runners[channel].submit(destination, message, priority, attempts)
+        sent: SentMessage = await self._runners[channel].submit(destination, message, priority, attempts)
+        return sent
 
     def submit_all(self, channel: str, destination: str, messages: list[OutgoingMessage], *,
-                   priority: Priority, attempts: int) -> list[asyncio.Future]:
+                   priority: Priority, attempts: int) -> list[asyncio.Future[Any]]:
         """Queue several messages to one destination at once, so they go in this order (nothing of another
         caller's to the same destination comes between them)."""
         runner = self._runners[channel]
@@ -332,7 +334,7 @@ class Delivery:
 
 def send_in_order(delivery: Delivery, channel: str, destination: str, replies: list[OutgoingMessage], *,
                   priority: Priority = Priority.REPLY, attempts: int = 3,
-                  on_sent: Callable[[OutgoingMessage, SentMessage], Any] | None = None) -> asyncio.Task:
+                  on_sent: Callable[[OutgoingMessage, SentMessage], Any] | None = None) -> asyncio.Task[Any]:
     """Queue replies to one person together (so they arrive in order) right now, and follow them in a
     background task: the caller (an update handler) is free at once, so a chat that must wait for its own
     pacing never holds a handler slot that someone else's message needs. A reply that cannot be delivered is

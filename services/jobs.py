@@ -24,7 +24,7 @@ class Job:
 class Supervisor:
     def __init__(self) -> None:
         self._jobs: list[Job] = []
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[Any]] = []
         self._stopping = asyncio.Event()
         self._running: set[str] = set()
 

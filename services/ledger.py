@@ -25,6 +25,7 @@ from datetime import datetime
 from sqlalchemy import case, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.sql.elements import ColumnElement
 
 from services.errors import InsufficientFunds, LedgerConflict
 from services.kinds import CREDIT_NORMAL, DERIVED, AccountKind
@@ -174,12 +175,14 @@ async def balances(session: AsyncSession, user_ids: Sequence[int]) -> dict[int, 
                Account.kind.in_((AccountKind.WALLET.value, AccountKind.EARNINGS.value))))).all()
     result = {u: (0, 0) for u in user_ids}
     for user_id, kind, balance in rows:
+        if user_id is None:  # not a person's account (the query asks for people's)
+            continue
         wallet_balance, earnings_balance = result[user_id]
         result[user_id] = (balance, earnings_balance) if kind == AccountKind.WALLET else (wallet_balance, balance)
     return result
 
 
-def derived_balance_sql(account_id_column):
+def derived_balance_sql(account_id_column: ColumnElement[int]) -> ColumnElement[int]:
     """SQL for a derived account's balance in its normal sign (sum of its transfers)."""
     return func.coalesce(func.sum(case((Transfer.credit_id == account_id_column, Transfer.amount),
                                        else_=-Transfer.amount)), 0)

@@ -34,8 +34,8 @@ def reencode(data: bytes, max_bytes: int) -> bytes:
             if probe.width * probe.height > MAX_PIXELS:
                 raise UserInputError("proof_wrong_type")
             probe.verify()  # structure and checksums; the image must be reopened after verify()
-        with Image.open(io.BytesIO(data)) as image:
-            image = ImageOps.exif_transpose(image)  # keep the photo upright once its EXIF is gone
+        with Image.open(io.BytesIO(data)) as opened:
+            image: Image.Image = ImageOps.exif_transpose(opened)  # keep the photo upright once its EXIF is gone
             if image.mode not in ("RGB", "L"):
                 background = Image.new("RGB", image.size, "white")
                 rgba = image.convert("RGBA")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from services.clock import Clock
 from services.errors import UserInputError
@@ -26,6 +27,7 @@ from services.text import clean_name, clean_text
 from services.trips import normal_code, normal_slug, notify_user, require_owner, trip_by_slug
 from storage.db import Database
 from storage.models import Order, Participant, Product, Trip, User
+from storage.queries import rows_changed
 
 MAX_QUANTITY = 1000
 NOTE_LENGTH = 500
@@ -112,7 +114,7 @@ class Orders:
                 .where(Product.id == product.id, Product.stock >= quantity, Product.deleted_at.is_(None))
                 .values(stock=Product.stock - quantity)
             )
-            if reserved.rowcount != 1:
+            if rows_changed(reserved) != 1:
                 left = await session.scalar(select(Product.stock).where(Product.id == product.id))
                 raise UserInputError("order_out_of_stock", code=product.code, left=int(left or 0))
             order = Order(trip_id=trip.id, product_id=product.id, user_id=user_id, quantity=quantity,
@@ -156,7 +158,7 @@ class Orders:
                     .values(status=target("proof"), updated_at=now, proof_path=path, proof_day=day,
                             proofs_today=sent_today + 1)
                 )
-                if moved.rowcount != 1:
+                if rows_changed(moved) != 1:
                     raise UserInputError("order_wrong_state", order=order_code(order.id), order_state=order.status)
                 buyer = await session.scalar(select(Participant.name).where(
                     Participant.trip_id == trip.id, Participant.user_id == user_id))
@@ -185,7 +187,7 @@ class Orders:
                 .values(status=target("proof_rejected"), updated_at=now, note=None,
                         expires_at=max(order.expires_at, now + self._expiry))
             )
-            if moved.rowcount != 1:
+            if rows_changed(moved) != 1:
                 raise UserInputError("order_wrong_state", order=order_code(order.id), order_state=order.status)
             await notify_user(session, order.user_id, "order_proof_rejected",
                               {"order": order_code(order.id), "slug": trip.slug, "total": order.total,
@@ -211,7 +213,7 @@ class Orders:
                 condition = condition & Order.status.in_(statuses)
             return await self._views(session, condition)
 
-    async def _views(self, session: AsyncSession, condition) -> list[OrderView]:
+    async def _views(self, session: AsyncSession, condition: ColumnElement[bool]) -> list[OrderView]:
         rows = await session.execute(
             select(Order, Product.code, Product.name, Trip.slug, Trip.title, Trip.payment_mode,
                    Trip.payment_instructions, Participant.name)
@@ -248,7 +250,7 @@ class Orders:
                 update(Order).where(Order.id == order.id, Order.status.in_(allowed))
                 .values(status=to, updated_at=now, note=note)
             )
-            if moved.rowcount != 1:
+            if rows_changed(moved) != 1:
                 raise UserInputError("order_wrong_state", order=order_code(order.id), order_state=order.status)
             if OrderStatus(to) in RELEASES_STOCK:
                 await session.execute(update(Product).where(Product.id == order.product_id)
@@ -289,7 +291,7 @@ class Orders:
                 moved = await session.execute(update(Order).where(Order.id == order_id,
                                                                   Order.status.in_(sources("expire")))
                                               .values(status=target("expire"), updated_at=now))
-                if moved.rowcount == 1:
+                if rows_changed(moved) == 1:
                     await session.execute(update(Product).where(Product.id == product_id)
                                           .values(stock=Product.stock + quantity))
                     params = {"order": order_code(order_id), "slug": slug, "total": total}

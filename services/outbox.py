@@ -156,7 +156,7 @@ class OutboxSender:
         """Claim, deliver and record until cancelled; a failed claim is logged and retried at the next poll."""
         helpers = [asyncio.create_task(self._record_forever(), name="outbox-record"),
                    asyncio.create_task(self._renew_leases_forever(), name="outbox-leases")]
-        sends: set[asyncio.Task] = set()
+        sends: set[asyncio.Task[Any]] = set()
         try:
             while True:
                 self._wake.clear()
@@ -374,7 +374,8 @@ class OutboxSender:
                 await asyncio.sleep(every_s)
         return False
 
-    def _measure(self, now: datetime, sent: list, failed: list, retry: list, results: list[_Result]) -> None:
+    def _measure(self, now: datetime, sent: list[Any], failed: list[Any], retry: list[Any],
+                 results: list[_Result]) -> None:
         metrics = self._metrics
         assert metrics is not None
         for result in results:

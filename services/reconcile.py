@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, select, update
 
@@ -39,7 +39,7 @@ class _Candidate:
     gateway: str
     gateway_ref: str | None
     status: str
-    created_at: object
+    created_at: datetime
 
 
 class Reconciler:

@@ -37,4 +37,4 @@ class SentMessages:
             row = (await session.execute(
                 select(MessageRef.channel, MessageRef.chat_id, MessageRef.message_id)
                 .where(MessageRef.ref == ref).order_by(MessageRef.created_at.desc()).limit(1))).first()
-            return tuple(row) if row else None
+            return (str(row[0]), str(row[1]), str(row[2])) if row else None

@@ -22,7 +22,7 @@ class Signal:
     def __init__(self, name: str) -> None:
         self.name = name
         self._listeners: list[Listener] = []
-        self._running: set[asyncio.Task] = set()
+        self._running: set[asyncio.Task[Any]] = set()
 
     def connect(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -43,7 +43,7 @@ class Signal:
             if asyncio.iscoroutine(result):
                 await result
 
-    def _done(self, task: asyncio.Task) -> None:
+    def _done(self, task: asyncio.Task[Any]) -> None:
         self._running.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("listener of %s failed", self.name, exc_info=task.exception())

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services import ledger
 from services.clock import Clock
@@ -155,7 +156,7 @@ class Topups:
                              created.expires_at or now + timedelta(minutes=self._expiry))
         raise AllGatewaysFailed(failures)
 
-    async def _within_cap(self, session, user_id: int, wallet_balance: int, amount: int) -> None:
+    async def _within_cap(self, session: AsyncSession, user_id: int, wallet_balance: int, amount: int) -> None:
         """Stored value without identity is what payment regulation limits: an unverified person's wallet may
         not grow beyond the cap (unpaid top-ups count too, they may all be paid)."""
         if self._cap is None:
@@ -170,7 +171,7 @@ class Topups:
             room = max(0, self._cap - wallet_balance - int(waiting or 0))
             raise UserInputError("topup_over_cap", maximum=self._cap, room=room)
 
-    async def _reusable(self, session, user_id: int, amount: int, now: datetime) -> TopupLink | None:
+    async def _reusable(self, session: AsyncSession, user_id: int, amount: int, now: datetime) -> TopupLink | None:
         """The user's pending top-up of this amount that is still payable for a while, or None; refuses a new
         one beyond `max_pending` unfinished ones. Runs with the wallet's account locked (PostgreSQL), so that
         concurrent requests count one after the other (SQLite's write transaction is exclusive anyway)."""
@@ -186,8 +187,8 @@ class Topups:
                              same.expires_at, reused=True)
         count = await session.scalar(select(func.count()).select_from(Payment).where(
             Payment.user_id == user_id, unfinished, live))
-        if count >= self._max_pending:
-            raise UserInputError("topup_too_many_pending", count=int(count), most=self._max_pending)
+        if (count or 0) >= self._max_pending:
+            raise UserInputError("topup_too_many_pending", count=int(count or 0), most=self._max_pending)
         return None
 
     async def _mark(self, order_id: str, allowed: tuple[str, ...], **values: object) -> None:

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,7 +23,7 @@ from services.outbox import enqueue
 from services.text import clean_name, clean_text
 from storage.db import Database
 from storage.models import Order, Participant, Product, Trip, User
-from storage.queries import insert_ignore
+from storage.queries import insert_ignore, rows_changed
 
 SLUG = re.compile(r"^[A-Za-z0-9_-]{3,10}$", re.ASCII)
 CODE = re.compile(r"^[A-Za-z0-9_-]{1,16}$", re.ASCII)
@@ -102,7 +103,7 @@ def require_owner(trip: Trip, user_id: int) -> None:
         raise UserInputError("trip_not_owner", slug=trip.slug)
 
 
-async def notify_user(session: AsyncSession, user_id: int, template: str, params: dict, now: datetime,
+async def notify_user(session: AsyncSession, user_id: int, template: str, params: dict[str, Any], now: datetime,
                       dedupe_key: str | None = None) -> None:
     user = await session.get_one(User, user_id)
     await enqueue(session, channel=user.channel, chat_id=user.external_id, language=user.language,
@@ -302,7 +303,7 @@ class Trips:
                            Participant.status == "stopped")
                     .values(status="joined", updated_at=now)
                 )
-                changed = rejoined.rowcount == 1
+                changed = rows_changed(rejoined) == 1
             return await self._view(session, trip, with_products=True), changed
 
     async def stop(self, user_id: int, slug: str) -> bool:
@@ -313,7 +314,7 @@ class Trips:
                 .where(Participant.trip_id == trip.id, Participant.user_id == user_id, Participant.status == "joined")
                 .values(status="stopped", updated_at=self._clock.now())
             )
-            return result.rowcount == 1
+            return rows_changed(result) == 1
 
     async def participants(self, owner_id: int, slug: str) -> list[ParticipantView]:
         async with self._db.read() as session:

@@ -6,14 +6,14 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from storage.db import Database
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-def _config(connection) -> Config:
+def _config(connection: Connection) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     # env.py runs on this connection instead of opening its own engine.

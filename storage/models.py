@@ -7,6 +7,7 @@ CHECK constraints for non-negative balances, triggers that make the ledger appen
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -18,25 +19,27 @@ from sqlalchemy import (
     Integer,
     SmallInteger,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from services.kinds import AccountKind, PaymentPurpose, PaymentStatus, sql_in
+from services.kinds import AccountKind, BroadcastStatus, PaymentPurpose, PaymentStatus, sql_in
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; BIGINT elsewhere.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
-class UTCDateTime(TypeDecorator):
+class UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes in, aware UTC datetimes out, on SQLite (which keeps no zone) as on PostgreSQL."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
@@ -44,14 +47,16 @@ class UTCDateTime(TypeDecorator):
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
-    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
-    pass
+    # Every model here is a plain table (no joined inheritance): say so, so that Core statements on
+    # `Model.__table__` type-check.
+    __table__: ClassVar[Table]
 
 
 class User(Base):
@@ -76,6 +81,10 @@ class LedgerEntry(Base):
     """The single-entry ledger before double-entry (kept read-only; migration 0007 carried it into transfers)."""
 
     __tablename__ = "ledger_entries"
+    __table_args__ = (
+        CheckConstraint("amount <> 0", name="ck_ledger_amount_nonzero"),
+        CheckConstraint("balance_after >= 0", name="ck_ledger_balance_after_nonnegative"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
@@ -179,7 +188,7 @@ class GatewayEvent(Base):
     status: Mapped[str] = mapped_column(String(32))
     source: Mapped[str] = mapped_column(String(16))  # callback | reconcile | check
     outcome: Mapped[str] = mapped_column(String(32))
-    payload: Mapped[dict] = mapped_column(JSON)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
@@ -206,7 +215,7 @@ class OutboxMessage(Base):
     chat_id: Mapped[str] = mapped_column(String(64))
     language: Mapped[str] = mapped_column(String(8))
     template: Mapped[str] = mapped_column(String(64))
-    params: Mapped[dict] = mapped_column(JSON)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
     priority: Mapped[int] = mapped_column(SmallInteger, default=1, server_default="1")  # 1 notice, 2 broadcast
     # One notice per business event ("credited:17"): writing it twice is a no-op.
     dedupe_key: Mapped[str | None] = mapped_column(String(128), unique=True, nullable=True)
@@ -264,7 +273,8 @@ class Product(Base):
 
 class Participant(Base):
     __tablename__ = "participants"
-    __table_args__ = (UniqueConstraint("trip_id", "user_id", name="uq_participants_trip_user"),)
+    __table_args__ = (UniqueConstraint("trip_id", "user_id", name="uq_participants_trip_user"),
+                      CheckConstraint("status IN ('joined','stopped')", name="ck_participants_status"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     trip_id: Mapped[int] = mapped_column(ForeignKey("trips.id"))
@@ -309,6 +319,10 @@ class Order(Base):
 
 class Broadcast(Base):
     __tablename__ = "broadcasts"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({sql_in(BroadcastStatus)})", name="ck_broadcasts_status"),
+        CheckConstraint("price >= 0 AND recipients >= 0", name="ck_broadcasts_amounts"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     trip_id: Mapped[int] = mapped_column(ForeignKey("trips.id"))
@@ -326,13 +340,15 @@ class Broadcast(Base):
 
 class BroadcastDelivery(Base):
     __tablename__ = "broadcast_deliveries"
-    __table_args__ = (UniqueConstraint("broadcast_id", "user_id", name="uq_broadcast_deliveries_recipient"),)
+    __table_args__ = (UniqueConstraint("broadcast_id", "user_id", name="uq_broadcast_deliveries_recipient"),
+                      CheckConstraint("settled IN ('pending','charged','released','refunded')",
+                                      name="ck_deliveries_settled"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id"))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     outbox_key: Mapped[str] = mapped_column(String(128), unique=True)
-    settled: Mapped[str] = mapped_column(String(10))  # pending | charged | released | refunded
+    settled: Mapped[str] = mapped_column(String(10), index=True)  # pending | charged | released | refunded
 
 
 class AdminAction(Base):
@@ -359,7 +375,7 @@ class Approval(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     action: Mapped[str] = mapped_column(String(32))
-    params: Mapped[dict] = mapped_column(JSON)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
     requested_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     status: Mapped[str] = mapped_column(String(12))

@@ -2,23 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import Insert as PgInsert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
+from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import ReturningInsert
 
 
 def dialect_of(session: AsyncSession) -> str:
     return session.get_bind().dialect.name
 
 
-def insert_or_skip(session: AsyncSession, table: Table, conflict: list[str]):
+def insert_or_skip(session: AsyncSession, table: Table, conflict: list[str]) -> SqliteInsert | PgInsert:
     """INSERT ... ON CONFLICT (conflict) DO NOTHING, for one row or executemany."""
-    module = sqlite if dialect_of(session) == "sqlite" else postgresql
-    return module.insert(table).on_conflict_do_nothing(index_elements=conflict)
+    if dialect_of(session) == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing(index_elements=conflict)
+    return postgresql.insert(table).on_conflict_do_nothing(index_elements=conflict)
 
 
-def insert_ignore(session: AsyncSession, table: Table, values: dict[str, Any], conflict: list[str]):
+def insert_ignore(session: AsyncSession, table: Table, values: dict[str, Any],
+                  conflict: list[str]) -> ReturningInsert[tuple[int]]:
     """INSERT ... ON CONFLICT (conflict) DO NOTHING RETURNING id: a row comes back only if it was inserted."""
     return insert_or_skip(session, table, conflict).values(**values).returning(table.c.id)
+
+
+def rows_changed(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE matched (the conditional updates' "did I win")."""
+    # Always a CursorResult for DML; cast rather than test, so that anything else fails loudly, never as "0 rows".
+    return int(cast(CursorResult[Any], result).rowcount)

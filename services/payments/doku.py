@@ -9,6 +9,7 @@ import json
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 
@@ -115,7 +116,8 @@ class DokuGateway:
             raise MalformedCallback("body is not a DOKU notification") from None
         return self._notification(order, transaction, event_key=request_id, payload=data)
 
-    def _notification(self, order: object, transaction: object, *, event_key: str, payload: dict) -> Notification:
+    def _notification(self, order: object, transaction: object, *, event_key: str,
+                      payload: dict[str, Any]) -> Notification:
         if not isinstance(order, dict) or not isinstance(transaction, dict):
             raise MalformedCallback("order / transaction missing")
         raw_status = require_str(transaction, "status")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
@@ -13,6 +14,7 @@ from services.errors import GatewayError, GatewayUnavailable, MalformedCallback
 from services.payments import (
     CallbackAnswer,
     CreatedPayment,
+    GatewayStatus,
     Notification,
     PaymentRequest,
     call_gateway,
@@ -57,7 +59,7 @@ class DuitkuGateway:
         self._http = http
         self._method = payment_method
 
-    async def _post(self, path: str, body: dict) -> httpx.Response:
+    async def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
         return await call_gateway(self.name, path, self._http.post(f"{self._base}{path}", json=body))
 
     async def create(self, request: PaymentRequest) -> CreatedPayment:
@@ -127,7 +129,7 @@ class DuitkuGateway:
         if response.status_code != 200 or not isinstance(data, dict) or "statusCode" not in data:
             raise GatewayError(self.name, f"status refused: HTTP {response.status_code}")
         code = data["statusCode"]
-        status = {"00": "paid", "01": "pending"}.get(code, "failed")
+        status: GatewayStatus = "paid" if code == "00" else "pending" if code == "01" else "failed"
         reference = data.get("reference") or order_id
         return Notification(
             gateway=self.name, order_id=order_id, event_key=f"{reference}:status:{code}", status=status,

@@ -14,6 +14,7 @@ Revises: 0006
 
 import re
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -140,7 +141,7 @@ def _append_only(table: str) -> None:
 class _Books:
     """Replays history into accounts and transfers, keeping tracked balances in memory."""
 
-    def __init__(self, conn) -> None:
+    def __init__(self, conn: sa.Connection) -> None:
         self.conn = conn
         self.meta = sa.MetaData()
         self.accounts = sa.Table("accounts", self.meta, autoload_with=conn)
@@ -148,18 +149,19 @@ class _Books:
         self.ids: dict[tuple[str, str], int] = {}
         self.balances: dict[int, int] = {}
         self.kinds: dict[int, str] = {}
-        self.rows: list[dict] = []
+        self.rows: list[dict[str, Any]] = []
         self.now = datetime.now(UTC)
 
     def account(self, kind: str, key: str, user_id: int | None = None, status: str | None = None) -> int:
         if (kind, key) not in self.ids:
-            result = self.conn.execute(self.accounts.insert().values(
-                kind=kind, key=key, user_id=user_id, balance=0, status=status, created_at=self.now))
-            account_id = result.inserted_primary_key[0]
+            account_id = int(self.conn.execute(self.accounts.insert().values(
+                kind=kind, key=key, user_id=user_id, balance=0, status=status, created_at=self.now)
+                .returning(self.accounts.c.id)).scalar_one())
             self.ids[(kind, key)], self.kinds[account_id], self.balances[account_id] = account_id, kind, 0
         return self.ids[(kind, key)]
 
-    def move(self, reference: str, debit: int, credit: int, amount: int, kind: str, when, payment_id=None) -> None:
+    def move(self, reference: str, debit: int, credit: int, amount: int, kind: str, when: datetime,
+             payment_id: int | None = None) -> None:
         if amount <= 0:
             return
         for account_id, sign in ((debit, -1), (credit, 1)):
@@ -216,14 +218,14 @@ def _carry_over() -> None:
             continue
         broadcast = broadcasts.get(int(key.split(":")[1]))
         done = broadcast is not None and broadcast.status == "done"
-        if done and books.balances[account_id] > 0:
+        if broadcast is not None and done and books.balances[account_id] > 0:
             books.move(f"bcpost:{broadcast.id}", account_id, books.account("revenue", ""),
                        books.balances[account_id], "charge", broadcast.finished_at or books.now)
         conn.execute(books.accounts.update().where(books.accounts.c.id == account_id)
                      .values(status="posted" if done else "pending"))
     for payment in payments.values():
         wallet = books.account("wallet", str(payment.user_id), payment.user_id)
-        values: dict = {"account_id": wallet, "purpose": "topup"}
+        values: dict[str, Any] = {"account_id": wallet, "purpose": "topup"}
         if payment.status in ("paid", "reversed", "refunded"):
             values["paid_amount"] = payment.amount
         outstanding = re.search(r"(\d+) outstanding", payment.flag_reason or "")
@@ -245,7 +247,8 @@ def _carry_over() -> None:
                              + "".join(f", {k} = :{k}" for k in values if k not in ("account_id", "purpose"))
                              + " WHERE id = :pid"), {**values, "pid": payment.id})
     books.write()
-    stored = dict(conn.execute(sa.text("SELECT key, balance FROM accounts WHERE kind = 'wallet'")).all())
+    stored: dict[str, int] = {key: balance for key, balance in conn.execute(
+        sa.text("SELECT key, balance FROM accounts WHERE kind = 'wallet'")).all()}
     for user_id, balance in users.items():
         carried = int(stored.get(str(user_id), 0))
         if carried != balance:
