@@ -95,10 +95,17 @@ async def reset_postgres(url: str) -> None:
 
 
 @pytest.fixture
-async def fresh_db_url(db_url) -> str:
-    """A database URL with an empty, migrated schema."""
+async def empty_db_url(db_url) -> str:
+    """A database URL with no schema at all (for the migrations' own tests)."""
     if not db_url.startswith("sqlite"):
         await reset_postgres(db_url)
+    return db_url
+
+
+@pytest.fixture
+async def fresh_db_url(empty_db_url) -> str:
+    """A database URL with an empty, migrated schema."""
+    db_url = empty_db_url
     db = Database(db_url)
     try:
         await upgrade(db)

@@ -160,10 +160,12 @@ class _Books:
             self.ids[(kind, key)], self.kinds[account_id], self.balances[account_id] = account_id, kind, 0
         return self.ids[(kind, key)]
 
-    def move(self, reference: str, debit: int, credit: int, amount: int, kind: str, when: datetime,
+    def move(self, reference: str, debit: int, credit: int, amount: int, kind: str, when: datetime | str,
              payment_id: int | None = None) -> None:
         if amount <= 0:
             return
+        if isinstance(when, str):  # SQLite hands raw-SQL timestamps back as text (UTC, without a zone)
+            when = datetime.fromisoformat(when).replace(tzinfo=UTC)
         for account_id, sign in ((debit, -1), (credit, 1)):
             natural = sign if self.kinds[account_id] in CREDIT_NORMAL else -sign
             self.balances[account_id] += natural * amount
