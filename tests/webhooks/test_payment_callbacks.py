@@ -109,7 +109,7 @@ async def test_amount_mismatch_is_held_not_credited_and_admins_are_told(app, mid
     async with app.runtime.db.read() as session:
         alerts = (await session.scalars(select(OutboxMessage).where(OutboxMessage.chat_id == "999"))).all()
         flag = await session.scalar(select(Payment.flag_reason))
-    assert [a.template for a in alerts] == ["admin_payment_flagged"]
+    assert [a.template for a in alerts] == ["admin_payment_held"]
     assert "5000" in flag and "50000" in flag
 
 
