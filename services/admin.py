@@ -29,13 +29,13 @@ from services import books, ledger
 from services.clock import Clock
 from services.errors import GatewayError, InsufficientFunds
 from services.kinds import AccountKind, PaymentStatus
-from services.outbox import notice_row
+from services.outbox import notice_row, queue_notices
 from services.payment_machine import IN_SUSPENSE
 from services.settlement import Settlement
 from services.wallet import UserView, user_views
 from storage.db import Database
 from storage.models import Account, AdminAction, Approval, OutboxMessage, Payment, Transfer, User
-from storage.queries import insert_or_skip, rows_changed
+from storage.queries import rows_changed
 
 log = logging.getLogger(__name__)
 WIB = timezone(timedelta(hours=7))
@@ -270,7 +270,7 @@ class Admins:
                                           .values(verified_at=now)))
             if done:
                 await self._audit_in(session, admin.id, "verify", who(user), None, reason, now)
-                await session.execute(insert_or_skip(session, OutboxMessage.__table__, ["dedupe_key"]), [notice_row(
+                await queue_notices(session, [notice_row(
                     channel=user.channel, chat_id=user.external_id, language=user.language,
                     template="account_verified", params={}, now=now, dedupe_key=f"verified:{user.id}")])
         return bool(done)
@@ -323,7 +323,7 @@ class Admins:
                                      found.reason, now)
                 others = [(c, i) for c, i in self._admins if (c, i) != (admin.channel, admin.external_id)]
                 if others:
-                    await session.execute(insert_or_skip(session, OutboxMessage.__table__, ["dedupe_key"]), [
+                    await queue_notices(session, [
                         notice_row(channel=c, chat_id=i, language="id", template="admin_approval_request",
                                    params={"admin": admin.display_name or who(admin), "name": found.user.display_name
                                            or who(found.user), "user": who(found.user), "change": found.amount,
@@ -384,7 +384,7 @@ class Admins:
                 await self._audit_in(session, admin.id, "correction", who(found.user), found.amount, found.reason,
                                      now)
                 balance = accounts[target].balance
-                await session.execute(insert_or_skip(session, OutboxMessage.__table__, ["dedupe_key"]), [notice_row(
+                await queue_notices(session, [notice_row(
                     channel=found.user.channel, chat_id=found.user.external_id, language=found.user.language,
                     template="balance_corrected", params={"change": found.amount, "balance": balance,
                                                           "reason": found.reason},
@@ -430,7 +430,7 @@ class Admins:
                                   "correction_amount": s.correction_amount, "problems": s.problems}
         now = self._clock.now()
         async with self._db.write() as session:
-            await session.execute(insert_or_skip(session, OutboxMessage.__table__, ["dedupe_key"]), [
+            await queue_notices(session, [
                 notice_row(channel=c, chat_id=i, language="id", template="admin_summary", params=params, now=now,
                            dedupe_key=key) for (c, i), key in zip(self._admins, keys, strict=True)])
         self._on_notice()

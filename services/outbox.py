@@ -31,7 +31,7 @@ from services.metrics import Metrics
 from services.signals import Signals
 from storage.db import Database
 from storage.models import OutboxMessage, User
-from storage.queries import insert_ignore
+from storage.queries import insert_ignore, insert_or_skip
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,13 @@ async def enqueue(
                         now=now, dedupe_key=dedupe_key)
     result = await session.execute(insert_ignore(session, OutboxMessage.__table__, values, ["dedupe_key"]))
     return result.scalar_one_or_none() is not None
+
+
+async def queue_notices(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Queue notices built by notice_row() in the caller's transaction; a dedupe key queued before is skipped
+    (a retried callback, a second admin's tap)."""
+    if rows:
+        await session.execute(insert_or_skip(session, OutboxMessage.__table__, ["dedupe_key"]), rows)
 
 
 async def enqueue_many(session: AsyncSession, rows: list[dict[str, Any]], *, now: datetime,

@@ -31,12 +31,12 @@ from services.batcher import WriteBatcher
 from services.clock import Clock
 from services.errors import BadSignature, LedgerConflict
 from services.kinds import AccountKind, PaymentPurpose, PaymentStatus
-from services.outbox import notice_row
+from services.outbox import notice_row, queue_notices
 from services.payment_machine import ADMIN_EVENTS, IN_SUSPENSE, Event, Funds, Notice, PaymentState, Step, transition
 from services.payments import CallbackAnswer, Notification, PaymentGateway
 from storage.db import Database
-from storage.models import Account, AdminAction, GatewayEvent, OutboxMessage, Payment, User
-from storage.queries import dialect_of, insert_or_skip
+from storage.models import Account, AdminAction, GatewayEvent, Payment, User
+from storage.queries import dialect_of
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ class Settlement:
             return
         try:
             async with self._db.write() as session:
-                await session.execute(insert_or_skip(session, OutboxMessage.__table__, ["dedupe_key"]), rows)
+                await queue_notices(session, rows)
         except Exception:
             log.exception("could not queue the ledger-conflict alert")
         self._on_notice()
@@ -357,6 +357,6 @@ class Settlement:
             )
         await ledger.post(session, moves, now, known=loaded.accounts)
         if outbox:
-            await session.execute(insert_or_skip(session, OutboxMessage.__table__, ["dedupe_key"]), outbox)
+            await queue_notices(session, outbox)
         if events:
             await session.execute(insert(GatewayEvent.__table__), events)

@@ -103,15 +103,25 @@ async def empty_db_url(db_url) -> str:
 
 
 @pytest.fixture
-async def fresh_db_url(empty_db_url) -> str:
-    """A database URL with an empty, migrated schema."""
+async def fresh_db_url(empty_db_url) -> AsyncIterator[str]:
+    """A database URL with an empty, migrated schema; after the test, the books must hold (`ledger check`):
+    every scenario of the suite leaves a ledger whose invariants are intact."""
+    from services import books
+
     db_url = empty_db_url
     db = Database(db_url)
     try:
         await upgrade(db)
     finally:
         await db.close()
-    return db_url
+    yield db_url
+    db = Database(db_url)
+    try:
+        problems = await books.check(db)
+    finally:
+        await db.close()
+    if problems:
+        pytest.fail(f"the books do not hold after this test: {problems[:5]}")
 
 
 @pytest.fixture
