@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 from aiohttp import web
 
+from bot.playground import PlaygroundChannel
 from bot.settings import ConfigError, Settings, check_startable, is_loopback, missing_keys
 from bot.telegram import SEND_CONNECTIONS, TelegramChannel
 from bot.whatsapp import WhatsAppChannel
@@ -39,6 +42,8 @@ from services.payments.duitku import DuitkuGateway
 from services.payments.midtrans import MidtransGateway
 from services.payments.sandbox import SandboxGateway
 from services.payments.xendit import XenditGateway
+from services.playground import PlaygroundHistory, VisitorCookie, is_playground_admin
+from services.public import PublicPages
 from services.reconcile import Reconciler
 from services.sent_messages import SentMessages
 from services.settlement import Settlement
@@ -51,7 +56,7 @@ from services.wallet import Wallet
 from storage.db import Database
 from storage.migrate import upgrade
 from webhooks.app import create_app
-from webhooks.deps import TelegramHook, WebDeps, WhatsAppHook
+from webhooks.deps import PlaygroundHook, TelegramHook, WebDeps, WhatsAppHook
 
 log = logging.getLogger(__name__)
 ADMIN_SUMMARY_EVERY_S = 300.0  # how often the summary job looks whether today's summary is due
@@ -144,6 +149,8 @@ class Runtime:
     metrics: Metrics
     telegram: TelegramChannel | None
     whatsapp: WhatsAppChannel | None
+    playground: PlaygroundChannel | None
+    public: PublicPages | None
     channels: dict[str, str]
     disabled_gateways: dict[str, str]
     tasks: list[asyncio.Task] = field(default_factory=list)
@@ -156,8 +163,19 @@ class Runtime:
         wa_hook = None
         if self.whatsapp is not None:
             wa_hook = WhatsAppHook(self.whatsapp.challenge, self.whatsapp.validate, self.whatsapp.dispatch)
+        play = None
+        if self.playground is not None:
+            history = self.playground.history
+            play = PlaygroundHook(attach=self.playground.attach, detach=self.playground.detach,
+                                  receive=self.playground.receive, replay=self.playground.replay,
+                                  attachment=history.attachment, cookie=VisitorCookie(self._playground_key()),
+                                  max_photo_bytes=self.settings.jastip.max_photo_bytes)
         return WebDeps(
             whatsapp=wa_hook,
+            public=self.public,
+            playground=play,
+            public_url=self.settings.server.link_base,
+            share=self.services.share,
             settlement=self.settlement,
             topups=self.services.topups,
             stats=self.stats,
@@ -168,6 +186,22 @@ class Runtime:
             gateways=[g.name for g in self.gateways],
             max_body_bytes=self.settings.server.max_body_bytes,
         )
+
+    def _playground_key(self) -> bytes:
+        """The key that signs playground cookies, kept beside the media so a restart keeps the visitors."""
+        path = Path(self.settings.jastip.media_dir).parent / "playground.key"
+        try:
+            key = path.read_bytes()
+            if len(key) >= 32:
+                return key
+        except FileNotFoundError:
+            pass
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_bytes(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(key)
+        return key
 
     async def lifecycle(self, app: web.Application | None = None) -> AsyncIterator[None]:
         """aiohttp cleanup_ctx: start everything, yield while serving, then close in reverse order."""
@@ -198,6 +232,8 @@ class Runtime:
                 await self.telegram.stop()
             if self.whatsapp is not None:
                 await self.whatsapp.close()
+            if self.playground is not None:
+                await self.playground.drain()
             await self.services.inbound.batcher.stop()
             await self.settlement.batcher.stop()
             await self.http.aclose()
@@ -239,7 +275,9 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
     w, limits, j = settings.wallet, settings.limits, settings.jastip
     admin_service = Admins(db, clock, settlement, admins=admins,
                            correction_approval=settings.admin.correction_approval,
-                           summary_hour=settings.admin.summary_hour, on_notice=signals.notices_queued.fire)
+                           summary_hour=settings.admin.summary_hour, on_notice=signals.notices_queued.fire,
+                           # The playground's Admin persona is an admin (the playground runs only in development).
+                           also_admin=is_playground_admin if settings.server.playground else None)
     services = Services(
         inbound=Inbounds(db, clock),
         wallet=Wallet(db, clock),
@@ -252,9 +290,10 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
                       max_photo_bytes=j.max_photo_bytes, proofs_per_day=limits.proofs_per_order),
         broadcasts=Broadcasts(db, clock, price_per_message=settings.broadcast.price_per_message),
         sent=SentMessages(db, clock),
-        share=ShareLinks(whatsapp_number=settings.whatsapp.display_number),
+        share=ShareLinks(whatsapp_number=settings.whatsapp.display_number, page_base=settings.server.link_base),
         support_contact=settings.support.contact,
         admin=admin_service,
+        public=PublicPages(db, clock),
     )
     metrics = Metrics()
     delivery = Delivery(on_wait=metrics.observe_wait)
@@ -292,6 +331,15 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
     else:
         channels["whatsapp"] = ("set whatsapp.phone_id, whatsapp.token, whatsapp.app_secret and "
                                 "whatsapp.verify_token (BOT_WHATSAPP__*) to enable it")
+    playground = None
+    if settings.server.playground:
+        playground = PlaygroundChannel(history=PlaygroundHistory(db, clock), conversation=conversation,
+                                       max_photo_bytes=settings.jastip.max_photo_bytes)
+        # Nothing to pace in a browser; the limit only keeps one runaway broadcast from flooding the loop.
+        delivery.add_channel("playground", playground, Limits(rate_per_s=500.0))
+        channels["playground"] = "enabled"
+    else:
+        channels["playground"] = "set server.playground = true (development only) to enable it"
     progress = BroadcastProgress(services.broadcasts, services.sent, delivery, signals.broadcast_recorded,
                                  every_s=settings.broadcast.progress_interval_s)
     o = settings.outbox
@@ -317,7 +365,7 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
         settings=settings, db=db, clock=clock, http=http, signals=signals, services=services, gateways=gateways,
         settlement=settlement, reconciler=reconciler, delivery=delivery, outbox=outbox, conversation=conversation,
         progress=progress, jobs=jobs, stats=stats, metrics=metrics, telegram=telegram, whatsapp=whatsapp,
-        channels=channels, disabled_gateways=disabled,
+        playground=playground, public=services.public, channels=channels, disabled_gateways=disabled,
     )
 
 

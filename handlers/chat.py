@@ -42,6 +42,14 @@ async def start(services: Services, user: UserView, t: Translator, args: str) ->
         from handlers import trips  # a deep link is a JOIN
 
         return await trips.join(services, user, t, args[5:])
+    if args.lower().startswith("order_"):
+        from handlers import orders  # a product's deep link on the trip page is a PESAN
+
+        rest = args[6:]
+        # Slugs and codes may both hold "_": the split is where a real trip's slug ends.
+        for at in [i for i, c in enumerate(rest) if c == "_"]:
+            if await services.trips.find(rest[:at]) is not None:
+                return await orders.pesan(services, user, t, f"{rest[:at]} {rest[at + 1:]}")
     return [welcome(t, user)]
 
 

@@ -92,6 +92,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("tutup", ("tutup", "close"), trips.tutup, Role.JASTIPER, help="help_tutup"),
     CommandSpec("buka", ("buka", "open", "reopen"), trips.buka, Role.JASTIPER, help="help_buka"),
     CommandSpec("deadline", ("deadline",), trips.deadline, Role.JASTIPER, help="help_deadline"),
+    CommandSpec("profil", ("profil", "profile"), trips.profil, Role.JASTIPER, help="help_profil"),
 )
 
 BUTTONS: tuple[ButtonSpec, ...] = (

@@ -8,6 +8,7 @@ from services.admin import Admins
 from services.broadcasts import Broadcasts
 from services.inbound import Inbounds
 from services.orders import Orders
+from services.public import PublicPages
 from services.sent_messages import SentMessages
 from services.topups import Topups
 from services.trips import Trips
@@ -21,6 +22,7 @@ class ShareLinks:
 
     whatsapp_number: str | None = None
     telegram_username: str | None = None
+    page_base: str | None = None  # public_url: trip pages are <page_base>/t/<slug>, profiles /j/<handle>
 
 
 @dataclass(frozen=True)
@@ -35,3 +37,4 @@ class Services:
     share: ShareLinks = field(default_factory=ShareLinks)
     support_contact: str | None = None  # shown to people who ask for "admin" / "cs"
     admin: Admins | None = None  # ADMIN ... for the configured admins
+    public: PublicPages | None = None  # PROFIL: the handle of a jastiper's public page

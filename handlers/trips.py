@@ -80,7 +80,16 @@ def share_text(services: Services, t: Translator, slug: str) -> str:
         links.append(f"https://t.me/{username}?start=join_{slug}")
     if services.share.whatsapp_number:
         links.append(f"https://wa.me/{services.share.whatsapp_number}?text={quote(f'JOIN {slug}')}")
+    page = page_link(services, slug)
+    if page:
+        links.append(t("trip_page", url=page))
     return t("trip_share", lines="\n".join(links))
+
+
+def page_link(services: Services, slug: str) -> str | None:
+    """The trip's public page (products, photos, join buttons), to share on Instagram or a WhatsApp status."""
+    base = services.share.page_base
+    return f"{base.rstrip('/')}/t/{slug}" if base else None
 
 
 async def trip(services: Services, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:
@@ -102,7 +111,26 @@ async def trip(services: Services, user: UserView, t: Translator, args: str) -> 
         return [OutgoingMessage(text + "\n\n" + share_text(services, t, created.slug) + "\n\n"
                                 + t("trip_created_next", slug=created.slug))]
     detail = await services.trips.detail(head)
-    return [OutgoingMessage(trip_text(t, detail))]
+    text = trip_text(t, detail)
+    page = page_link(services, detail.slug)
+    if page:
+        text += "\n\n" + t("trip_page", url=page)
+    return [OutgoingMessage(text)]
+
+
+async def profil(services: Services, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:
+    """PROFIL → my handle and public page; PROFIL <handle> → choose it (3–30 of a-z, 0-9, _; unique)."""
+    public = services.public
+    if public is None:
+        return [OutgoingMessage(t("profil_unavailable"))]
+    base = (services.share.page_base or "").rstrip("/")
+    if args.strip():
+        handle = await public.set_handle(user.id, args.strip().split()[0])
+        return [OutgoingMessage(t("profil_set", handle=handle, url=f"{base}/j/{handle}"))]
+    handle = await public.handle_of(user.id)
+    if handle is None:
+        return [OutgoingMessage(t("profil_none"))]
+    return [OutgoingMessage(t("profil_show", handle=handle, url=f"{base}/j/{handle}"))]
 
 
 async def tutup(services: Services, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     SmallInteger,
     String,
     Table,
@@ -61,7 +62,8 @@ class Base(DeclarativeBase):
 
 class User(Base):
     __tablename__ = "users"
-    __table_args__ = (UniqueConstraint("channel", "external_id", name="uq_users_channel_external"),)
+    __table_args__ = (UniqueConstraint("channel", "external_id", name="uq_users_channel_external"),
+                      Index("uq_users_handle", "handle", unique=True))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     channel: Mapped[str] = mapped_column(String(16))
@@ -73,6 +75,8 @@ class User(Base):
     language: Mapped[str] = mapped_column(String(8), default="id")
     # An admin checked who this is (ADMIN VERIFIKASI): may withdraw earnings, no cap on the wallet.
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # A jastiper's public handle (PROFIL <handle>): their page is /j/<handle>.
+    handle: Mapped[str | None] = mapped_column(String(30), nullable=True)
     last_inbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -200,6 +204,23 @@ class InboundUpdate(Base):
     channel: Mapped[str] = mapped_column(String(16))
     update_key: Mapped[str] = mapped_column(String(128))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class PlaygroundMessage(Base):
+    """The playground's conversation, both ways, replayed when the page reconnects (development only)."""
+
+    __tablename__ = "playground_messages"
+    __table_args__ = (
+        CheckConstraint("direction IN ('in','out')", name="ck_playground_messages_direction"),
+        Index("ix_playground_messages_chat", "chat_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    chat_id: Mapped[str] = mapped_column(String(64))
+    direction: Mapped[str] = mapped_column(String(3))  # in: the visitor typed it; out: the bot sent it
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)  # text, buttons, what is attached
+    attachment: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # a photo or a document
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class OutboxMessage(Base):

@@ -8,8 +8,11 @@ from typing import Any
 
 from aiohttp import web
 
+from handlers import ShareLinks
 from services.metrics import Metrics
 from services.payments.sandbox import SandboxGateway
+from services.playground import VisitorCookie
+from services.public import PublicPages
 from services.settlement import Settlement
 from services.stats import Stats
 from services.topups import Topups
@@ -30,6 +33,19 @@ class WhatsAppHook:
 
 
 @dataclass
+class PlaygroundHook:
+    """The playground's page side: the channel adapter (bot/playground.py) and the visitor cookie."""
+
+    attach: Callable[[str, Callable[[dict[str, Any]], Awaitable[None]]], None]
+    detach: Callable[[str, Callable[[dict[str, Any]], Awaitable[None]]], None]
+    receive: Callable[[str, dict[str, Any]], Awaitable[str | None]]
+    replay: Callable[[str], Awaitable[list[dict[str, Any]]]]
+    attachment: Callable[[int, str], Awaitable[tuple[bytes, dict[str, Any]] | None]]
+    cookie: VisitorCookie
+    max_photo_bytes: int = 5_000_000
+
+
+@dataclass
 class WebDeps:
     settlement: Settlement
     topups: Topups
@@ -41,6 +57,10 @@ class WebDeps:
     channels: dict[str, str] = field(default_factory=dict)  # channel -> "enabled" / why disabled
     gateways: list[str] = field(default_factory=list)  # in failover order
     max_body_bytes: int = 1_000_000
+    public: PublicPages | None = None  # /t/<slug>, /j/<handle>, product photos
+    playground: PlaygroundHook | None = None  # None: / answers 404 (production, or switched off)
+    public_url: str = "http://127.0.0.1:8080"  # absolute links in preview tags
+    share: ShareLinks | None = None  # the bot's Telegram username and WhatsApp number, for the trip page's buttons
 
 
 

@@ -3,62 +3,46 @@ a signed callback, exactly as a real gateway would. GET /pay/done: where gateway
 
 from __future__ import annotations
 
-import html
 import logging
 
 from aiohttp import web
 
-from handlers import Translator
 from services.errors import GatewayUnavailable
 from services.money import rupiah
 from webhooks.deps import DEPS, WebDeps
+from webhooks.templating import render, translator
 
 log = logging.getLogger(__name__)
-
-_PAGE = """<!doctype html><html lang="{lang}"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem}}
-button{{font-size:1.1rem;padding:.6rem 1.4rem;margin:.3rem}}.amount{{font-size:2rem;font-weight:bold}}</style>
-</head><body><h1>{title}</h1>{content}</body></html>"""
+OPEN = ("created", "pending")
 
 
-def _page(t: Translator, content: str, status: int = 200) -> web.Response:
-    return web.Response(
-        text=_PAGE.format(lang=t.language, title=html.escape(t("sandbox_title")), content=content),
-        content_type="text/html",
-        status=status,
-    )
-
-
-def _translator(request: web.Request) -> Translator:
-    return Translator("en" if request.query.get("lang") == "en" else "id", "telegram")
+def _page(request: web.Request, deps: WebDeps, *, state: str, order_id: str = "", amount: int = 0,
+          message: str = "", status: int = 200) -> web.Response:
+    # Back to the chat: the playground when it runs (it is where a newcomer paid from), else the messenger.
+    back = "/" if deps.playground is not None else "/pay/done"
+    return render("sandbox.html", request, {"state": state, "order_id": order_id, "amount": rupiah(amount),
+                                            "message": message, "back_url": back}, status=status)
 
 
 async def checkout(request: web.Request) -> web.Response:
     deps: WebDeps = request.app[DEPS]
-    t = _translator(request)
+    t = translator(request)
     if deps.sandbox is None:
         raise web.HTTPNotFound(text="sandbox gateway disabled")
     order_id = request.match_info["order_id"]
     view = await deps.topups.describe(order_id)
     if view is None or view.gateway != "sandbox":
-        return _page(t, f"<p>{html.escape(t('sandbox_unknown'))}</p>", status=404)
-    if view.status not in ("created", "pending"):
+        return _page(request, deps, state="unknown", status=404)
+    if view.status not in OPEN:
+        # A final payment never offers Bayar again.
         text = t("sandbox_final", order_id=order_id, status=t(f"payment_status_{view.status}"))
-        return _page(t, f"<p>{html.escape(text)}</p>")
-    action = html.escape(f"/pay/sandbox/{order_id}")
-    content = (
-        f'<p class="amount">{html.escape(rupiah(view.amount))}</p><p><code>{html.escape(order_id)}</code></p>'
-        f'<form method="post" action="{action}">'
-        f'<button name="outcome" value="paid">{html.escape(t("sandbox_pay"))}</button>'
-        f'<button name="outcome" value="failed">{html.escape(t("sandbox_fail"))}</button></form>'
-    )
-    return _page(t, content)
+        return _page(request, deps, state="final", order_id=order_id, amount=view.amount, message=text)
+    return _page(request, deps, state="open", order_id=order_id, amount=view.amount)
 
 
 async def complete(request: web.Request) -> web.Response:
     deps: WebDeps = request.app[DEPS]
-    t = _translator(request)
+    t = translator(request)
     if deps.sandbox is None:
         raise web.HTTPNotFound(text="sandbox gateway disabled")
     order_id = request.match_info["order_id"]
@@ -68,7 +52,7 @@ async def complete(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text="outcome must be paid or failed")
     view = await deps.topups.describe(order_id)
     if view is None or view.gateway != "sandbox":
-        return _page(t, f"<p>{html.escape(t('sandbox_unknown'))}</p>", status=404)
+        return _page(request, deps, state="unknown", status=404)
     try:
         status = await deps.sandbox.complete(order_id, view.amount, str(outcome))
     except GatewayUnavailable as exc:
@@ -78,7 +62,8 @@ async def complete(request: web.Request) -> web.Response:
     view = await deps.topups.describe(order_id)
     shown = t(f"payment_status_{view.status}") if view else "?"
     log.info("sandbox %s pressed for %s; our notify answered %s", outcome, order_id, status)
-    return _page(t, f"<p>{html.escape(t('sandbox_done', order_id=order_id, status=shown))}</p>")
+    return _page(request, deps, state="done", order_id=order_id, amount=view.amount if view else 0,
+                 message=t("sandbox_done", order_id=order_id, status=shown))
 
 
 async def done(request: web.Request) -> web.Response:
