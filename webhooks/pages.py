@@ -80,7 +80,7 @@ def price_range(trip: PublicTrip) -> str:
     prices = sorted(p.price for p in trip.products)
     if not prices:
         return ""
-    return rupiah(prices[0]) if prices[0] == prices[-1] else f"{rupiah(prices[0])} – {rupiah(prices[-1])}"
+    return rupiah(prices[0]) if prices[0] == prices[-1] else f"{rupiah(prices[0])} - {rupiah(prices[-1])}"
 
 
 async def _trip(request: web.Request) -> tuple[WebDeps, PublicTrip | None]:
