@@ -247,8 +247,10 @@ class WhatsAppChannel:
                 sent = await self.client.send_document(to=chat_id, document=message.document,
                                                        filename=message.document_name, caption=message.text[:1024])
             else:
-                sent = await self.client.send_message(to=chat_id, text=message.text[:4096],
-                                                      buttons=_buttons(message))
+                # A link in plain text (a trip page, a profile) shows as a rich preview from the page's tags.
+                buttons = _buttons(message)
+                sent = await self.client.send_message(to=chat_id, text=message.text[:4096], buttons=buttons,
+                                                      preview_url=buttons is None and "://" in message.text)
         except WhatsAppError as exc:
             raise map_error(exc) from exc
         except httpx.HTTPError as exc:

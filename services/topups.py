@@ -12,7 +12,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
@@ -50,6 +50,7 @@ class PaymentView:
     created_at: datetime
     payment_url: str | None = None
     expires_at: datetime | None = None
+    language: str = "id"  # the payer's: the checkout page speaks it
 
 
 @dataclass(frozen=True)
@@ -201,8 +202,11 @@ class Topups:
 
     async def describe(self, order_id: str) -> PaymentView | None:
         async with self._db.read() as session:
-            p = (await session.execute(select(Payment).where(Payment.order_id == order_id))).scalar_one_or_none()
-            return None if p is None else _view(p)
+            row = (await session.execute(select(Payment, User.language).outerjoin(User, User.id == Payment.user_id)
+                                         .where(Payment.order_id == order_id))).first()
+            if row is None:
+                return None
+            return replace(_view(row[0]), language=row[1] or "id")
 
     async def check_now(self, user_id: int) -> list[PaymentView]:
         """/cek: ask the gateway about my unfinished payments now and apply what it says. Each payment is

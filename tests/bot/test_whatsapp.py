@@ -193,3 +193,14 @@ async def test_rate_limit_errors_are_retried_later_not_dropped(app, graph, midtr
     row = await wait_for(rescheduled)
     assert (row.next_attempt_at - row.created_at).total_seconds() >= minimum_delay
     assert str(code) in row.last_error
+
+
+async def test_a_shared_trip_link_goes_with_a_link_preview_and_a_payment_button_without(app, graph):
+    await send(app, text_update(WA, "TRIP BARU wa01 Jastip Medan | 2099-12-31 20:00", "wamid.t1"))
+    await wait_for(lambda: said(graph.texts_to(WA), "Trip wa01 dibuat"))
+    shared = next(m for m in graph.messages if m.get("type") == "text" and "Trip wa01 dibuat" in m["text"]["body"])
+    assert f"{app.url}/t/wa01" in shared["text"]["body"] and shared["text"]["preview_url"] is True
+    await send(app, text_update(WA, "saldo", "wamid.t2"))
+    await wait_for(lambda: said(graph.texts_to(WA), "Saldo kamu"))
+    balance = next(m for m in graph.messages if "Saldo kamu" in str(m))
+    assert balance["type"] == "interactive"  # buttons: no preview flag on an interactive message

@@ -139,3 +139,13 @@ async def test_without_the_playground_every_playground_route_is_404(tmp_path, fr
         for path in ("/", "/playground/ws", "/playground/files/1"):
             assert (await app.http.get(path)).status_code == 404
         assert app.runtime.playground is None and not app.runtime.delivery.can_send("playground")
+
+
+async def test_the_sandbox_checkout_speaks_the_payers_language(tmp_path, fresh_db_url):
+    async with AppUnderTest(tmp_path, fresh_db_url, SANDBOX) as app, Visitor(app.url) as v:
+        await v.ask("rina", "BAHASA en", "English")
+        bill = await v.ask("rina", "topup 50rb", "Rp50.000")
+        link = button(bill, "Pay")["url"].removeprefix(app.url)
+        page = (await app.http.get(link)).text
+        assert "no real money" in page and ">Pay<" in page and 'lang="en"' in page
+        assert "tidak ada uang sungguhan" in (await app.http.get(link + "?lang=id")).text

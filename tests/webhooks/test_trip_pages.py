@@ -133,3 +133,17 @@ async def test_no_route_serves_a_payment_proof_or_takes_a_path(tmp_path, fresh_d
         for path in ("/media/proofs/x.jpg", "/media/products/999.jpg", "/media/products/..%2Fproofs.jpg",
                      "/static/../services/media.py"):
             assert (await app.http.get(path)).status_code == 404, path
+
+
+async def test_the_chat_shares_the_page_and_a_product_deep_link_places_the_order(tmp_path, fresh_db_url):
+    async with AppUnderTest(tmp_path, fresh_db_url, CONFIG) as app, Visitor(app.url) as v:
+        await trip_with_products(v)
+        detail = await v.ask("tina", "TRIP jpn25", "jpn25")
+        assert f"{app.url}/t/jpn25" in detail["text"]
+        # What t.me/<bot>?start=order_jpn25_KK1 sends (/start with its parameter): an order for that product.
+        await v.ask("siti", "start order_jpn25_KK1", "Pesanan P2 dibuat", "KitKat Matcha")
+        # Slugs and codes may hold "_": the split is where a real trip's slug ends.
+        await v.ask("tina", "TRIP BARU a_b Jastip AB | 2099-12-31 20:00", "Trip a_b dibuat")
+        await v.ask("tina", "PRODUK a_b X_1 10rb 2 Kue", "Produk X_1 ditambahkan")
+        await v.ask("rina", "JOIN a_b | Nama: Rina", "Kamu ikut trip")
+        await v.ask("rina", "start order_a_b_X_1", "Pesanan P3 dibuat", "Kue")
