@@ -31,6 +31,7 @@ from services.admin import Admins
 from services.broadcasts import Broadcasts
 from services.clock import Clock, SystemClock
 from services.delivery import Delivery, Limits
+from services.escrow import Escrow
 from services.inbound import Inbounds
 from services.jobs import Supervisor
 from services.metrics import Metrics
@@ -287,13 +288,15 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
                       max_balance_unverified=w.max_balance_unverified),
         trips=Trips(db, clock, media_dir=j.media_dir, max_photo_bytes=j.max_photo_bytes),
         orders=Orders(db, clock, expiry_hours=j.order_expiry_hours, media_dir=j.media_dir,
-                      max_photo_bytes=j.max_photo_bytes, proofs_per_day=limits.proofs_per_order),
+                      max_photo_bytes=j.max_photo_bytes, proofs_per_day=limits.proofs_per_order,
+                      auto_release_days=settings.escrow.auto_release_days),
         broadcasts=Broadcasts(db, clock, price_per_message=settings.broadcast.price_per_message),
         sent=SentMessages(db, clock),
         share=ShareLinks(whatsapp_number=settings.whatsapp.display_number, page_base=settings.server.link_base),
         support_contact=settings.support.contact,
         admin=admin_service,
         public=PublicPages(db, clock),
+        escrow=Escrow(db, clock, fee_bps=settings.escrow.fee_bps),
     )
     metrics = Metrics()
     delivery = Delivery(on_wait=metrics.observe_wait)
@@ -350,7 +353,8 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
     reconciler = Reconciler(db, settlement, clock, concurrency=r.concurrency, grace_hours=r.grace_hours,
                             lease_s=r.lease_s)
     jobs = Supervisor()
-    sweep = JastipSweep(services.trips, services.orders, services.broadcasts, signals.notices_queued)
+    sweep = JastipSweep(services.trips, services.orders, services.broadcasts, signals.notices_queued,
+                        escrow=services.escrow)
     jobs.add("jastip-sweep", settings.jastip.sweep_interval_s, sweep.run)
     if r.enabled:
         jobs.add("reconcile", r.interval_s, reconciler.run_logged)

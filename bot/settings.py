@@ -223,6 +223,13 @@ class JastipSettings(BaseModel):
     max_photo_bytes: int = 5_000_000
 
 
+class EscrowSettings(BaseModel):
+    """Order money on otomatis trips (services/escrow.py)."""
+
+    fee_bps: int = Field(0, ge=0, le=10_000)  # the platform's fee on a released escrow, in basis points
+    auto_release_days: float = Field(7.0, gt=0)  # after KIRIM, the escrow goes to the jastiper by itself
+
+
 class ReconcileSettings(BaseModel):
     enabled: bool = True
     interval_s: float = 300.0
@@ -282,6 +289,7 @@ class Settings(BaseSettings):
     payments: PaymentsSettings = Field(default_factory=PaymentsSettings)
     broadcast: BroadcastSettings = Field(default_factory=BroadcastSettings)
     jastip: JastipSettings = Field(default_factory=JastipSettings)
+    escrow: EscrowSettings = Field(default_factory=EscrowSettings)
     reconcile: ReconcileSettings = Field(default_factory=ReconcileSettings)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)

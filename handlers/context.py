@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from services.admin import Admins
 from services.broadcasts import Broadcasts
+from services.escrow import Escrow
 from services.inbound import Inbounds
 from services.orders import Orders
 from services.public import PublicPages
@@ -38,3 +39,4 @@ class Services:
     support_contact: str | None = None  # shown to people who ask for "admin" / "cs"
     admin: Admins | None = None  # ADMIN ... for the configured admins
     public: PublicPages | None = None  # PROFIL: the handle of a jastiper's public page
+    escrow: Escrow | None = None  # order money on otomatis trips

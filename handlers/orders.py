@@ -32,6 +32,21 @@ def order_lines(t: Translator, orders: list[OrderView], with_buyer: bool) -> lis
               buyer=f" · {o.buyer}" if with_buyer and o.buyer else "") for o in orders]
 
 
+def pay_choice(t: Translator, order: OrderView, balance: int) -> OutgoingMessage:
+    """An otomatis order waiting for its money: pay from the wallet if it is enough, else top up the difference
+    (the gateways' link, the same path as every top-up) and pay after."""
+    expires = local_time(order.expires_at) if order.expires_at else "-"
+    if balance >= order.total:
+        pay = Button(t("btn_pay_wallet", total=order.total), data=f"ord:pay:{order.code}")
+        return OutgoingMessage(t("order_pay_otomatis", order=order.code, total=order.total, balance=balance,
+                                 expires=expires), buttons=((pay,),), ref=f"order:{order.code}")
+    short = order.total - balance
+    return OutgoingMessage(t("order_pay_otomatis_short", order=order.code, total=order.total, balance=balance,
+                             short=short, expires=expires),
+                           buttons=((Button(t("btn_topup_short", short=short), data=f"topup:{short}"),),),
+                           ref=f"order:{order.code}")
+
+
 def how_to_pay(t: Translator, order: OrderView) -> str:
     expires = local_time(order.expires_at) if order.expires_at else "-"
     if order.payment_instructions:
@@ -61,9 +76,11 @@ async def pesan(services: Services, user: UserView, t: Translator, args: str) ->
                                  text=clean_name(parts[1], 20))
         quantity = count
     order = await services.orders.place(user.id, parts[0], quantity, slug)
-    text = t("order_placed", order=order.code, name=order.product_name, quantity=order.quantity,
-             total=order.total, slug=order.slug) + "\n\n" + how_to_pay(t, order)
-    return [OutgoingMessage(text, ref=f"order:{order.code}")]
+    placed = t("order_placed", order=order.code, name=order.product_name, quantity=order.quantity,
+               total=order.total, slug=order.slug)
+    if order.payment_mode == "otomatis":
+        return [OutgoingMessage(placed), pay_choice(t, order, user.balance)]
+    return [OutgoingMessage(placed + "\n\n" + how_to_pay(t, order), ref=f"order:{order.code}")]
 
 
 async def pesananku(services: Services, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:
@@ -84,8 +101,32 @@ async def batal(services: Services, user: UserView, t: Translator, args: str) ->
         buttons = tuple((Button(t("btn_cancel_order", order=o.code), data=f"ord:cancel:{o.code}"),)
                         for o in pending[:10])
         return [OutgoingMessage("\n".join([t("cancel_which"), *order_lines(t, pending, False)]), buttons=buttons)]
+    mine = await _my_order(services, user, code)
+    if mine is not None and mine.payment_mode == "otomatis" and mine.status == "confirmed":
+        # Paid: cancelling refunds it (until the deadline); ask before money moves.
+        return [OutgoingMessage(t("order_cancel_refund_ask", order=mine.code, total=mine.total),
+                                buttons=((Button(t("btn_cancel_refund_yes"), data=f"ord:bt:{mine.code}"),
+                                          Button(t("btn_no"), data=f"ord:keep:{mine.code}")),))]
     cancelled = await services.orders.cancel(user.id, code)
     return [OutgoingMessage(t("order_cancelled_done", order=cancelled.code))]
+
+
+async def _my_order(services: Services, user: UserView, code: str) -> OrderView | None:
+    return next((o for o in await services.orders.mine(user.id) if o.code == code.upper()), None)
+
+
+async def terima(services: Services, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:
+    """TERIMA <pesanan> → asks "Ya, sudah diterima" before the escrow is released (never without a code)."""
+    code = args.split()[0] if args.split() else ""
+    if not looks_like_order_code(code):
+        raise usage("terima")
+    return [_receive_ask(t, code.upper())]
+
+
+def _receive_ask(t: Translator, code: str) -> OutgoingMessage:
+    return OutgoingMessage(t("order_receive_ask", order=code),
+                           buttons=((Button(t("btn_received_yes"), data=f"ord:recvok:{code}"),
+                                     Button(t("btn_no"), data=f"ord:keep:{code}")),))
 
 
 async def pesanan(services: Services, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:
@@ -113,6 +154,15 @@ def _owner_action(action: str, command: str):
                 # "kirim bukti" from a buyer: KIRIM marks an order shipped; say how to send a proof instead.
                 return [OutgoingMessage(t("kirim_buyer_hint"))]
             raise usage(command)
+        if action == "reject":
+            found = await services.orders.of_trip_order(user.id, code)
+            if found is not None and found.payment_mode == "otomatis" and found.status == "confirmed":
+                reason = note.strip()[:40]
+                return [OutgoingMessage(t("order_refund_ask", order=found.code, total=found.total,
+                                          quantity=found.quantity, name=found.product_name),
+                                        buttons=((Button(t("btn_refund_yes", total=found.total),
+                                                         data=f"ord:rf:{found.code}:{reason}"),
+                                                  Button(t("btn_no"), data=f"ord:keep:{found.code}")),))]
         moved = await services.orders.owner_move(user.id, code, action, note.strip() or None)
         return [OutgoingMessage(t(f"order_{action}_done", order=moved.code, total=moved.total))]
 
@@ -139,7 +189,14 @@ async def bayar(services: Services, user: UserView, t: Translator, args: str,
 
 
 async def bayar_text(services: Services, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:
-    """BAYAR typed without a photo: explain how to send the proof (photos arrive through `bayar`)."""
+    """BAYAR <pesanan> typed: on an otomatis trip, the way to pay again (wallet or top-up); on a manual one,
+    how to send the proof (photos arrive through `bayar`)."""
+    code = args.split()[0] if args.split() else ""
+    mine = await _my_order(services, user, code) if looks_like_order_code(code) else None
+    if mine is not None and mine.payment_mode == "otomatis":
+        if mine.status != "pending":
+            raise UserInputError("order_already_paid", order=mine.code)
+        return [pay_choice(t, mine, user.balance)]
     raise usage("bayar")
 
 
@@ -158,6 +215,31 @@ async def order_button(services: Services, user: UserView, t: Translator, value:
         buttons = tuple((Button(t(key), data=f"ord:no:{code}:{key}"),) for key in PROOF_REASONS)
         return [OutgoingMessage(t("proof_reject_why", order=code), buttons=buttons)]
     if action == "cancel":
-        cancelled = await services.orders.cancel(user.id, code)
-        return [OutgoingMessage(t("order_cancelled_done", order=cancelled.code))]
+        return await batal(services, user, t, code)
+    escrow = services.escrow
+    if escrow is None:
+        raise usage("pesanan")
+    if action == "pay":  # "Bayar dari saldo": ask before money moves
+        mine = await _my_order(services, user, code)
+        if mine is None:
+            raise UserInputError("order_not_found", order=code)
+        return [OutgoingMessage(t("order_pay_ask", order=mine.code, total=mine.total, balance=user.balance),
+                                buttons=((Button(t("btn_pay_yes"), data=f"ord:payok:{mine.code}"),
+                                          Button(t("btn_no"), data=f"ord:keep:{mine.code}")),))]
+    if action == "payok":
+        paid = await escrow.pay_from_wallet(user.id, code)
+        return [OutgoingMessage(t("order_paid_done", order=paid.code, total=paid.total, slug=paid.slug))]
+    if action == "recv":  # "Sudah diterima" under the shipped notice
+        return [_receive_ask(t, code)]
+    if action == "recvok":
+        received = await escrow.receive(user.id, code)
+        return [OutgoingMessage(t("order_received_done", order=received.code, total=received.total))]
+    if action == "bt":
+        refunded = await escrow.refund(user.id, code, as_owner=False)
+        return [OutgoingMessage(t("order_cancel_refund_done", order=refunded.code, total=refunded.total))]
+    if action == "rf":
+        refunded = await escrow.refund(user.id, code, as_owner=True, reason=reason or None)
+        return [OutgoingMessage(t("order_refund_done", order=refunded.code, total=refunded.total))]
+    if action == "keep":
+        return [OutgoingMessage(t("order_kept", order=code))]
     raise usage("pesanan")

@@ -160,8 +160,9 @@ async def pembayaran(services: Services, user: UserView, t: Translator, args: st
     if len(parts) < 2:
         raise usage("pembayaran")
     slug, mode = parts[0], parts[1].lower()
-    if mode == "otomatis":
-        raise UserInputError("payment_mode_unavailable", slug=slug.lower())
+    if mode in ("otomatis", "auto", "automatic"):
+        done = await services.trips.set_payment(user.id, slug, "otomatis", None)
+        return [OutgoingMessage(t("payment_otomatis_set", slug=done.slug))]
     if mode != "manual":
         raise usage("pembayaran")
     done = await services.trips.set_payment(user.id, slug, "manual", parts[2] if len(parts) > 2 else None)

@@ -70,6 +70,8 @@ class OrderStatus(StrEnum):
     SHIPPED = "shipped"
     CANCELLED = "cancelled"
     EXPIRED = "expired"
+    RECEIVED = "received"  # otomatis: the buyer got it (or the auto-release came); the escrow went to the jastiper
+    REFUNDED = "refunded"  # otomatis: a paid order rejected or cancelled; the escrow went back to the buyer
 
 
 class BroadcastStatus(StrEnum):

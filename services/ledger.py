@@ -54,6 +54,11 @@ def receivable(user_id: int) -> Ref:
     return Ref(AccountKind.RECEIVABLE, str(user_id), user_id)
 
 
+def escrow(order_id: int, buyer_id: int) -> Ref:
+    """An order's escrow (otomatis trips): the buyer's money until it is released or refunded."""
+    return Ref(AccountKind.ESCROW, str(order_id), buyer_id)
+
+
 def gateway(name: str) -> Ref:
     return Ref(AccountKind.GATEWAY, name)
 

@@ -2,14 +2,20 @@
 services/orders.py asks it for the states an event applies to (the WHERE of its conditional UPDATE, so that two
 taps move an order once) and for the effects of the move.
 
-    state \\ event    proof            proof_rejected  confirm     reject     ship      cancel     expire
-    pending          proof_submitted  -               confirmed   rejected   -         cancelled  expired
-    proof_submitted  proof_submitted  pending         confirmed   rejected   -         -          -
-    confirmed        -                -               -           -          shipped   -          -
-    shipped, rejected, cancelled, expired: final (nothing moves them)
+    state \\ event  proof      proof_rejected confirm   reject   ship    cancel    expire  pay       receive  refund
+    pending        proof_sub. -              confirmed rejected -       cancelled expired confirmed -        -
+    proof_sub.     proof_sub. pending        confirmed rejected -       -         -       -         -        -
+    confirmed      -          -              -         -        shipped -         -       -         -        refunded
+    shipped        -          -              -         -        -       -         -       -         received -
+    (proof_sub. = proof_submitted)
+    rejected, cancelled, expired, received, refunded: final (nothing moves them)
 
-Effects: rejected, cancelled and expired give the stock back; every move but "proof" (the jastiper is told
-instead) and "cancel" (the buyer did it) tells the buyer.
+Manual trips use proof / confirm (the jastiper checks a transfer by eye); otomatis trips use pay (money arrived in
+the order's escrow: it is *lunas*), receive (the escrow is released to the jastiper) and refund (it goes back to
+the buyer) — services/orders.py refuses the other kind's events. A manual order's `shipped` is where it ends.
+
+Effects: rejected, cancelled, expired and refunded give the stock back; every move but "proof" (the jastiper is
+told instead) and "cancel" (the buyer did it) tells the buyer. Money: `release_split` below.
 """
 
 from __future__ import annotations
@@ -18,8 +24,12 @@ from typing import Literal
 
 from services.kinds import OrderStatus
 
-OrderEvent = Literal["proof", "proof_rejected", "confirm", "reject", "ship", "cancel", "expire"]
-EVENTS: tuple[OrderEvent, ...] = ("proof", "proof_rejected", "confirm", "reject", "ship", "cancel", "expire")
+OrderEvent = Literal["proof", "proof_rejected", "confirm", "reject", "ship", "cancel", "expire", "pay", "receive",
+                     "refund"]
+EVENTS: tuple[OrderEvent, ...] = ("proof", "proof_rejected", "confirm", "reject", "ship", "cancel", "expire", "pay",
+                                  "receive", "refund")
+MANUAL_ONLY = frozenset({"proof", "proof_rejected", "confirm"})
+ESCROW_ONLY = frozenset({"pay", "receive", "refund"})
 
 P, S, C = OrderStatus.PENDING, OrderStatus.PROOF_SUBMITTED, OrderStatus.CONFIRMED
 TRANSITIONS: dict[tuple[OrderStatus, OrderEvent], OrderStatus] = {
@@ -30,8 +40,11 @@ TRANSITIONS: dict[tuple[OrderStatus, OrderEvent], OrderStatus] = {
     (C, "ship"): OrderStatus.SHIPPED,
     (P, "cancel"): OrderStatus.CANCELLED,
     (P, "expire"): OrderStatus.EXPIRED,
+    (P, "pay"): C,
+    (OrderStatus.SHIPPED, "receive"): OrderStatus.RECEIVED,
+    (C, "refund"): OrderStatus.REFUNDED,
 }
-RELEASES_STOCK = frozenset({OrderStatus.REJECTED, OrderStatus.CANCELLED, OrderStatus.EXPIRED})
+RELEASES_STOCK = frozenset({OrderStatus.REJECTED, OrderStatus.CANCELLED, OrderStatus.EXPIRED, OrderStatus.REFUNDED})
 FINAL = frozenset(set(OrderStatus) - {state for state, _ in TRANSITIONS})
 
 
@@ -49,3 +62,17 @@ def target(event: OrderEvent) -> str:
     """The one state `event` leads to (every order event has one)."""
     (to,) = {to for (_, e), to in TRANSITIONS.items() if e == event}
     return to.value
+
+
+def applies(event: OrderEvent, payment_mode: str) -> bool:
+    """Whether `event` exists for an order of this payment mode (copied from its trip when it was placed)."""
+    if payment_mode == "otomatis":
+        return event not in MANUAL_ONLY
+    return event not in ESCROW_ONLY
+
+
+def release_split(amount: int, fee_bps: int) -> tuple[int, int]:
+    """(fee to revenue, rest to the jastiper's earnings) of an escrow released: the fee is computed once, on the
+    released amount, rounded down, so the two always add up to `amount`."""
+    fee = amount * fee_bps // 10_000
+    return fee, amount - fee

@@ -22,7 +22,7 @@ from services.clock import Clock
 from services.errors import UserInputError
 from services.kinds import OrderStatus
 from services.media import reencode, remove, store_image
-from services.order_machine import RELEASES_STOCK, OrderEvent, sources, target
+from services.order_machine import RELEASES_STOCK, OrderEvent, applies, sources, target
 from services.text import clean_name, clean_text
 from services.trips import normal_code, normal_slug, notify_user, require_owner, trip_by_slug
 from storage.db import Database
@@ -35,7 +35,7 @@ WIB = timezone(timedelta(hours=7))
 # Who may move an order from which states, and where to.
 OWNER_MOVES: dict[str, OrderEvent] = {"confirm": "confirm", "reject": "reject", "ship": "ship"}
 ACTIVE = ("pending", "proof_submitted", "confirmed", "shipped")
-PAID = ("confirmed", "shipped")
+PAID = ("confirmed", "shipped", "received")
 PROOF_REASONS = ("proof_reason_amount", "proof_reason_unreadable", "proof_reason_missing")
 
 
@@ -50,9 +50,12 @@ class OrderView:
     status: str
     buyer: str
     expires_at: datetime | None = None
-    payment_mode: str = "manual"
+    payment_mode: str = "manual"  # the order's own (copied from its trip when placed)
     payment_instructions: str | None = None
     trip_title: str = ""
+    release_at: datetime | None = None  # otomatis, shipped: when the escrow goes to the jastiper by itself
+    owner_id: int = 0
+    deadline_at: datetime | None = None
 
 
 def order_code(order_id: int) -> str:
@@ -77,7 +80,8 @@ def looks_like_order_code(text: str) -> bool:
 
 class Orders:
     def __init__(self, db: Database, clock: Clock, *, expiry_hours: float = 24.0, media_dir: str = "data/media",
-                 max_photo_bytes: int = 5_000_000, proofs_per_day: int = 3) -> None:
+                 max_photo_bytes: int = 5_000_000, proofs_per_day: int = 3, auto_release_days: float = 7.0) -> None:
+        self._auto_release = timedelta(days=auto_release_days)
         self._media = Path(media_dir)
         self._max_photo = max_photo_bytes
         self._proofs_per_day = proofs_per_day
@@ -119,14 +123,15 @@ class Orders:
                 raise UserInputError("order_out_of_stock", code=product.code, left=int(left or 0))
             order = Order(trip_id=trip.id, product_id=product.id, user_id=user_id, quantity=quantity,
                           unit_price=product.price, total=product.price * quantity, status="pending",
-                          created_at=now, updated_at=now, expires_at=now + self._expiry)
+                          created_at=now, updated_at=now, expires_at=now + self._expiry,
+                          payment_mode=trip.payment_mode)
             session.add(order)
             await session.flush()
             buyer = await session.scalar(select(Participant.name).where(
                 Participant.trip_id == trip.id, Participant.user_id == user_id)) or "-"
             view = OrderView(order_code(order.id), trip.slug, product.code, product.name, quantity, order.total,
                              "pending", buyer, order.expires_at, trip.payment_mode, trip.payment_instructions,
-                             trip.title)
+                             trip.title, owner_id=trip.owner_id, deadline_at=trip.deadline_at)
             await notify_user(session, trip.owner_id, "order_new_owner",
                               {"order": view.code, "slug": trip.slug, "code": product.code, "name": product.name,
                                "quantity": quantity, "total": order.total, "buyer": buyer}, now,
@@ -146,6 +151,8 @@ class Orders:
                 order, trip = await self._order_and_trip(session, order_id, code)
                 if order.user_id != user_id:
                     raise UserInputError("order_not_found", order=code.upper())
+                if not applies("proof", order.payment_mode):
+                    raise UserInputError("order_proof_otomatis", order=order_code(order.id))
                 if order.status not in sources("proof"):
                     raise UserInputError("order_wrong_state", order=order_code(order.id), order_state=order.status)
                 sent_today = order.proofs_today if order.proof_day == day else 0
@@ -213,19 +220,18 @@ class Orders:
                 condition = condition & Order.status.in_(statuses)
             return await self._views(session, condition)
 
+    async def of_trip_order(self, owner_id: int, code: str) -> OrderView | None:
+        """One order of a trip I own, or None (not mine, or no such order)."""
+        try:
+            order_id = parse_order_code(code)
+        except UserInputError:
+            return None
+        async with self._db.read() as session:
+            views = await order_views(session, (Order.id == order_id) & (Trip.owner_id == owner_id))
+        return views[0] if views else None
+
     async def _views(self, session: AsyncSession, condition: ColumnElement[bool]) -> list[OrderView]:
-        rows = await session.execute(
-            select(Order, Product.code, Product.name, Trip.slug, Trip.title, Trip.payment_mode,
-                   Trip.payment_instructions, Participant.name)
-            .join(Product, Product.id == Order.product_id)
-            .join(Trip, Trip.id == Order.trip_id)
-            .join(Participant, (Participant.trip_id == Order.trip_id) & (Participant.user_id == Order.user_id),
-                  isouter=True)
-            .where(condition).order_by(Order.id)
-        )
-        return [OrderView(order_code(o.id), slug, code, name, o.quantity, o.total, o.status, buyer or "",
-                          o.expires_at, mode, instructions, title)
-                for o, code, name, slug, title, mode, instructions, buyer in rows]
+        return await order_views(session, condition)
 
     async def cancel(self, user_id: int, code: str) -> OrderView:
         """BATAL <order>: the buyer's own pending order; the stock goes back."""
@@ -246,9 +252,15 @@ class Orders:
                 require_owner(trip, actor)
             elif order.user_id != actor:
                 raise UserInputError("order_not_found", order=code.upper())
+            if not applies(event, order.payment_mode):
+                # otomatis: money arriving in escrow makes an order lunas, never the jastiper's word or a photo.
+                raise UserInputError(f"order_{event}_otomatis" if order.payment_mode == "otomatis"
+                                     else "order_not_otomatis", order=order_code(order.id))
+            values: dict[str, object] = {"status": to, "updated_at": now, "note": note}
+            if event == "ship" and order.payment_mode == "otomatis":
+                values.update(shipped_at=now, release_at=now + self._auto_release)
             moved = await session.execute(
-                update(Order).where(Order.id == order.id, Order.status.in_(allowed))
-                .values(status=to, updated_at=now, note=note)
+                update(Order).where(Order.id == order.id, Order.status.in_(allowed)).values(**values)
             )
             if rows_changed(moved) != 1:
                 raise UserInputError("order_wrong_state", order=order_code(order.id), order_state=order.status)
@@ -256,9 +268,12 @@ class Orders:
                 await session.execute(update(Product).where(Product.id == order.product_id)
                                       .values(stock=Product.stock + order.quantity))
             if as_owner:
-                await notify_user(session, order.user_id, f"order_{to}",
-                                  {"order": order_code(order.id), "slug": trip.slug, "total": order.total,
-                                   "note": note or "-"}, now, dedupe_key=f"order-{to}:{order.id}")
+                escrowed = to == "shipped" and order.payment_mode == "otomatis"
+                params = {"order": order_code(order.id), "slug": trip.slug, "total": order.total, "note": note or "-"}
+                if escrowed:
+                    params["release_at"] = _wib(now + self._auto_release)
+                await notify_user(session, order.user_id, "order_shipped_escrow" if escrowed else f"order_{to}",
+                                  params, now, dedupe_key=f"order-{to}:{order.id}")
             views = await self._views(session, Order.id == order.id)
             return views[0]
 
@@ -365,3 +380,24 @@ async def _recap(db: Database, owner_id: int, slug: str) -> Recap:
             tuple(RecapProduct(p.code, p.name, p.price, *by_product.get(p.id, (0, 0)), p.stock)
                   for p in products if p.id in by_product or p.deleted_at is None),
         )
+
+
+async def order_views(session: AsyncSession, condition: ColumnElement[bool]) -> list[OrderView]:
+    """Orders as people see them: product, trip, buyer's name, state."""
+    rows = await session.execute(
+        select(Order, Product.code, Product.name, Trip.slug, Trip.title, Trip.owner_id, Trip.deadline_at,
+               Trip.payment_instructions, Participant.name)
+        .join(Product, Product.id == Order.product_id)
+        .join(Trip, Trip.id == Order.trip_id)
+        .join(Participant, (Participant.trip_id == Order.trip_id) & (Participant.user_id == Order.user_id),
+              isouter=True)
+        .where(condition).order_by(Order.id)
+    )
+    return [OrderView(order_code(o.id), slug, code, name, o.quantity, o.total, o.status, buyer or "",
+                      o.expires_at, o.payment_mode, instructions, title, o.release_at, owner, deadline)
+            for o, code, name, slug, title, owner, deadline, instructions, buyer in rows]
+
+
+def _wib(moment: datetime) -> str:
+    """A moment for a notice's text (notice parameters are stored as JSON): '31-12-2026 20:00 WIB'."""
+    return moment.astimezone(WIB).strftime("%d-%m-%Y %H:%M WIB")

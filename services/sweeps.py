@@ -1,11 +1,13 @@
 """The jastip sweep, a periodic job: trips past their deadline close, unpaid orders past their expiry give
-their stock back, broadcast deliveries that reached a final state are settled; their notices go out at once."""
+their stock back, broadcast deliveries that reached a final state are settled, shipped otomatis orders whose
+release time came are released to the jastiper; their notices go out at once."""
 
 from __future__ import annotations
 
 import logging
 
 from services.broadcasts import Broadcasts
+from services.escrow import Escrow
 from services.orders import Orders
 from services.signals import Signal
 from services.trips import Trips
@@ -14,7 +16,9 @@ log = logging.getLogger(__name__)
 
 
 class JastipSweep:
-    def __init__(self, trips: Trips, orders: Orders, broadcasts: Broadcasts, notices_queued: Signal) -> None:
+    def __init__(self, trips: Trips, orders: Orders, broadcasts: Broadcasts, notices_queued: Signal, *,
+                 escrow: Escrow | None = None) -> None:
+        self._escrow = escrow
         self._trips = trips
         self._orders = orders
         self._broadcasts = broadcasts
@@ -26,7 +30,9 @@ class JastipSweep:
         expired = await self._orders.expire_due()
         settled = await self._broadcasts.settle()
         stale = await self._broadcasts.expire_stale()
-        if closed or expired or settled or stale:
-            log.info("jastip sweep: %d trips closed, %d orders expired", closed, expired)
+        released = await self._escrow.release_due() if self._escrow is not None else 0
+        if closed or expired or settled or stale or released:
+            log.info("jastip sweep: %d trips closed, %d orders expired, %d escrows released", closed, expired,
+                     released)
             self._notices_queued.fire()
         return closed, expired

@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from services.kinds import AccountKind, BroadcastStatus, PaymentPurpose, PaymentStatus, sql_in
+from services.kinds import AccountKind, BroadcastStatus, OrderStatus, PaymentPurpose, PaymentStatus, sql_in
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; BIGINT elsewhere.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -312,11 +312,10 @@ class Order(Base):
         CheckConstraint("quantity > 0", name="ck_orders_quantity_positive"),
         CheckConstraint("quantity <= 1000", name="ck_orders_quantity_bounded"),
         CheckConstraint("total = quantity * unit_price", name="ck_orders_total"),
-        CheckConstraint(
-            "status IN ('pending','proof_submitted','confirmed','rejected','shipped','cancelled','expired')",
-            name="ck_orders_status",
-        ),
+        CheckConstraint(f"status IN ({sql_in(OrderStatus)})", name="ck_orders_status"),
+        CheckConstraint("payment_mode IN ('manual','otomatis')", name="ck_orders_payment_mode"),
         Index("ix_orders_status_expires", "status", "expires_at"),
+        Index("ix_orders_status_release", "status", "release_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -336,6 +335,13 @@ class Order(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The trip's mode when the order was placed (changing the trip's affects new orders only). otomatis: paid
+    # into the order's escrow; released to the jastiper on receipt or at `release_at`, or refunded.
+    payment_mode: Mapped[str] = mapped_column(String(8), default="manual", server_default="manual")
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    shipped_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    release_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)  # escrow released/refunded
 
 
 class Broadcast(Base):

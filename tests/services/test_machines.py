@@ -180,14 +180,16 @@ def test_a_refund_after_the_money_was_spent_takes_what_is_there_and_books_the_re
 
 Od = OrderStatus
 ORDER_TABLE: dict[OrderStatus, tuple] = {
-    # columns: proof, proof_rejected, confirm, reject, ship, cancel, expire
-    Od.PENDING: (Od.PROOF_SUBMITTED, _, Od.CONFIRMED, Od.REJECTED, _, Od.CANCELLED, Od.EXPIRED),
-    Od.PROOF_SUBMITTED: (Od.PROOF_SUBMITTED, Od.PENDING, Od.CONFIRMED, Od.REJECTED, _, _, _),
-    Od.CONFIRMED: (_, _, _, _, Od.SHIPPED, _, _),
-    Od.SHIPPED: (_, _, _, _, _, _, _),
-    Od.REJECTED: (_, _, _, _, _, _, _),
-    Od.CANCELLED: (_, _, _, _, _, _, _),
-    Od.EXPIRED: (_, _, _, _, _, _, _),
+    # columns: proof, proof_rejected, confirm, reject, ship, cancel, expire, pay, receive, refund
+    Od.PENDING: (Od.PROOF_SUBMITTED, _, Od.CONFIRMED, Od.REJECTED, _, Od.CANCELLED, Od.EXPIRED, Od.CONFIRMED, _, _),
+    Od.PROOF_SUBMITTED: (Od.PROOF_SUBMITTED, Od.PENDING, Od.CONFIRMED, Od.REJECTED, _, _, _, _, _, _),
+    Od.CONFIRMED: (_, _, _, _, Od.SHIPPED, _, _, _, _, Od.REFUNDED),
+    Od.SHIPPED: (_, _, _, _, _, _, _, _, Od.RECEIVED, _),
+    Od.REJECTED: (_, _, _, _, _, _, _, _, _, _),
+    Od.CANCELLED: (_, _, _, _, _, _, _, _, _, _),
+    Od.EXPIRED: (_, _, _, _, _, _, _, _, _, _),
+    Od.RECEIVED: (_, _, _, _, _, _, _, _, _, _),
+    Od.REFUNDED: (_, _, _, _, _, _, _, _, _, _),
 }
 
 
@@ -198,8 +200,20 @@ def test_every_order_state_and_event_moves_as_the_table_says(state, event):
 
 
 def test_only_orders_that_end_without_being_bought_give_their_stock_back():
-    assert order_machine.RELEASES_STOCK == {Od.REJECTED, Od.CANCELLED, Od.EXPIRED}
-    assert order_machine.FINAL == {Od.SHIPPED, Od.REJECTED, Od.CANCELLED, Od.EXPIRED}
+    assert order_machine.RELEASES_STOCK == {Od.REJECTED, Od.CANCELLED, Od.EXPIRED, Od.REFUNDED}
+    assert order_machine.FINAL == {Od.RECEIVED, Od.REJECTED, Od.CANCELLED, Od.EXPIRED, Od.REFUNDED}
+
+
+@pytest.mark.parametrize("event", order_machine.EVENTS)
+def test_manual_orders_never_take_escrow_events_and_otomatis_orders_never_take_proofs(event):
+    assert order_machine.applies(event, "manual") == (event not in ("pay", "receive", "refund"))
+    assert order_machine.applies(event, "otomatis") == (event not in ("proof", "proof_rejected", "confirm"))
+
+
+@given(st.integers(min_value=0, max_value=10**11), st.integers(min_value=0, max_value=10_000))
+def test_a_released_escrow_splits_into_fee_and_earnings_without_losing_a_rupiah(amount, fee_bps):
+    fee, rest = order_machine.release_split(amount, fee_bps)
+    assert fee + rest == amount and 0 <= fee <= amount and fee == amount * fee_bps // 10_000
 
 
 # --- broadcasts --------------------------------------------------------------------------------------------

@@ -35,8 +35,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index("ix_playground_messages_chat", "playground_messages")
-    op.drop_table("playground_messages")
-    op.drop_index("uq_users_handle", "users")
-    with op.batch_alter_table("users") as batch:
-        batch.drop_column("handle")
+    raise NotImplementedError("migrations only move forward; restore a backup to go back")

@@ -1,0 +1,202 @@
+"""Order money on otomatis trips: paid into the order's own escrow account, released to the jastiper's earnings
+when the buyer confirms receipt (or by itself `auto_release_days` after shipping), or refunded to the buyer's
+wallet when a paid order is rejected or cancelled. Every movement is a double-entry transfer whose reference is
+the order's (`order:<id>:pay|fee|release|refund`), in the same transaction as the order's conditional move, so:
+
+- paying twice (two devices, a double tap) moves the money once: the second finds the order paid and its
+  transaction, with the repeated transfer, rolls back;
+- receipt, auto-release and refund decide by the order's conditional UPDATE which one happens; the loser moves
+  no money;
+- a released or refunded escrow is closed, and the database refuses any later transfer into it (migration 0009).
+
+Lock order as everywhere: accounts (by id), then the order.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services import ledger
+from services.clock import Clock
+from services.errors import UserInputError
+from services.kinds import OrderStatus
+from services.order_machine import RELEASES_STOCK, OrderEvent, release_split, sources, target
+from services.orders import PAID, OrderView, order_code, order_views, parse_order_code
+from services.text import clean_text
+from services.trips import notify_user, require_owner
+from storage.db import Database
+from storage.models import Account, Order, Participant, Product, Trip
+from storage.queries import rows_changed
+
+log = logging.getLogger(__name__)
+REASON_LENGTH = 300
+
+
+class Escrow:
+    def __init__(self, db: Database, clock: Clock, *, fee_bps: int = 0) -> None:
+        self._db = db
+        self._clock = clock
+        self.fee_bps = fee_bps
+
+    # --- paying -----------------------------------------------------------------------------------------
+
+    async def pay_from_wallet(self, user_id: int, code: str) -> OrderView:
+        """The buyer pays an unpaid otomatis order from their wallet: wallet → the order's escrow, and the order
+        is lunas — both or neither. InsufficientFunds (a UserInputError) when the wallet is short."""
+        now = self._clock.now()
+        async with self._db.write() as session:
+            order, trip = await _order_and_trip(session, code)
+            if order.user_id != user_id:
+                raise UserInputError("order_not_found", order=code.upper())
+            self._require_otomatis(order)
+            if order.status in PAID:
+                raise UserInputError("order_already_paid", order=order_code(order.id))
+            if order.status not in sources("pay") or order.expires_at <= now:
+                raise UserInputError("order_wrong_state", order=order_code(order.id), order_state=order.status)
+            escrow = ledger.escrow(order.id, order.user_id)
+            known = await ledger.accounts(session, [ledger.wallet(user_id), escrow], now)
+            await ledger.post(session, [ledger.Move(f"order:{order.id}:pay", ledger.wallet(user_id), escrow,
+                                                    order.total, "order-pay")], now, known)
+            if not await self._move(session, order, "pay", now, paid_at=now):
+                # Paid meanwhile (another device): this transaction, transfer included, is rolled back.
+                raise UserInputError("order_already_paid", order=order_code(order.id))
+            await notify_user(session, trip.owner_id, "order_paid_owner",
+                              {"order": order_code(order.id), "slug": trip.slug, "total": order.total,
+                               "buyer": await _buyer(session, order)}, now, dedupe_key=f"order-paid:{order.id}")
+            return await _view(session, order.id)
+
+    # --- releasing ----------------------------------------------------------------------------------------
+
+    async def receive(self, user_id: int, code: str) -> OrderView:
+        """TERIMA, confirmed with "Ya, sudah diterima": the buyer's shipped order is received and its escrow
+        released to the jastiper (fee to revenue)."""
+        now = self._clock.now()
+        async with self._db.write() as session:
+            order, trip = await _order_and_trip(session, code)
+            if order.user_id != user_id:
+                raise UserInputError("order_not_found", order=code.upper())
+            self._require_otomatis(order)
+            if order.status == OrderStatus.RECEIVED:
+                raise UserInputError("order_already_received", order=order_code(order.id))
+            if not await self._release(session, order, trip, now, automatic=False):
+                raise UserInputError("order_receive_not_shipped", order=order_code(order.id),
+                                     order_state=order.status)
+            return await _view(session, order.id)
+
+    async def release_due(self) -> int:
+        """Shipped otomatis orders whose release time came: released (the buyer did not say otherwise)."""
+        now = self._clock.now()
+        async with self._db.read() as session:
+            due = (await session.scalars(select(Order.id).where(
+                Order.status == OrderStatus.SHIPPED, Order.payment_mode == "otomatis", Order.release_at <= now)
+                .order_by(Order.id).limit(500))).all()
+        released = 0
+        for order_id in due:
+            async with self._db.write() as session:  # one order per transaction: one bad row stops no other
+                order, trip = await _order_and_trip(session, order_code(order_id))
+                released += bool(await self._release(session, order, trip, now, automatic=True))
+        if released:
+            log.info("escrow: %d orders released by the auto-release", released)
+        return released
+
+    async def _release(self, session: AsyncSession, order: Order, trip: Trip, now: datetime, *,
+                       automatic: bool) -> bool:
+        escrow, earnings = ledger.escrow(order.id, order.user_id), ledger.earnings(trip.owner_id)
+        known = await ledger.accounts(session, [escrow, earnings], now)
+        if not await self._move(session, order, "receive", now, closed_at=now):
+            return False
+        amount = known[escrow].balance
+        fee, rest = release_split(amount, self.fee_bps)
+        await ledger.post(session, [
+            ledger.Move(f"order:{order.id}:fee", escrow, ledger.REVENUE, fee, "order-fee"),
+            ledger.Move(f"order:{order.id}:release", escrow, earnings, rest, "order-release"),
+        ], now, known)
+        await _close(session, known[escrow])
+        params = {"order": order_code(order.id), "slug": trip.slug, "total": amount, "fee": fee, "earned": rest}
+        await notify_user(session, trip.owner_id, "order_released_owner", params, now,
+                          dedupe_key=f"order-released-owner:{order.id}")
+        await notify_user(session, order.user_id,
+                          "order_released_auto_buyer" if automatic else "order_released_buyer", params, now,
+                          dedupe_key=f"order-released:{order.id}")
+        return True
+
+    # --- refunding ----------------------------------------------------------------------------------------
+
+    async def refund(self, actor_id: int, code: str, *, as_owner: bool, reason: str | None = None) -> OrderView:
+        """A paid (not yet shipped) otomatis order is refunded to the buyer's wallet at once and its stock goes
+        back: TOLAK by the jastiper (any time before KIRIM), BATAL by the buyer (until the trip's deadline)."""
+        now = self._clock.now()
+        note = clean_text(reason, REASON_LENGTH) or None
+        async with self._db.write() as session:
+            order, trip = await _order_and_trip(session, code)
+            if as_owner:
+                require_owner(trip, actor_id)
+            elif order.user_id != actor_id:
+                raise UserInputError("order_not_found", order=code.upper())
+            self._require_otomatis(order)
+            if not as_owner and trip.deadline_at <= now:
+                raise UserInputError("order_cancel_after_deadline", order=order_code(order.id), slug=trip.slug)
+            escrow, wallet = ledger.escrow(order.id, order.user_id), ledger.wallet(order.user_id)
+            known = await ledger.accounts(session, [escrow, wallet], now)
+            if not await self._move(session, order, "refund", now, closed_at=now, note=note):
+                raise UserInputError("order_refund_not_paid", order=order_code(order.id), order_state=order.status)
+            amount = known[escrow].balance
+            await ledger.post(session, [ledger.Move(f"order:{order.id}:refund", escrow, wallet, amount,
+                                                    "order-refund")], now, known)
+            await _close(session, known[escrow])
+            params = {"order": order_code(order.id), "slug": trip.slug, "total": amount, "note": note or "-"}
+            if as_owner:
+                await notify_user(session, order.user_id, "order_refunded_buyer", params, now,
+                                  dedupe_key=f"order-refunded:{order.id}")
+            else:
+                await notify_user(session, trip.owner_id, "order_refunded_owner",
+                                  {**params, "buyer": await _buyer(session, order)}, now,
+                                  dedupe_key=f"order-refunded-owner:{order.id}")
+            return await _view(session, order.id)
+
+    # --- helpers ----------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _require_otomatis(order: Order) -> None:
+        if order.payment_mode != "otomatis":
+            raise UserInputError("order_not_otomatis", order=order_code(order.id))
+
+    @staticmethod
+    async def _move(session: AsyncSession, order: Order, event: OrderEvent, now: datetime, **values: object) -> bool:
+        """The order's conditional move (the database decides who wins a race); stock back where the machine says."""
+        moved = await session.execute(
+            update(Order).where(Order.id == order.id, Order.status.in_(sources(event)))
+            .values(status=target(event), updated_at=now, **values))
+        if rows_changed(moved) != 1:
+            return False
+        if OrderStatus(target(event)) in RELEASES_STOCK:
+            await session.execute(update(Product).where(Product.id == order.product_id)
+                                  .values(stock=Product.stock + order.quantity))
+        return True
+
+
+async def _close(session: AsyncSession, account: Account) -> None:
+    """A released or refunded escrow takes no more money (the database refuses transfers into it from now)."""
+    await session.execute(update(Account).where(Account.id == account.id).values(status="closed"))
+
+
+async def _order_and_trip(session: AsyncSession, code: str) -> tuple[Order, Trip]:
+    row = (await session.execute(select(Order, Trip).join(Trip, Trip.id == Order.trip_id)
+                                 .where(Order.id == parse_order_code(code)))).one_or_none()
+    if row is None:
+        raise UserInputError("order_not_found", order=code.upper()[:20])
+    return row[0], row[1]
+
+
+async def _buyer(session: AsyncSession, order: Order) -> str:
+    name = await session.scalar(select(Participant.name).where(Participant.trip_id == order.trip_id,
+                                                               Participant.user_id == order.user_id))
+    return name or "-"
+
+
+async def _view(session: AsyncSession, order_id: int) -> OrderView:
+    return (await order_views(session, Order.id == order_id))[0]

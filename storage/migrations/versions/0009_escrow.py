@@ -1,0 +1,48 @@
+"""Jastip orders paid through Titip (otomatis trips): an order keeps its trip's payment mode, when it was paid and
+shipped, when its escrow is released by itself; two final states (received, refunded); and a closed escrow
+account refuses any later transfer into it (a trigger, whoever inserts it).
+
+Revision ID: 0009
+Revises: 0008
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0009"
+down_revision = "0008"
+branch_labels = None
+depends_on = None
+
+When = sa.DateTime(timezone=True)
+STATUSES = ("pending", "proof_submitted", "confirmed", "rejected", "shipped", "cancelled", "expired", "received",
+            "refunded")
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("orders") as batch:
+        batch.add_column(sa.Column("payment_mode", sa.String(8), nullable=False, server_default="manual"))
+        batch.add_column(sa.Column("paid_at", When))
+        batch.add_column(sa.Column("shipped_at", When))
+        batch.add_column(sa.Column("release_at", When))
+        batch.add_column(sa.Column("closed_at", When))
+        batch.drop_constraint("ck_orders_status", type_="check")
+        batch.create_check_constraint("ck_orders_status", "status IN (" + ",".join(f"'{s}'" for s in STATUSES) + ")")
+        batch.create_check_constraint("ck_orders_payment_mode", "payment_mode IN ('manual','otomatis')")
+        batch.create_index("ix_orders_status_release", ["status", "release_at"])
+    message = "a closed escrow takes no more transfers"
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute("CREATE TRIGGER transfers_closed_escrow BEFORE INSERT ON transfers "
+                   "WHEN (SELECT status FROM accounts WHERE id = NEW.credit_id) = 'closed' "
+                   f"BEGIN SELECT RAISE(ABORT, '{message}'); END")
+    else:
+        op.execute("CREATE FUNCTION transfers_closed_escrow() RETURNS trigger AS $$ BEGIN "
+                   "IF (SELECT status FROM accounts WHERE id = NEW.credit_id) = 'closed' THEN "
+                   f"RAISE EXCEPTION '{message}' USING ERRCODE = 'check_violation'; END IF; RETURN NEW; END; $$ "
+                   "LANGUAGE plpgsql")
+        op.execute("CREATE TRIGGER transfers_closed_escrow BEFORE INSERT ON transfers "
+                   "FOR EACH ROW EXECUTE FUNCTION transfers_closed_escrow()")
+
+
+def downgrade() -> None:
+    raise NotImplementedError("migrations only move forward")

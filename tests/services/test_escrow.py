@@ -1,0 +1,258 @@
+"""Order money on otomatis trips (services/escrow.py), on SQLite and PostgreSQL: paid into the order's escrow,
+released to the jastiper's earnings (fee to revenue) on receipt or by itself, refunded to the buyer's wallet —
+once, whatever races, with the books whole after every test (conftest checks them too)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from services import ledger
+from services.clock import FrozenClock
+from services.errors import InsufficientFunds, StorageDataError, StorageUnavailable, UserInputError
+from services.escrow import Escrow
+from services.inbound import Inbounds
+from services.kinds import AccountKind
+from services.orders import Orders
+from services.trips import Trips
+from storage.db import Database
+from storage.models import Account, Order, OutboxMessage, Product
+from tests.support.money import assert_books_hold, transfers_of_kind
+
+PRICE = 150_000
+
+
+async def person(inbound: Inbounds, external_id: str) -> int:
+    return (await inbound.register(channel="telegram", external_id=external_id, display_name=external_id,
+                                   update_key=None)).user.id
+
+
+async def fund(db: Database, clock: FrozenClock, user_id: int, amount: int, reference: str) -> None:
+    """Money in a wallet as a top-up would leave it (adjustment → wallet; no chat command can do this)."""
+    async with db.write() as session:
+        await ledger.post(session, [ledger.Move(reference, ledger.ADJUSTMENT, ledger.wallet(user_id), amount,
+                                                "adjust")], clock.now())
+
+
+async def balance(db: Database, ref: ledger.Ref) -> int:
+    async with db.read() as session:
+        found = await session.scalar(select(Account.balance).where(Account.kind == ref.kind.value,
+                                                                   Account.key == ref.key))
+        return int(found or 0)
+
+
+async def revenue(db: Database) -> int:
+    return sum((await transfers_of_kind(db, "order-fee")).values())
+
+
+class Trip:
+    """An otomatis trip with one product, a jastiper and a buyer with money."""
+
+    def __init__(self, db: Database, clock: FrozenClock, *, fee_bps: int = 0) -> None:
+        self.db, self.clock = db, clock
+        self.inbound, self.trips = Inbounds(db, clock), Trips(db, clock)
+        self.orders = Orders(db, clock, expiry_hours=24, auto_release_days=7)
+        self.escrow = Escrow(db, clock, fee_bps=fee_bps)
+
+    async def start(self, *, wallet: int = 1_000_000) -> "Trip":
+        self.owner = await person(self.inbound, "tina")
+        self.buyer = await person(self.inbound, "siti")
+        await self.trips.create(self.owner, "jpn25", "Jastip Jepang", self.clock.now() + timedelta(days=7))
+        await self.trips.add_product(self.owner, "jpn25", "KK1", PRICE, 10, "KitKat Matcha")
+        await self.trips.set_payment(self.owner, "jpn25", "otomatis", None)
+        await self.trips.join(self.buyer, "jpn25", "Siti")
+        if wallet:
+            await fund(self.db, self.clock, self.buyer, wallet, "seed:siti")
+        return self
+
+    async def order(self, quantity: int = 1) -> str:
+        return (await self.orders.place(self.buyer, "KK1", quantity)).code
+
+    async def stock(self) -> int:
+        async with self.db.read() as session:
+            return int(await session.scalar(select(Product.stock)) or 0)
+
+
+@pytest.fixture
+def clock():
+    return FrozenClock()
+
+
+@pytest.fixture
+async def trip(db, clock):
+    return await Trip(db, clock, fee_bps=250).start()
+
+
+async def test_paying_from_the_wallet_moves_the_total_into_the_orders_escrow_and_makes_it_lunas(trip, db):
+    code = await trip.order(2)
+    paid = await trip.escrow.pay_from_wallet(trip.buyer, code)
+    assert paid.status == "confirmed" and paid.payment_mode == "otomatis"
+    assert await balance(db, ledger.wallet(trip.buyer)) == 1_000_000 - 2 * PRICE
+    assert await balance(db, ledger.escrow(int(code[1:]), trip.buyer)) == 2 * PRICE
+    async with db.read() as session:
+        notices = (await session.scalars(select(OutboxMessage.template))).all()
+    assert "order_paid_owner" in notices
+    with pytest.raises(UserInputError) as again:
+        await trip.escrow.pay_from_wallet(trip.buyer, code)
+    assert again.value.key == "order_already_paid"
+    await assert_books_hold(db)
+
+
+async def test_a_short_wallet_pays_nothing_and_the_order_stays_unpaid(db, clock):
+    trip = await Trip(db, clock).start(wallet=100_000)
+    code = await trip.order()
+    with pytest.raises(InsufficientFunds):
+        await trip.escrow.pay_from_wallet(trip.buyer, code)
+    assert await balance(db, ledger.wallet(trip.buyer)) == 100_000
+    assert (await trip.orders.mine(trip.buyer))[0].status == "pending"
+    assert await transfers_of_kind(db, "order-pay") == {}
+
+
+async def test_two_devices_paying_one_order_at_once_charge_it_once(trip, db, fresh_db_url, clock):
+    code = await trip.order()
+    other = Database(fresh_db_url)  # a second engine, as a second process would have
+    try:
+        results = await asyncio.gather(trip.escrow.pay_from_wallet(trip.buyer, code),
+                                       Escrow(other, clock).pay_from_wallet(trip.buyer, code),
+                                       return_exceptions=True)
+    finally:
+        await other.close()
+    refused = [r for r in results if isinstance(r, Exception)]
+    assert len(refused) == 1 and isinstance(refused[0], UserInputError), results
+    assert refused[0].key == "order_already_paid"
+    assert await balance(db, ledger.wallet(trip.buyer)) == 1_000_000 - PRICE
+    assert list((await transfers_of_kind(db, "order-pay")).values()) == [PRICE]
+
+
+async def test_kirim_needs_lunas_and_konfirmasi_or_a_proof_are_refused_on_otomatis(trip):
+    code = await trip.order()
+    with pytest.raises(UserInputError) as ship:
+        await trip.orders.owner_move(trip.owner, code, "ship", "JNE 1")
+    assert ship.value.key == "order_wrong_state"
+    with pytest.raises(UserInputError) as confirm:
+        await trip.orders.owner_move(trip.owner, code, "confirm")
+    assert confirm.value.key == "order_confirm_otomatis"
+    from tests.support.images import photo_bytes
+
+    with pytest.raises(UserInputError) as proof:
+        await trip.orders.submit_proof(trip.buyer, code, photo_bytes())
+    assert proof.value.key == "order_proof_otomatis"
+    await trip.escrow.pay_from_wallet(trip.buyer, code)
+    shipped = await trip.orders.owner_move(trip.owner, code, "ship", "JNE 1")
+    assert shipped.status == "shipped" and shipped.release_at == trip.clock.now() + timedelta(days=7)
+
+
+async def test_receipt_releases_the_escrow_to_the_jastipers_earnings_with_the_fee_to_revenue(trip, db):
+    code = await trip.order(2)
+    await trip.escrow.pay_from_wallet(trip.buyer, code)
+    with pytest.raises(UserInputError) as early:
+        await trip.escrow.receive(trip.buyer, code)
+    assert early.value.key == "order_receive_not_shipped"
+    await trip.orders.owner_move(trip.owner, code, "ship", "JNE 1")
+    received = await trip.escrow.receive(trip.buyer, code)
+    assert received.status == "received"
+    fee = 2 * PRICE * 250 // 10_000
+    assert await revenue(db) == fee == 7_500
+    assert await balance(db, ledger.earnings(trip.owner)) == 2 * PRICE - fee
+    assert await balance(db, ledger.escrow(int(code[1:]), trip.buyer)) == 0
+    with pytest.raises(UserInputError) as twice:
+        await trip.escrow.receive(trip.buyer, code)
+    assert twice.value.key == "order_already_received"
+    await assert_books_hold(db)
+
+
+async def test_the_auto_release_and_a_racing_receipt_release_the_escrow_once(trip, db, fresh_db_url, clock):
+    code = await trip.order()
+    await trip.escrow.pay_from_wallet(trip.buyer, code)
+    await trip.orders.owner_move(trip.owner, code, "ship", "JNE 1")
+    clock.advance(days=6, hours=23)
+    assert await trip.escrow.release_due() == 0  # not yet
+    clock.advance(hours=2)
+    other = Database(fresh_db_url)
+    try:
+        results = await asyncio.gather(Escrow(other, clock, fee_bps=250).release_due(),
+                                       trip.escrow.receive(trip.buyer, code), return_exceptions=True)
+    finally:
+        await other.close()
+    auto, by_hand = results
+    assert (auto == 1) != (not isinstance(by_hand, Exception)), results  # exactly one of them released it
+    assert await balance(db, ledger.earnings(trip.owner)) == PRICE - PRICE * 250 // 10_000
+    assert len(await transfers_of_kind(db, "order-release")) == 1
+
+
+async def test_a_paid_order_rejected_by_the_jastiper_is_refunded_at_once_and_its_stock_returns(trip, db):
+    code = await trip.order(3)
+    await trip.escrow.pay_from_wallet(trip.buyer, code)
+    assert await trip.stock() == 7
+    refunded = await trip.escrow.refund(trip.owner, code, as_owner=True, reason="stok habis di toko")
+    assert refunded.status == "refunded"
+    assert await trip.stock() == 10
+    assert await balance(db, ledger.wallet(trip.buyer)) == 1_000_000
+    assert await balance(db, ledger.earnings(trip.owner)) == 0 and await revenue(db) == 0  # refunds carry no fee
+    with pytest.raises(UserInputError) as ship:
+        await trip.orders.owner_move(trip.owner, code, "ship", "JNE 1")
+    assert ship.value.key == "order_wrong_state"
+
+
+async def test_the_buyer_cancels_a_paid_order_until_the_deadline_and_not_after(trip, db, clock):
+    first, second = await trip.order(), await trip.order()
+    for code in (first, second):
+        await trip.escrow.pay_from_wallet(trip.buyer, code)
+    with pytest.raises(UserInputError) as stranger:
+        await trip.escrow.refund(trip.owner, first, as_owner=False)
+    assert stranger.value.key == "order_not_found"
+    await trip.escrow.refund(trip.buyer, first, as_owner=False)
+    assert await balance(db, ledger.wallet(trip.buyer)) == 1_000_000 - PRICE
+    clock.advance(days=8)
+    with pytest.raises(UserInputError) as late:
+        await trip.escrow.refund(trip.buyer, second, as_owner=False)
+    assert late.value.key == "order_cancel_after_deadline"
+
+
+async def test_shipping_racing_a_refund_ends_in_one_of_them_with_the_money_where_that_one_says(
+        trip, db, fresh_db_url, clock):
+    code = await trip.order()
+    await trip.escrow.pay_from_wallet(trip.buyer, code)
+    other = Database(fresh_db_url)
+    try:
+        ship, refund = await asyncio.gather(
+            Orders(other, clock, auto_release_days=7).owner_move(trip.owner, code, "ship", "JNE 1"),
+            trip.escrow.refund(trip.owner, code, as_owner=True, reason="x"), return_exceptions=True)
+    finally:
+        await other.close()
+    assert isinstance(ship, Exception) != isinstance(refund, Exception), (ship, refund)
+    status = (await trip.orders.mine(trip.buyer))[0].status
+    escrowed = await balance(db, ledger.escrow(int(code[1:]), trip.buyer))
+    assert (status, escrowed) in (("shipped", PRICE), ("refunded", 0))
+
+
+async def test_a_closed_escrow_refuses_any_later_transfer_whoever_writes_it(trip, db, clock):
+    code = await trip.order()
+    await trip.escrow.pay_from_wallet(trip.buyer, code)
+    await trip.escrow.refund(trip.owner, code, as_owner=True, reason="x")
+    escrow = ledger.escrow(int(code[1:]), trip.buyer)
+    with pytest.raises((StorageDataError, StorageUnavailable)):
+        async with db.write() as session:
+            await ledger.post(session, [ledger.Move("late:1", ledger.wallet(trip.buyer), escrow, 1_000, "order-pay")],
+                              clock.now())
+    assert await balance(db, escrow) == 0
+    async with db.read() as session:
+        status = await session.scalar(select(Account.status).where(Account.kind == AccountKind.ESCROW.value))
+    assert status == "closed"
+
+
+async def test_an_order_keeps_the_payment_mode_its_trip_had_when_it_was_placed(trip, db):
+    before = await trip.order()
+    await trip.trips.set_payment(trip.owner, "jpn25", "manual", "BCA 123")
+    after = await trip.order()
+    mine = {o.code: o.payment_mode for o in await trip.orders.mine(trip.buyer)}
+    assert mine == {before: "otomatis", after: "manual"}
+    with pytest.raises(UserInputError) as manual:
+        await trip.escrow.pay_from_wallet(trip.buyer, after)
+    assert manual.value.key == "order_not_otomatis"
+    async with db.write() as session:  # the expiry sweep still works on otomatis orders
+        await session.execute(update(Order).values(expires_at=trip.clock.now()))
+    assert await trip.orders.expire_due() == 2
