@@ -26,7 +26,8 @@ ALWAYS = {"cmd"}  # filled in by the translator itself
 
 
 STATES = {
-    "order": ("pending", "proof_submitted", "confirmed", "rejected", "shipped", "cancelled", "expired"),
+    "order": ("pending", "proof_submitted", "confirmed", "rejected", "shipped", "cancelled", "expired", "received",
+              "refunded"),
     "payment": ("created", "pending", "paid", "failed", "expired", "held", "reversed", "refunded"),
     "broadcast": ("preview", "running", "done", "cancelled"),
     "trip": ("open", "closed"),

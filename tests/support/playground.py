@@ -79,6 +79,13 @@ class Visitor:
         await self.ws.send_json({"type": "tap", "persona": persona, "button": button["data"],
                                  "label": button["label"], "client_id": f"c{next(self._ids)}"})
 
+    async def tap_and_wait(self, persona: str, pressed: dict[str, Any], *fragments: str) -> dict[str, Any]:
+        """Tap a button and wait for a *new* reply containing the fragments."""
+        before = len(self.replies(persona))
+        await self.tap(persona, pressed)
+        return await wait_for(lambda: next((m for m in self.replies(persona)[before:]
+                                            if all(f in m["text"] for f in fragments)), None))
+
     def replies(self, persona: str) -> list[dict[str, Any]]:
         return [m for m in self.messages if m["persona"] == persona and m["direction"] == "out"]
 

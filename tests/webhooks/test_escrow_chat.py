@@ -1,0 +1,60 @@
+"""An otomatis trip in chat (the playground: two people in one browser), every step with its buttons: the
+jastiper switches the trip to otomatis; the buyer tops up through the sandbox, pays from the balance after a
+"Ya, bayar"; KIRIM; "Sudah diterima" and "Ya, sudah diterima" release the money to the jastiper; a second
+order is paid and refused by the jastiper, refunded at once."""
+
+from __future__ import annotations
+
+from tests.support.harness import AppUnderTest
+from tests.support.playground import Visitor, button
+from tests.webhooks.test_playground import pay_in_sandbox
+
+CONFIG = {"payments": {"gateways": ["sandbox"]}, "escrow": {"fee_bps": 500}}
+
+
+async def test_an_otomatis_trip_runs_from_payment_to_release_and_a_refund_in_chat(tmp_path, fresh_db_url):
+    async with AppUnderTest(tmp_path, fresh_db_url, CONFIG) as app, Visitor(app.url) as v:
+        await v.ask("tina", "TRIP BARU jpn25 Jastip Jepang | 2099-12-31 20:00", "Trip jpn25 dibuat")
+        await v.ask("tina", "PRODUK jpn25 KK1 100rb 5 KitKat Matcha", "Produk KK1 ditambahkan")
+        await v.ask("tina", "PEMBAYARAN jpn25 otomatis", "dibayar lewat Titip")
+        await v.ask("siti", "JOIN jpn25 | Nama: Siti", "Kamu ikut trip")
+
+        # Not enough balance: the reply says how much is missing and offers exactly that top-up.
+        short = await v.ask("siti", "PESAN KK1 1", "kurang Rp100.000")
+        await v.tap("siti", button(short, "Tambah saldo Rp100.000"))
+        bill = await v.reply_with("siti", "Tagihan top up Rp100.000")
+        await pay_in_sandbox(app, button(bill, "Bayar")["url"])
+        await v.reply_with("siti", "Saldo bertambah Rp100.000")
+
+        choice = await v.ask("siti", "BAYAR P1", "dari saldo")
+        ask = await v.tap_and_wait("siti", button(choice, "Bayar Rp100.000 dari saldo"), "Bayar pesanan P1")
+        paid = await v.tap_and_wait("siti", button(ask, "Ya, bayar"), "lunas")
+        assert "disimpan Titip" in paid["text"]
+        await v.reply_with("tina", "Pesanan P1 (Siti) sudah lunas Rp100.000")
+        refused = await v.ask("tina", "KONFIRMASI P1", "tanpa KONFIRMASI")
+        assert "lunas" in refused["text"]
+
+        await v.ask("tina", "KIRIM P1 JNE 1234567890", "P1")
+        shipped = await v.reply_with("siti", "sudah dikirim", "JNE 1234567890")
+        sure = await v.tap_and_wait("siti", button(shipped, "Sudah diterima"), "sudah kamu terima")
+        await v.tap_and_wait("siti", button(sure, "Ya, sudah diterima"), "selesai")
+        released = await v.reply_with("tina", "Rp95.000 masuk ke penghasilanmu")
+        assert "Rp5.000" in released["text"]  # the 5 % fee, computed at release
+
+        # A second order: paid, then refused by the jastiper after a confirmation showing the refund.
+        await v.ask("tina", "PRODUK jpn25 TK1 50rb 2 Tokyo Banana", "Produk TK1 ditambahkan")
+        await v.ask("siti", "topup 50rb", "Tagihan top up Rp50.000")
+        bill = v.replies("siti")[-1]
+        await pay_in_sandbox(app, button(bill, "Bayar")["url"])
+        await v.reply_with("siti", "Saldo bertambah Rp50.000")
+        choice = await v.ask("siti", "PESAN TK1 1", "Bayar Rp50.000 dari saldo")
+        ask = await v.tap_and_wait("siti", button(choice, "dari saldo"), "Bayar pesanan P2")
+        await v.tap_and_wait("siti", button(ask, "Ya, bayar"), "P2 lunas")
+        confirm = await v.ask("tina", "TOLAK P2 stok habis di toko", "Tolak pesanan P2")
+        assert "Rp50.000" in confirm["text"] and "1 × Tokyo Banana" in confirm["text"]
+        await v.tap_and_wait("tina", button(confirm, "Ya, tolak"), "dikembalikan ke pembeli")
+        await v.reply_with("siti", "P2 ditolak jastiper", "stok habis di toko", "Rp50.000 sudah kembali")
+        balance = await v.ask("siti", "saldo", "Saldo kamu")
+        assert "Rp50.000" in balance["text"]
+        mine = await v.ask("siti", "PESANANKU", "P1")
+        assert "diterima" in mine["text"] and "dikembalikan" in mine["text"]
