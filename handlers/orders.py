@@ -9,7 +9,7 @@ from handlers.i18n import Translator, local_time
 from handlers.trips import usage
 from services.errors import UserInputError
 from services.messaging import Button, OutgoingMessage
-from services.orders import ACTIVE, PROOF_REASONS, OrderView, looks_like_order_code
+from services.orders import ACTIVE, PROOF_REASONS, OrderView, looks_like_order_code, parse_order_code
 from services.text import clean_name
 from services.wallet import UserView
 
@@ -36,14 +36,15 @@ def pay_choice(t: Translator, order: OrderView, balance: int) -> OutgoingMessage
     """An otomatis order waiting for its money: pay from the wallet if it is enough, else top up the difference
     (the gateways' link, the same path as every top-up) and pay after."""
     expires = local_time(order.expires_at) if order.expires_at else "-"
+    by_link = Button(t("btn_pay_link"), data=f"ord:link:{order.code}")
     if balance >= order.total:
         pay = Button(t("btn_pay_wallet", total=order.total), data=f"ord:pay:{order.code}")
         return OutgoingMessage(t("order_pay_otomatis", order=order.code, total=order.total, balance=balance,
-                                 expires=expires), buttons=((pay,),), ref=f"order:{order.code}")
+                                 expires=expires), buttons=((pay,), (by_link,)), ref=f"order:{order.code}")
     short = order.total - balance
     return OutgoingMessage(t("order_pay_otomatis_short", order=order.code, total=order.total, balance=balance,
                              short=short, expires=expires),
-                           buttons=((Button(t("btn_topup_short", short=short), data=f"topup:{short}"),),),
+                           buttons=((by_link,), (Button(t("btn_topup_short", short=short), data=f"topup:{short}"),)),
                            ref=f"order:{order.code}")
 
 
@@ -229,6 +230,21 @@ async def order_button(services: Services, user: UserView, t: Translator, value:
     if action == "payok":
         paid = await escrow.pay_from_wallet(user.id, code)
         return [OutgoingMessage(t("order_paid_done", order=paid.code, total=paid.total, slug=paid.slug))]
+    if action == "link":  # pay by the gateways' link / QRIS: the money goes through the wallet into escrow
+        mine = await _my_order(services, user, code)
+        if mine is None:
+            raise UserInputError("order_not_found", order=code)
+        if mine.payment_mode != "otomatis" or mine.status != "pending":
+            raise UserInputError("order_already_paid" if mine.status != "pending" else "order_not_otomatis",
+                                 order=mine.code)
+        assert mine.expires_at is not None
+        link = await services.topups.start(user_id=user.id, customer_name=user.display_name or "",
+                                           amount=mine.total,
+                                           for_order=(parse_order_code(mine.code), mine.code, mine.expires_at))
+        expires = local_time(link.expires_at) if link.expires_at else "-"
+        return [OutgoingMessage(t("order_link", order=mine.code, total=mine.total, url=link.payment_url,
+                                  payment=link.order_id, expires=expires),
+                                buttons=((Button(t("pay_now"), url=link.payment_url),),))]
     if action == "recv":  # "Sudah diterima" under the shipped notice
         return [_receive_ask(t, code)]
     if action == "recvok":

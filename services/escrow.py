@@ -200,3 +200,45 @@ async def _buyer(session: AsyncSession, order: Order) -> str:
 
 async def _view(session: AsyncSession, order_id: int) -> OrderView:
     return (await order_views(session, Order.id == order_id))[0]
+
+
+async def fund_order(session: AsyncSession, order_id: int, buyer_id: int, amount: int, now: datetime, *,
+                     known: dict[ledger.Ref, Account], payment_code: str) -> bool:
+    """A gateway payment for order `order_id` was just credited to the buyer's wallet (same transaction): move it
+    on into the order's escrow if the order still waits for exactly that money; else leave it in the wallet and
+    tell the buyer why. The accounts were locked by the caller (accounts first, then orders)."""
+    row = (await session.execute(select(Order, Trip).join(Trip, Trip.id == Order.trip_id)
+                                 .where(Order.id == order_id))).one_or_none()
+    if row is None:
+        return False
+    order, trip = row
+    wallet, escrow = ledger.wallet(buyer_id), ledger.escrow(order.id, buyer_id)
+    reason = None
+    if order.user_id != buyer_id or order.payment_mode != "otomatis":
+        reason = "order_kept_reason_manual"
+    elif order.status in PAID:
+        reason = "order_kept_reason_paid"
+    elif order.status not in sources("pay") or order.expires_at <= now:
+        reason = "order_kept_reason_closed"
+    elif amount != order.total:
+        reason = "order_kept_reason_amount"
+    elif wallet not in known or escrow not in known or known[wallet].balance < order.total:
+        reason = "order_kept_reason_amount"
+    params = {"order": order_code(order.id), "slug": trip.slug, "total": amount, "payment": payment_code}
+    if reason is None:
+        moved = await session.execute(
+            update(Order).where(Order.id == order.id, Order.status.in_(sources("pay")))
+            .values(status=target("pay"), paid_at=now, updated_at=now))
+        if rows_changed(moved) == 1:
+            await ledger.post(session, [ledger.Move(f"order:{order.id}:pay", wallet, escrow, order.total,
+                                                    "order-pay")], now, known)
+            await notify_user(session, buyer_id, "order_paid_by_link", params, now,
+                              dedupe_key=f"order-paid-buyer:{order.id}")
+            await notify_user(session, trip.owner_id, "order_paid_owner",
+                              {"order": order_code(order.id), "slug": trip.slug, "total": order.total,
+                               "buyer": await _buyer(session, order)}, now, dedupe_key=f"order-paid:{order.id}")
+            return True
+        reason = "order_kept_reason_paid"
+    await notify_user(session, buyer_id, "order_payment_kept", {**params, "reason_key": reason}, now,
+                      dedupe_key=f"order-kept:{payment_code}")
+    return False

@@ -30,6 +30,7 @@ from services import ledger
 from services.batcher import WriteBatcher
 from services.clock import Clock
 from services.errors import BadSignature, LedgerConflict
+from services.escrow import fund_order
 from services.kinds import AccountKind, PaymentPurpose, PaymentStatus
 from services.outbox import notice_row, queue_notices
 from services.payment_machine import ADMIN_EVENTS, IN_SUSPENSE, Event, Funds, Notice, PaymentState, Step, transition
@@ -83,6 +84,7 @@ class _Loaded:
     payers: dict[int, _Payer]
     funds: dict[int, Funds]
     accounts: dict[ledger.Ref, Account]
+    orders: dict[int, int]  # payment id -> the jastip order it pays (purpose "order")
 
 
 def event_of(n: Notification) -> Event:
@@ -237,6 +239,7 @@ class Settlement:
                            "status": n.raw_status[:32], "source": item.source, "outcome": outcome.result,
                            "payload": n.payload, "received_at": now})
         await self._write(session, loaded, moves, outbox, events, now)
+        await self._fund_orders(session, loaded, now)
         if audits:
             await session.execute(insert(AdminAction.__table__), audits)
         return outcomes
@@ -285,10 +288,14 @@ class Settlement:
         refs: set[ledger.Ref] = set()
         if self._may_touch_suspense(items, {p.order_id: p for p, *_ in rows}):
             refs.add(ledger.SUSPENSE)  # locked only when needed: every settling batch would queue on it
+        orders: dict[int, int] = {}
         for payment, kind, key, owner, *_ in rows:
             refs |= {ledger.wallet(payment.user_id), ledger.receivable(payment.user_id)}
             if kind is not None:
                 refs.add(ledger.Ref(AccountKind(kind), key, owner))
+            if payment.jastip_order_id is not None:
+                orders[payment.id] = payment.jastip_order_id
+                refs.add(ledger.escrow(payment.jastip_order_id, payment.user_id))
         accounts = await ledger.accounts(session, refs, now)
         if dialect_of(session) != "sqlite" and rows:
             await session.execute(select(Payment.id).where(Payment.order_id.in_(list(order_ids)))
@@ -317,7 +324,18 @@ class Settlement:
             payers[payment.user_id] = _Payer(channel, external_id, language)
             funds[payment.user_id] = Funds(accounts[ledger.wallet(payment.user_id)].balance,
                                            accounts[ledger.receivable(payment.user_id)].balance)
-        return _Loaded(states, {st.id: st for st in states.values()}, payers, funds, accounts)
+        return _Loaded(states, {st.id: st for st in states.values()}, payers, funds, accounts, orders)
+
+    async def _fund_orders(self, session: AsyncSession, loaded: _Loaded, now: datetime) -> None:
+        """Order payments credited in this batch: their money, now in the buyer's wallet, moves on into the order's
+        escrow — only if the order still waits for exactly that money (the second of two linked transfers, in the
+        same transaction). Otherwise it stays in the wallet and the buyer is told why."""
+        for state in loaded.states.values():
+            order_id = loaded.orders.get(state.id)
+            if order_id is None or not state.credited or loaded.original[state.id].credited:
+                continue
+            await fund_order(session, order_id, state.user_id, state.paid_amount or state.amount, now,
+                             known=loaded.accounts, payment_code=state.order_id)
 
     @staticmethod
     def _may_touch_suspense(items: Sequence[_Item], payments: Mapping[str, Payment]) -> bool:

@@ -102,13 +102,19 @@ class Topups:
         self._create_timeout = create_timeout_s
         self._status_timeout = status_timeout_s
 
-    async def start(self, *, user_id: int, customer_name: str, amount: int) -> TopupLink:
+    async def start(self, *, user_id: int, customer_name: str, amount: int,
+                    for_order: tuple[int, str, datetime] | None = None) -> TopupLink:
         """A payment link from the first configured gateway that works; each attempt has its own order id.
 
         A failed attempt is recorded as `failed` (never left half-created) and the next gateway is tried.
         An unexpired pending top-up of the same amount is returned instead of a new one.
+
+        `for_order` = (jastip order id, its code, when it expires): a payment with purpose "order" for that order's
+        total, expiring no later than the order; its money goes through the wallet into the order's escrow when it
+        is paid (services/settlement.py). The order's own pending link is returned again instead of a new one.
         """
-        self.rules.check(amount)
+        if for_order is None:
+            self.rules.check(amount)
         failures: list[str] = []
         for attempt, gateway in enumerate(self._gateways):
             now = self._clock.now()
@@ -118,25 +124,33 @@ class Topups:
                 # person count their pending top-ups one after the other.
                 target = ledger.wallet(user_id)
                 account = (await ledger.accounts(session, [target], now))[target]
+                expires = now + timedelta(minutes=self._expiry)
+                if for_order is not None:
+                    expires = min(expires, for_order[2])
+                    if expires <= now:
+                        raise UserInputError("order_wrong_state", order=for_order[1], order_state="expired")
                 if attempt == 0:
-                    reused = await self._reusable(session, user_id, amount, now)
+                    reused = await self._reusable(session, user_id, amount, now,
+                                                  jastip_order=for_order[0] if for_order else None)
                     if reused is not None:
                         return reused
-                    await self._within_cap(session, user_id, account.balance, amount)
+                    if for_order is None:
+                        await self._within_cap(session, user_id, account.balance, amount)
                 payment = Payment(
                     order_id=order_id, user_id=user_id, gateway=gateway.name, amount=amount, status="created",
-                    purpose=PaymentPurpose.TOPUP.value, account_id=account.id,
-                    created_at=now, updated_at=now, expires_at=now + timedelta(minutes=self._expiry),
+                    purpose=(PaymentPurpose.ORDER if for_order else PaymentPurpose.TOPUP).value,
+                    account_id=account.id, jastip_order_id=for_order[0] if for_order else None,
+                    created_at=now, updated_at=now, expires_at=expires,
                 )
                 session.add(payment)
             request = PaymentRequest(
                 order_id=order_id,
                 amount=amount,
-                description="Top up saldo Titip",
+                description=f"Pesanan {for_order[1]} (Titip)" if for_order else "Top up saldo Titip",
                 customer_name=customer_name,
                 notify_url=f"{self._public_url}/payments/{gateway.name}/notify",
                 return_url=f"{self._public_url}/pay/done",
-                expiry_minutes=self._expiry,
+                expiry_minutes=max(1, int((expires - now).total_seconds() // 60)),
             )
             try:
                 created = await asyncio.wait_for(gateway.create(request), timeout=self._create_timeout)
@@ -154,7 +168,7 @@ class Topups:
             if failures:
                 log.warning("top-up %s: created on %s after failover", order_id, gateway.name)
             return TopupLink(order_id, amount, gateway.name, created.payment_url, created.qr_string,
-                             created.expires_at or now + timedelta(minutes=self._expiry))
+                             created.expires_at or expires)
         raise AllGatewaysFailed(failures)
 
     async def _within_cap(self, session: AsyncSession, user_id: int, wallet_balance: int, amount: int) -> None:
@@ -172,7 +186,8 @@ class Topups:
             room = max(0, self._cap - wallet_balance - int(waiting or 0))
             raise UserInputError("topup_over_cap", maximum=self._cap, room=room)
 
-    async def _reusable(self, session: AsyncSession, user_id: int, amount: int, now: datetime) -> TopupLink | None:
+    async def _reusable(self, session: AsyncSession, user_id: int, amount: int, now: datetime, *,
+                        jastip_order: int | None = None) -> TopupLink | None:
         """The user's pending top-up of this amount that is still payable for a while, or None; refuses a new
         one beyond `max_pending` unfinished ones. Runs with the wallet's account locked (PostgreSQL), so that
         concurrent requests count one after the other (SQLite's write transaction is exclusive anyway)."""
@@ -181,6 +196,9 @@ class Topups:
         same = (await session.scalars(
             select(Payment).where(Payment.user_id == user_id, Payment.amount == amount, Payment.status == "pending",
                                   Payment.payment_url.is_not(None),
+                                  # a top-up reuses a top-up's link, an order payment its own order's
+                                  (Payment.jastip_order_id == jastip_order) if jastip_order is not None
+                                  else Payment.jastip_order_id.is_(None),
                                   or_(Payment.expires_at.is_(None), Payment.expires_at > now + timedelta(minutes=5)))
             .order_by(Payment.id.desc()).limit(1))).first()
         if same is not None:

@@ -152,6 +152,7 @@ class Payment(Base):
         CheckConstraint(f"purpose IN ({sql_in(PaymentPurpose)})", name="ck_payments_purpose"),
         CheckConstraint("refunded_amount >= 0", name="ck_payments_refunded_nonnegative"),
         Index("ix_payments_status_created", "status", "created_at"),
+        Index("ix_payments_jastip_order", "jastip_order_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -169,6 +170,9 @@ class Payment(Base):
     # Where the money goes when it is paid (the payer's wallet for a top-up; later an escrow or a client).
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), nullable=True)
     paid_amount: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # what the gateway reported
+    # purpose "order": the jastip order this pays (its escrow is funded from the wallet when it is paid).
+    jastip_order_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("orders.id", name="fk_payments_jastip_order"), nullable=True)
     refunded_amount: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     method: Mapped[str | None] = mapped_column(String(32), nullable=True)  # the gateway's payment method
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -58,3 +58,31 @@ async def test_an_otomatis_trip_runs_from_payment_to_release_and_a_refund_in_cha
         assert "Rp50.000" in balance["text"]
         mine = await v.ask("siti", "PESANANKU", "P1")
         assert "diterima" in mine["text"] and "dikembalikan" in mine["text"]
+
+
+async def test_an_order_paid_by_link_goes_into_escrow_and_a_late_link_payment_stays_in_the_wallet(
+        tmp_path, fresh_db_url):
+    async with AppUnderTest(tmp_path, fresh_db_url, CONFIG) as app, Visitor(app.url) as v:
+        await v.ask("tina", "TRIP BARU jpn25 Jastip Jepang | 2099-12-31 20:00", "Trip jpn25 dibuat")
+        await v.ask("tina", "PRODUK jpn25 KK1 100rb 5 KitKat Matcha", "Produk KK1 ditambahkan")
+        await v.ask("tina", "PEMBAYARAN jpn25 otomatis", "dibayar lewat Titip")
+        await v.ask("siti", "JOIN jpn25 | Nama: Siti", "Kamu ikut trip")
+
+        choice = await v.ask("siti", "PESAN KK1 1", "kurang Rp100.000")
+        bill = await v.tap_and_wait("siti", button(choice, "Bayar via link/QRIS"), "Tagihan pesanan P1")
+        again = await v.tap_and_wait("siti", button(choice, "Bayar via link/QRIS"), "Tagihan pesanan P1")
+        assert button(again, "Bayar")["url"] == button(bill, "Bayar")["url"]  # the order's pending link, reused
+        await pay_in_sandbox(app, button(bill, "Bayar")["url"])
+        await v.reply_with("siti", "pesanan P1 lunas")
+        await v.reply_with("tina", "Pesanan P1 (Siti) sudah lunas Rp100.000")
+        assert "Rp0" in (await v.ask("siti", "saldo", "Saldo kamu"))["text"]  # wallet → escrow, nothing left over
+
+        # A link for P2, then P2 cancelled before the money comes: the money stays in the wallet, and Siti is told.
+        await v.ask("siti", "PESAN KK1 1", "Pesanan P2")
+        choice = next(m for m in reversed(v.replies("siti")) if m["buttons"])
+        bill = await v.tap_and_wait("siti", button(choice, "Bayar via link/QRIS"), "Tagihan pesanan P2")
+        await v.ask("siti", "BATAL P2", "P2 dibatalkan")
+        await pay_in_sandbox(app, button(bill, "Bayar")["url"])
+        kept = await v.reply_with("siti", "tidak dipakai untuk pesanan P2")
+        assert "sudah kedaluwarsa atau dibatalkan" in kept["text"]
+        assert "Rp100.000" in (await v.ask("siti", "saldo", "Saldo kamu"))["text"]

@@ -1,6 +1,7 @@
 """Jastip orders paid through Titip (otomatis trips): an order keeps its trip's payment mode, when it was paid and
-shipped, when its escrow is released by itself; two final states (received, refunded); and a closed escrow
-account refuses any later transfer into it (a trigger, whoever inserts it).
+shipped, when its escrow is released by itself; two final states (received, refunded); a gateway payment may be
+for a jastip order; and a closed escrow account refuses any later transfer into it (a trigger, whoever inserts
+it).
 
 Revision ID: 0009
 Revises: 0008
@@ -30,6 +31,12 @@ def upgrade() -> None:
         batch.create_check_constraint("ck_orders_status", "status IN (" + ",".join(f"'{s}'" for s in STATUSES) + ")")
         batch.create_check_constraint("ck_orders_payment_mode", "payment_mode IN ('manual','otomatis')")
         batch.create_index("ix_orders_status_release", ["status", "release_at"])
+    with op.batch_alter_table("payments") as batch:
+        # A gateway payment for a jastip order (purpose "order"): its money goes through the buyer's wallet into
+        # this order's escrow, if the order still waits for exactly that money when it is paid.
+        batch.add_column(sa.Column("jastip_order_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite")))
+        batch.create_foreign_key("fk_payments_jastip_order", "orders", ["jastip_order_id"], ["id"])
+        batch.create_index("ix_payments_jastip_order", ["jastip_order_id"])
     message = "a closed escrow takes no more transfers"
     if op.get_bind().dialect.name == "sqlite":
         op.execute("CREATE TRIGGER transfers_closed_escrow BEFORE INSERT ON transfers "
