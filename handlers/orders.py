@@ -23,6 +23,8 @@ STATUS_WORDS: dict[str, tuple[str, ...]] = {
     "ditolak": ("rejected",), "rejected": ("rejected",),
     "dibatalkan": ("cancelled",), "batal": ("cancelled",), "cancelled": ("cancelled",),
     "kedaluwarsa": ("expired",), "expired": ("expired",),
+    "diterima": ("received",), "selesai": ("received",), "received": ("received",),
+    "dikembalikan": ("refunded",), "refunded": ("refunded",),
 }
 
 

@@ -36,6 +36,7 @@ WIB = timezone(timedelta(hours=7))
 OWNER_MOVES: dict[str, OrderEvent] = {"confirm": "confirm", "reject": "reject", "ship": "ship"}
 ACTIVE = ("pending", "proof_submitted", "confirmed", "shipped")
 PAID = ("confirmed", "shipped", "received")
+IN_RECAP = (*ACTIVE, "received")  # every order that was or will be bought
 PROOF_REASONS = ("proof_reason_amount", "proof_reason_unreadable", "proof_reason_missing")
 
 
@@ -364,14 +365,14 @@ async def _recap(db: Database, owner_id: int, slug: str) -> Recap:
             .join(User, User.id == Order.user_id)
             .join(Participant, (Participant.trip_id == Order.trip_id) & (Participant.user_id == Order.user_id),
                   isouter=True)
-            .where(Order.trip_id == trip.id, Order.status.in_(ACTIVE)).order_by(Order.id)
+            .where(Order.trip_id == trip.id, Order.status.in_(IN_RECAP)).order_by(Order.id)
         )).all()
         orders = tuple(RecapOrder(order_code(o.id), name or "-", channel, external_id, username, code, pname,
                                   o.quantity, o.unit_price, o.total, o.status, o.created_at)
                        for o, code, pname, name, channel, external_id, username in rows)
         totals = (await session.execute(
             select(Order.product_id, func.sum(Order.quantity), func.sum(Order.total))
-            .where(Order.trip_id == trip.id, Order.status.in_(ACTIVE)).group_by(Order.product_id))).all()
+            .where(Order.trip_id == trip.id, Order.status.in_(IN_RECAP)).group_by(Order.product_id))).all()
         by_product = {pid: (int(q or 0), int(t or 0)) for pid, q, t in totals}
         products = (await session.scalars(select(Product).where(Product.trip_id == trip.id)
                                           .order_by(Product.code))).all()

@@ -4,7 +4,10 @@ Each round seeds new pending Midtrans payments and a new product, then drives, a
   * a callback storm, retried until answered 200 as gateways do (10 % sent twice; 20 % never sent, so
     that only the reconciler, asking the fake status API, can credit them);
   * participants ordering the new product (more orders than stock), as Telegram updates retried until 200;
-  * a paid broadcast by the jastiper (BROADCAST, then the Send button).
+  * a paid broadcast by the jastiper (BROADCAST, then the Send button);
+  * escrow: buyers on an otomatis trip pay orders from their wallets ("Ya, bayar"), then the jastiper ships and
+    the buyer confirms receipt (release to earnings, fee to revenue), or the jastiper refuses the paid order, or
+    the buyer cancels it (refunds).
 At a seeded moment the server is killed with SIGKILL and started again at once; the load keeps retrying.
 When everything is quiet, the invariants are checked over the whole history:
   - every payment credited exactly once (one `topup:<id>` ledger entry each), none lost;
@@ -12,7 +15,9 @@ When everything is quiet, the invariants are checked over the whole history:
   - no product oversold: stock >= 0 and stock + reserved quantities == the stock it was given;
   - every credit notice delivered at least once; duplicates (sends in flight at the kill) are counted,
     and may not exceed what one process can have in flight (one outbox batch);
-  - every finished broadcast: charged + released == recipients, and the ledger says -charged exactly.
+  - every finished broadcast: charged + released == recipients, and the ledger says -charged exactly;
+  - every otomatis order's escrow holds what its state says (its total while paid or shipped, nothing
+    otherwise; closed once released or refunded), and no order is both released and refunded.
 
 tests/test_crash.py runs a few rounds on SQLite and PostgreSQL; bench/crash.py runs hundreds.
 """
@@ -55,7 +60,8 @@ JASTIPER = 699_999
 FIRST_USER = 700_000
 PRICE = 500
 OUTBOX_BATCH = 200
-ACTIVE_ORDERS = ("pending", "proof_submitted", "confirmed", "shipped")
+ACTIVE_ORDERS = ("pending", "proof_submitted", "confirmed", "shipped", "received")  # orders that hold stock
+ESCROW_PRICE = 40_000
 
 
 @dataclass
@@ -67,6 +73,7 @@ class RoundResult:
     credited_by_callback: int
     duplicates: int
     violations: list[str] = field(default_factory=list)
+    escrow: dict[str, int] = field(default_factory=dict)  # otomatis orders by state, over the whole history
 
 
 @dataclass
@@ -78,6 +85,7 @@ class CrashHarness:
     participants: int = 25
     payments_per_round: int = 120
     stock_per_round: int = 10
+    escrow_orders_per_round: int = 8
     max_kill_after_s: float = 1.5
     rng: random.Random = field(init=False)
     _updates: int = field(default=0, init=False)
@@ -145,6 +153,16 @@ class CrashHarness:
             await session.execute(insert(Participant), [
                 {"trip_id": trip, "user_id": u, "name": f"P{u}", "status": "joined", "joined_at": now,
                  "updated_at": now} for u in ids[: self.participants]])
+            await session.execute(insert(Trip), [{"slug": "crashoto", "title": "Crash escrow trip", "owner_id": owner,
+                                                  "deadline_at": now + timedelta(days=30), "status": "open",
+                                                  "payment_mode": "otomatis", "created_at": now}])
+            self._escrow_trip = await session.scalar(select(Trip.id).where(Trip.slug == "crashoto"))
+            await session.execute(insert(Participant), [
+                {"trip_id": self._escrow_trip, "user_id": u, "name": f"P{u}", "status": "joined", "joined_at": now,
+                 "updated_at": now} for u in ids[: self.participants]])
+            await ledger.post(session, [ledger.Move(f"crash-fund:{u}", ledger.ADJUSTMENT, ledger.wallet(u), 10_000_000,
+                                                    "adjust") for u in ids[: self.participants]], now)
+        self._owner = owner
         self._trip = trip
         self._user_ids = list(ids)
 
@@ -168,6 +186,56 @@ class CrashHarness:
                 for order_id, amount, _ in payments])
         self._stock_given[product] = self.stock_per_round
         return code, payments
+
+    async def _seed_escrow_orders(self, number: int) -> list[tuple[int, int]]:
+        """Unpaid orders on the otomatis trip, as PESAN left them: (order id, buyer's chat)."""
+        now = datetime.now(UTC)
+        buyers = [self.rng.randrange(self.participants) for _ in range(self.escrow_orders_per_round)]
+        async with self.db.write() as session:
+            await session.execute(insert(Product), [{"trip_id": self._escrow_trip, "code": f"E{number}",
+                                                     "name": f"Titipan {number}", "price": ESCROW_PRICE,
+                                                     "stock": self.stock_per_round - len(buyers), "created_at": now}])
+            product = await session.scalar(select(Product.id).where(Product.code == f"E{number}"))
+            first = int(await session.scalar(select(func.coalesce(func.max(Order.id), 0))) or 0) + 1
+            await session.execute(insert(Order), [
+                {"id": first + i, "trip_id": self._escrow_trip, "product_id": product,
+                 "user_id": self._user_ids[b], "quantity": 1, "unit_price": ESCROW_PRICE, "total": ESCROW_PRICE,
+                 "status": "pending", "payment_mode": "otomatis", "created_at": now, "updated_at": now,
+                 "expires_at": now + timedelta(days=1)} for i, b in enumerate(buyers)])
+        self._stock_given[product] = self.stock_per_round
+        return [(first + i, FIRST_USER + b) for i, b in enumerate(buyers)]
+
+    async def _order_status(self, order_id: int) -> str:
+        async with self.db.read() as session:
+            return str(await session.scalar(select(Order.status).where(Order.id == order_id)))
+
+    async def _step(self, chat: int, deadline: float, order_id: int, waits_for: tuple[str, ...], *,
+                    text: str | None = None, data: str | None = None) -> None:
+        """A person's step (typed or tapped), sent again if the server lost it in the kill, until the order
+        leaves `waits_for` (or a few tries: a step refused for a good reason changes nothing)."""
+        for _ in range(4):
+            if text is not None:
+                await self._telegram(lambda u: telegram_text_update(u, chat, text), deadline)
+            else:
+                await self._telegram(lambda u: telegram_callback_update(u, chat, data), deadline)
+            until = min(deadline, time.monotonic() + 3)
+            while time.monotonic() < until:
+                if await self._order_status(order_id) not in waits_for:
+                    return
+                await asyncio.sleep(0.05)
+
+    async def _escrow_life(self, order_id: int, chat: int, deadline: float) -> None:
+        """Pay from the wallet, then: ship and receive (release), or the jastiper refuses, or the buyer cancels."""
+        code = f"P{order_id}"
+        await self._step(chat, deadline, order_id, ("pending",), data=f"ord:payok:{code}")
+        path = self.rng.random()
+        if path < 0.5:
+            await self._step(JASTIPER, deadline, order_id, ("confirmed",), text=f"KIRIM {code} JNE 123")
+            await self._step(chat, deadline, order_id, ("shipped",), data=f"ord:recvok:{code}")
+        elif path < 0.75:
+            await self._step(JASTIPER, deadline, order_id, ("confirmed",), data=f"ord:rf:{code}:stok habis")
+        else:
+            await self._step(chat, deadline, order_id, ("confirmed",), data=f"ord:bt:{code}")
 
     # --- load -----------------------------------------------------------------------------------------
 
@@ -247,9 +315,11 @@ class CrashHarness:
                 chat = FIRST_USER + user_index
                 await self._telegram(lambda u: telegram_text_update(u, chat, f"PESAN {code}"), deadline)
 
+        escrow_orders = await self._seed_escrow_orders(number)
         orderers = [self.rng.randrange(self.participants) for _ in range(self.stock_per_round * 2)]
         load = asyncio.gather(*(callback(b) for b in bodies), *(order(i) for i in orderers),
-                              self._broadcast(number, deadline))
+                              self._broadcast(number, deadline),
+                              *(self._escrow_life(o, chat, deadline) for o, chat in escrow_orders))
         kill_after = self.rng.uniform(0.05, self.max_kill_after_s)
         await asyncio.sleep(kill_after)
         self.server.kill()
@@ -328,6 +398,10 @@ class CrashHarness:
                         bad.append(f"broadcast {broadcast_id}: {settled} of {recipients}, ledger {money}")
                 elif money != 0:
                     bad.append(f"broadcast {broadcast_id} ({status}) moved {money}")
+            await self._check_escrows(session, bad)
+            result.escrow = {str(k): int(v) for k, v in (await session.execute(
+                select(Order.status, func.count()).where(Order.payment_mode == "otomatis")
+                .group_by(Order.status))).all()}
         received: dict[str, int] = {}
         for call in self.bot.calls:
             if call.method == "sendMessage" and "Saldo bertambah" in str(call.params.get("text", "")):
@@ -345,6 +419,25 @@ class CrashHarness:
             bad.append(f"{result.duplicates} duplicate notices: more than one batch in flight at the kill")
 
 
+    @staticmethod
+    async def _check_escrows(session, bad: list[str]) -> None:
+        escrows = {int(key): (balance, status) for key, balance, status in (await session.execute(
+            select(Account.key, Account.balance, Account.status).where(Account.kind == "escrow"))).all()}
+        endings = (await session.scalars(select(Transfer.reference).where(
+            Transfer.kind.in_(("order-release", "order-refund"))))).all()
+        ended = [reference.rsplit(":", 1)[0] for reference in endings]
+        if len(ended) != len(set(ended)):
+            bad.append(f"an order both released and refunded: {sorted(endings)}")
+        for order_id, status, total in (await session.execute(
+                select(Order.id, Order.status, Order.total).where(Order.payment_mode == "otomatis"))).all():
+            balance, account_status = escrows.get(order_id, (0, None))
+            expected = total if status in ("confirmed", "shipped") else 0
+            if balance != expected:
+                bad.append(f"order P{order_id} ({status}): escrow holds {balance}, expected {expected}")
+            if status in ("received", "refunded") and account_status != "closed":
+                bad.append(f"order P{order_id} ({status}): escrow not closed")
+
+
 def summarize(results: list[RoundResult]) -> dict:
     return {
         "rounds": len(results),
@@ -353,6 +446,7 @@ def summarize(results: list[RoundResult]) -> dict:
         "duplicate_notices": sum(r.duplicates for r in results),
         "rounds_with_duplicates": sum(1 for r in results if r.duplicates),
         "restart_s_max": max((r.restart_s for r in results), default=0.0),
+        "escrow_orders": results[-1].escrow if results else {},  # by state, at the end
         "first_violations": [f"round {r.number}: {v}" for r in results for v in r.violations][:20],
     }
 

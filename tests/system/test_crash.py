@@ -1,4 +1,5 @@
-"""kill -9 at seeded random moments under a callback storm, orders and a broadcast: no invariant breaks.
+"""kill -9 at seeded random moments under a callback storm, orders, a broadcast and escrow payments, releases and
+refunds: no invariant breaks.
 A short run of tests/crash.py; `bench/crash.py` runs hundreds of rounds."""
 
 from __future__ import annotations
@@ -16,3 +17,6 @@ async def test_killing_the_server_anywhere_loses_and_doubles_nothing(tmp_path, f
     report = summarize(results)
     assert report["violations"] == 0, report["first_violations"]
     assert report["payments"] == ROUNDS * harness.payments_per_round
+    # The escrow paths ran: orders paid from wallets, then released or refunded, through the kills.
+    ended = report["escrow_orders"]
+    assert ended.get("received", 0) > 0 and ended.get("refunded", 0) > 0, ended
