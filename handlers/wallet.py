@@ -68,7 +68,10 @@ async def topup(services: Services, user: UserView, t: Translator, args: str) ->
 async def saldo(services: Services, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:
     """/saldo → 'Saldo kamu: Rp50.000', and how to add to it."""
     # `user` was read in the transaction that recorded this very message: its balance is current.
-    return [OutgoingMessage(t("balance", balance=user.balance),
+    text = t("balance", balance=user.balance)
+    if user.earnings:
+        text += "\n" + t("balance_earnings", earned=user.earnings)
+    return [OutgoingMessage(text,
                             buttons=((Button(t("btn_topup"), data="cmd:topup"),
                                       Button(t("btn_history"), data="cmd:riwayat")),))]
 

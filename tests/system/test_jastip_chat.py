@@ -305,3 +305,46 @@ async def test_a_photo_answering_the_order_message_is_that_orders_proof_on_both_
         async with app.runtime.db.read() as session:
             states = {f"P{i}": status for i, status in (await session.execute(select(Order.id, Order.status))).all()}
         assert states == {order: "proof_submitted", order_wa: "proof_submitted"}
+
+
+async def test_an_otomatis_order_is_paid_shipped_and_released_between_telegram_and_whatsapp(
+        tmp_path, fresh_db_url, bot, graph):
+    from services import ledger
+
+    async with AppUnderTest(tmp_path, fresh_db_url, chat_config(bot, graph)) as app:
+        chat = Chat(app)
+        await chat.tg(JASTIPER, "TRIP BARU oto01 Jastip Otomatis | 2099-12-31 20:00")
+        await chat.tg(JASTIPER, "PRODUK oto01 KK1 100rb 3 KitKat Matcha")
+        await chat.tg(JASTIPER, "PEMBAYARAN oto01 otomatis")
+        await wait_for(lambda: any("dibayar lewat Titip" in t for t in bot.texts_to(JASTIPER)))
+        await chat.wa_text("JOIN oto01 | Nama: Siti")
+        await wait_for(lambda: any("Kamu ikut trip" in t for t in graph.texts_to(WA_BUYER)))
+        buyer = (await app.runtime.services.inbound.register(
+            channel="whatsapp", external_id=WA_BUYER, display_name="Siti", update_key=None)).user.id
+        async with app.runtime.db.write() as session:  # money in Siti's wallet, as a top-up leaves it
+            await ledger.post(session, [ledger.Move("test-fund", ledger.ADJUSTMENT, ledger.wallet(buyer), 150_000,
+                                                    "adjust")], app.runtime.clock.now())
+
+        await chat.wa_text("PESAN KK1 1")
+        choice = await wait_for(lambda: next((m for m in graph.messages if m.get("type") == "interactive"
+                                              and "dari saldo" in m["interactive"]["body"]["text"]), None))
+        buttons = choice["interactive"]["action"]["buttons"]  # reply buttons: wallet and link, no URL mixed in
+        assert [b["reply"]["id"] for b in buttons] == ["ord:pay:P1", "ord:link:P1"]
+        await chat.wa(button_update(WA_BUYER, "ord:pay:P1", "Bayar", f"wamid.o{chat.next_id()}"))
+        await wait_for(lambda: any("Bayar pesanan P1" in t for t in graph.texts_to(WA_BUYER)))
+        await chat.wa(button_update(WA_BUYER, "ord:payok:P1", "Ya, bayar", f"wamid.o{chat.next_id()}"))
+        await wait_for(lambda: any("Pesanan P1 lunas" in t for t in graph.texts_to(WA_BUYER)))
+        await wait_for(lambda: any("P1 (Siti) sudah lunas Rp100.000" in t for t in bot.texts_to(JASTIPER)))
+
+        await chat.tg(JASTIPER, "KIRIM P1 JNE 777")
+        shipped = await wait_for(lambda: next((m for m in graph.messages if m.get("type") == "interactive"
+                                               and "JNE 777" in m["interactive"]["body"]["text"]), None))
+        tap = shipped["interactive"]["action"]["buttons"][0]["reply"]
+        assert tap == {"id": "ord:recv:P1", "title": "Sudah diterima"}
+        await chat.wa(button_update(WA_BUYER, tap["id"], tap["title"], f"wamid.o{chat.next_id()}"))
+        await wait_for(lambda: any("sudah kamu terima" in t for t in graph.texts_to(WA_BUYER)))
+        await chat.wa(button_update(WA_BUYER, "ord:recvok:P1", "Ya, sudah diterima", f"wamid.o{chat.next_id()}"))
+        await wait_for(lambda: any("Rp100.000 masuk ke penghasilanmu" in t for t in bot.texts_to(JASTIPER)))
+        await chat.tg(JASTIPER, "SALDO")
+        await wait_for(lambda: any("Penghasilan dari pesanan yang sudah diterima pembeli: Rp100.000" in t
+                                   for t in bot.texts_to(JASTIPER)))
