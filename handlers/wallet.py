@@ -18,7 +18,8 @@ LANGUAGE_WORDS = {"id": "id", "indonesia": "id", "indo": "id", "bahasa indonesia
 # Ledger kinds as a person reads them in /riwayat (each with what it was for).
 HISTORY_KINDS = {"topup": "kind_topup", "reversal": "kind_reversal", "refund": "kind_refund",
                  "hold": "kind_broadcast_hold", "release": "kind_broadcast_release", "repay": "kind_repay",
-                 "held-credit": "kind_held_credit"}
+                 "held-credit": "kind_held_credit", "order-pay": "kind_order_pay",
+                 "order-release": "kind_order_release", "order-refund": "kind_order_refund"}
 
 
 def _qr_png(data: str) -> bytes:

@@ -129,11 +129,14 @@ class Wallet:
 
 
 def _subject(reference: str) -> str:
-    """What a transfer without a payment was about, from its reference ("bchold:7:wallet" -> "#7")."""
+    """What a transfer without a payment was about, from its reference ("bchold:7:wallet" -> "#7",
+    "order:12:release" -> "P12")."""
     head, _, rest = reference.partition(":")
     first = rest.split(":")[0]
     if head.startswith("bc") and first.isdigit():
         return f"#{first}"
+    if head == "order" and first.isdigit():  # order:12:pay -> the order's code as people know it
+        return f"P{first}"
     return ""
 
 

@@ -86,3 +86,28 @@ async def test_an_order_paid_by_link_goes_into_escrow_and_a_late_link_payment_st
         kept = await v.reply_with("siti", "tidak dipakai untuk pesanan P2")
         assert "sudah kedaluwarsa atau dibatalkan" in kept["text"]
         assert "Rp100.000" in (await v.ask("siti", "saldo", "Saldo kamu"))["text"]
+
+
+async def test_riwayat_names_order_payments_releases_and_refunds_by_their_order(tmp_path, fresh_db_url):
+    async with AppUnderTest(tmp_path, fresh_db_url, CONFIG) as app, Visitor(app.url) as v:
+        await v.ask("tina", "TRIP BARU jpn25 Jastip Jepang | 2099-12-31 20:00", "Trip jpn25 dibuat")
+        await v.ask("tina", "PRODUK jpn25 KK1 100rb 5 KitKat Matcha", "Produk KK1 ditambahkan")
+        await v.ask("tina", "PEMBAYARAN jpn25 otomatis", "dibayar lewat Titip")
+        await v.ask("siti", "JOIN jpn25 | Nama: Siti", "Kamu ikut trip")
+        bill = await v.ask("siti", "topup 200rb", "Tagihan top up Rp200.000")
+        await pay_in_sandbox(app, button(bill, "Bayar")["url"])
+        await v.reply_with("siti", "Saldo bertambah Rp200.000")
+        for code in ("P1", "P2"):
+            choice = await v.ask("siti", "PESAN KK1 1", f"Pesanan {code}")
+            choice = next(m for m in reversed(v.replies("siti")) if m["buttons"])
+            ask = await v.tap_and_wait("siti", button(choice, "Bayar dari saldo"), f"Bayar pesanan {code}")
+            await v.tap_and_wait("siti", button(ask, "Ya, bayar"), f"{code} lunas")
+        await v.ask("siti", "BATAL P2", "sudah dibayar")
+        await v.tap_and_wait("siti", button(v.replies("siti")[-1], "Ya, batalkan"), "kembali ke saldomu")
+        await v.ask("tina", "KIRIM P1 JNE 1", "P1")
+        await v.ask("siti", "TERIMA P1", "sudah kamu terima")
+        await v.tap_and_wait("siti", button(v.replies("siti")[-1], "Ya, sudah diterima"), "selesai")
+        history = (await v.ask("siti", "riwayat", "Transaksi terakhir"))["text"]
+        assert "bayar pesanan P1 (disimpan Titip)" in history and "pengembalian dana pesanan P2" in history
+        earned = (await v.ask("tina", "riwayat", "Transaksi terakhir"))["text"]
+        assert "dana pesanan P1 diteruskan" in earned
