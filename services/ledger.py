@@ -95,23 +95,40 @@ def natural_delta(kind: str, side: str, amount: int) -> int:
 async def accounts(session: AsyncSession, refs: Iterable[Ref], now: datetime, *,
                    lock: bool = True) -> dict[Ref, Account]:
     """The accounts, created on first use; tracked ones locked FOR UPDATE in id order (PostgreSQL; SQLite's
-    write transaction is exclusive already). Derived accounts are never locked."""
+    write transaction is exclusive already). Derived accounts are never locked.
+
+    Existing accounts (nearly always) cost one statement: tracked ones are read with their lock, derived ones
+    without; only missing ones are inserted (ON CONFLICT DO NOTHING: another process may create one meanwhile)
+    and read again."""
     wanted = {r: r for r in refs}
     if not wanted:
         return {}
-    table = Account.__table__
-    await session.execute(insert_or_skip(session, table, ["kind", "key"]), [
-        {"kind": r.kind.value, "key": r.key, "user_id": r.user_id, "balance": 0,
-         "status": "pending" if r.kind is AccountKind.HOLD else None, "created_at": now}
-        for r in wanted])
-    keys = [(r.kind.value, r.key) for r in wanted]
-    query = select(Account).where(tuple_(Account.kind, Account.key).in_(keys)).order_by(Account.id)
-    tracked = [k for k in keys if AccountKind(k[0]) not in DERIVED]
-    if lock and tracked and dialect_of(session) != "sqlite":
-        await session.execute(select(Account.id).where(tuple_(Account.kind, Account.key).in_(tracked))
-                              .order_by(Account.id).with_for_update())
-    found = {(a.kind, a.key): a for a in (await session.scalars(query)).all()}
+    found = await _read_accounts(session, list(wanted), lock=lock)
+    missing = [r for r in wanted if (r.kind.value, r.key) not in found]
+    if missing:
+        await session.execute(insert_or_skip(session, Account.__table__, ["kind", "key"]), [
+            {"kind": r.kind.value, "key": r.key, "user_id": r.user_id, "balance": 0,
+             "status": "pending" if r.kind is AccountKind.HOLD else None, "created_at": now}
+            for r in missing])
+        found.update(await _read_accounts(session, missing, lock=lock))
     return {r: found[(r.kind.value, r.key)] for r in wanted}
+
+
+async def _read_accounts(session: AsyncSession, refs: list[Ref], *, lock: bool) -> dict[tuple[str, str], Account]:
+    tracked = [(r.kind.value, r.key) for r in refs if r.kind not in DERIVED]
+    derived = [(r.kind.value, r.key) for r in refs if r.kind in DERIVED]
+    locking = lock and dialect_of(session) != "sqlite"
+    groups = [(tracked, locking), (derived, False)] if locking else [(tracked + derived, False)]
+    found: dict[tuple[str, str], Account] = {}
+    for keys, with_lock in groups:
+        if not keys:
+            continue
+        query = select(Account).where(tuple_(Account.kind, Account.key).in_(keys)).order_by(Account.id)
+        if with_lock:
+            # populate_existing: an account loaded earlier in this transaction is refreshed with what the lock saw
+            query = query.with_for_update().execution_options(populate_existing=True)
+        found.update({(a.kind, a.key): a for a in (await session.scalars(query)).all()})
+    return found
 
 
 async def post(session: AsyncSession, moves: Sequence[Move], now: datetime,

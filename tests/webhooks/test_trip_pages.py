@@ -68,7 +68,7 @@ async def test_the_trip_page_is_cached_until_the_trip_or_a_product_changes(tmp_p
         assert "max-age" in first.headers["Cache-Control"]
         unchanged = await app.http.get("/t/jpn25", headers={"If-None-Match": etag})
         assert unchanged.status_code == 304 and unchanged.content == b""
-        await v.ask("tina", "UBAH KK1 stok 9", "KK1")
+        await v.ask("tina", "UBAH KK1 stok 9", "Produk KK1 sekarang")
         changed = await app.http.get("/t/jpn25", headers={"If-None-Match": etag})
         assert changed.status_code == 200 and changed.headers["ETag"] != etag and "Stok 9" in changed.text
 
@@ -111,9 +111,9 @@ async def test_a_profile_shows_open_trips_and_a_track_record_computed_from_order
         assert "belum ada" in page  # nothing shipped yet: no on-time share to show
         # The manual flow to a shipped order: proof, confirmation, shipping.
         await v.ask("siti", "BAYAR P1", "P1", photo=photo_bytes())
-        await v.ask("tina", "KONFIRMASI P1", "P1")
-        await v.ask("tina", "KIRIM P1 JNE 1234567890", "P1")
-        await v.ask("tina", "TUTUP jpn25", "jpn25")
+        await v.ask("tina", "KONFIRMASI P1", "P1 dikonfirmasi")
+        await v.ask("tina", "KIRIM P1 JNE 1234567890", "P1 ditandai dikirim")
+        await v.ask("tina", "TUTUP jpn25", "Trip jpn25 ditutup")
         page = (await app.http.get("/j/tina_jastip")).text
         record = dict(re.findall(r"<dt>([^<]+)</dt><dd>([^<]+)</dd>", page))
         assert record["Trip selesai"] == "1" and record["Pesanan dikirim"] == "1"
@@ -138,8 +138,8 @@ async def test_no_route_serves_a_payment_proof_or_takes_a_path(tmp_path, fresh_d
 async def test_the_chat_shares_the_page_and_a_product_deep_link_places_the_order(tmp_path, fresh_db_url):
     async with AppUnderTest(tmp_path, fresh_db_url, CONFIG) as app, Visitor(app.url) as v:
         await trip_with_products(v)
-        detail = await v.ask("tina", "TRIP jpn25", "jpn25")
-        assert f"{app.url}/t/jpn25" in detail["text"]
+        detail = await v.ask("tina", "TRIP jpn25", "Halaman trip")
+        assert f"{app.url}/t/jpn25" in detail["text"] and "KK1" in detail["text"]
         # What t.me/<bot>?start=order_jpn25_KK1 sends (/start with its parameter): an order for that product.
         await v.ask("siti", "start order_jpn25_KK1", "Pesanan P2 dibuat", "KitKat Matcha")
         # Slugs and codes may hold "_": the split is where a real trip's slug ends.
