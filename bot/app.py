@@ -296,7 +296,7 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
         support_contact=settings.support.contact,
         admin=admin_service,
         public=PublicPages(db, clock),
-        escrow=Escrow(db, clock, fee_bps=settings.escrow.fee_bps),
+        escrow=Escrow(db, clock, fee_bps=settings.escrow.fee_bps, admins=admins),
     )
     metrics = Metrics()
     delivery = Delivery(on_wait=metrics.observe_wait)

@@ -15,7 +15,7 @@ from services.wallet import UserView
 
 REASON_LENGTH = 200
 # Later issues' admin commands: named here so an admin who types them learns they are not there yet.
-NOT_YET = ("komplain", "penarikan", "perpanjang")
+NOT_YET = ("penarikan", "perpanjang")
 ALWAYS_SHOWN = (AccountKind.WALLET, AccountKind.EARNINGS, AccountKind.REVENUE, AccountKind.SUSPENSE)
 
 
@@ -48,9 +48,48 @@ async def admin(services: Services, user: UserView, t: Translator, args: str) ->
         return await _correction(admins, user, t, rest)
     if word in ("verifikasi", "verify"):
         return await _verify(admins, user, t, rest)
+    if word in ("komplain", "complaints", "complaint"):
+        return await _complaints(services, user, t, rest)
     if word in NOT_YET:
         return [OutgoingMessage(t("admin_not_yet", what=word.upper()))]
     return [OutgoingMessage(t("admin_help"))]
+
+
+async def _complaints(services: Services, user: UserView, t: Translator, rest: str) -> list[OutgoingMessage]:
+    """ADMIN KOMPLAIN → open complaints; ADMIN KOMPLAIN <pesanan> lepas|kembalikan|bagi <jumlah> <alasan> →
+    release to the jastiper, refund to the buyer, or refund <jumlah> and release the rest."""
+    escrow = services.escrow
+    if escrow is None:
+        return [OutgoingMessage(t("admin_not_yet", what="KOMPLAIN"))]
+    parts = rest.split(maxsplit=2)
+    if not parts:
+        open_ = await escrow.open_complaints()
+        if not open_:
+            return [OutgoingMessage(t("admin_complaints_empty"))]
+        lines = [t("admin_complaint_line", order=c.order, slug=c.slug, total=c.total, buyer=c.buyer,
+                   reason=c.reason, since=local_time(c.since), order_state=c.status_before) for c in open_]
+        return [OutgoingMessage("\n\n".join([t("admin_complaints_head", count=len(open_)), *lines,
+                                               t("admin_complaints_how")]))]
+    if len(parts) < 3:
+        return [OutgoingMessage(t("admin_usage_komplain"))]
+    code, action, tail = parts[0].upper(), parts[1].lower(), parts[2]
+    found = next((c for c in await escrow.open_complaints(limit=500) if c.order == code), None)
+    if found is None:
+        return [OutgoingMessage(t("complaint_not_open_admin", order=code))]
+    if action in ("lepas", "release"):
+        refund, reason = 0, tail
+    elif action in ("kembalikan", "refund"):
+        refund, reason = found.total, tail
+    elif action in ("bagi", "split"):
+        amount_text, _, reason = tail.partition(" ")
+        amount = parse_amount(amount_text)
+        if amount is None:
+            return [OutgoingMessage(t("admin_usage_komplain"))]
+        refund = amount
+    else:
+        return [OutgoingMessage(t("admin_usage_komplain"))]
+    refunded, released = await escrow.settle_complaint(user.id, code, refund=refund, reason=reason)
+    return [OutgoingMessage(t("admin_complaint_done", order=code, refund=refunded, released=released))]
 
 
 async def admin_button(services: Services, user: UserView, t: Translator, value: str) -> list[OutgoingMessage]:
@@ -94,7 +133,8 @@ async def _dashboard(admins: Admins, t: Translator) -> list[OutgoingMessage]:
                       for kind, amount in d.money.items() if amount or kind in ALWAYS_SHOWN)
     books = t("admin_books_ok") if not d.problems else t("admin_books_bad", count=d.problems)
     text = t("admin_dashboard", money=money, held=d.held, held_amount=d.held_amount, flagged=d.flagged,
-             stale=d.stale_pending, owing=d.receivables, receivable_amount=d.receivable_amount, books=books)
+             stale=d.stale_pending, owing=d.receivables, receivable_amount=d.receivable_amount, books=books,
+             complaints=d.complaints)
     buttons = ((Button(t("btn_admin_payments"), data="adm:daftar:"),),) if d.held or d.flagged else ()
     return [OutgoingMessage(text, buttons=buttons)]
 

@@ -76,6 +76,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
                 help="help_pesananku", menu="menu_pesananku"),
     CommandSpec("batal", ("batal", "cancel"), orders.batal, Role.BUYER, help="help_batal"),
     CommandSpec("terima", ("terima", "diterima", "received"), orders.terima, Role.BUYER, help="help_terima"),
+    CommandSpec("komplain", ("komplain", "complain", "complaint", "keluhan"), orders.komplain, Role.BUYER,
+                help="help_komplain"),
     CommandSpec("stop", ("stop", "berhenti", "unsubscribe"), trips.stop, Role.BUYER, help="help_stop"),
     # Jastip: jastipers
     CommandSpec("trip", ("trip", "trips"), trips.trip, Role.JASTIPER, help="help_trip", menu="menu_trip"),

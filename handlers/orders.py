@@ -118,6 +118,18 @@ async def _my_order(services: Services, user: UserView, code: str) -> OrderView 
     return next((o for o in await services.orders.mine(user.id) if o.code == code.upper()), None)
 
 
+async def komplain(services: Services, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:
+    """KOMPLAIN <pesanan> <alasan> → the order's escrow is frozen until an admin decides; jastiper and admins
+    are told."""
+    code, _, reason = args.strip().partition(" ")
+    if not looks_like_order_code(code) or not reason.strip():
+        raise usage("komplain")
+    if services.escrow is None:
+        raise usage("komplain")
+    frozen = await services.escrow.complain(user.id, code, reason)
+    return [OutgoingMessage(t("complaint_received", order=frozen.code, total=frozen.total))]
+
+
 async def terima(services: Services, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:
     """TERIMA <pesanan> → asks "Ya, sudah diterima" before the escrow is released (never without a code)."""
     code = args.split()[0] if args.split() else ""

@@ -28,13 +28,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services import books, ledger
 from services.clock import Clock
 from services.errors import GatewayError, InsufficientFunds
-from services.kinds import AccountKind, PaymentStatus
+from services.kinds import AccountKind, OrderStatus, PaymentStatus
 from services.outbox import notice_row, queue_notices
 from services.payment_machine import IN_SUSPENSE
 from services.settlement import Settlement
 from services.wallet import UserView, user_views
 from storage.db import Database
-from storage.models import Account, AdminAction, Approval, OutboxMessage, Payment, Transfer, User
+from storage.models import Account, AdminAction, Approval, Order, OutboxMessage, Payment, Transfer, User
 from storage.queries import rows_changed
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ class Dashboard:
     receivables: int  # people who owe money
     receivable_amount: int
     problems: int  # violated ledger invariants
+    complaints: int = 0  # otomatis orders whose escrow a complaint froze
 
 
 @dataclass(frozen=True)
@@ -159,8 +160,10 @@ class Admins:
             owing, owed = (await session.execute(
                 select(func.count(), func.coalesce(func.sum(Account.balance), 0))
                 .where(Account.kind == AccountKind.RECEIVABLE.value, Account.balance > 0))).one()
+            complaints = await session.scalar(select(func.count()).select_from(Order).where(
+                Order.status == OrderStatus.DISPUTED))
         return Dashboard(money, int(held or 0), int(held_amount or 0), int(flagged or 0), int(stale or 0),
-                         int(owing or 0), int(owed or 0), problems)
+                         int(owing or 0), int(owed or 0), problems, int(complaints or 0))
 
     async def attention(self, limit: int = 10) -> list[PaymentCase]:
         """Payments an admin must decide (held, refused) first, then flagged ones; oldest first."""

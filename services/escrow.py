@@ -15,6 +15,8 @@ Lock order as everywhere: accounts (by id), then the order.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -26,21 +28,37 @@ from services.errors import UserInputError
 from services.kinds import OrderStatus
 from services.order_machine import RELEASES_STOCK, OrderEvent, release_split, sources, target
 from services.orders import PAID, OrderView, order_code, order_views, parse_order_code
+from services.outbox import notice_row, queue_notices
 from services.text import clean_text
 from services.trips import notify_user, require_owner
 from storage.db import Database
-from storage.models import Account, Order, Participant, Product, Trip
+from storage.models import Account, AdminAction, Order, Participant, Product, Trip
 from storage.queries import rows_changed
 
 log = logging.getLogger(__name__)
 REASON_LENGTH = 300
 
 
+@dataclass(frozen=True)
+class Complaint:
+    """An open complaint, as an admin needs to see it."""
+
+    order: str
+    slug: str
+    total: int  # what its escrow holds
+    buyer: str
+    reason: str
+    since: datetime
+    status_before: str  # paid (not shipped) or shipped, as far as the record tells
+
+
 class Escrow:
-    def __init__(self, db: Database, clock: Clock, *, fee_bps: int = 0) -> None:
+    def __init__(self, db: Database, clock: Clock, *, fee_bps: int = 0,
+                 admins: Sequence[tuple[str, str]] = ()) -> None:
         self._db = db
         self._clock = clock
         self.fee_bps = fee_bps
+        self._admins = list(admins)
 
     # --- paying -----------------------------------------------------------------------------------------
 
@@ -157,6 +175,82 @@ class Escrow:
                                   {**params, "buyer": await _buyer(session, order)}, now,
                                   dedupe_key=f"order-refunded-owner:{order.id}")
             return await _view(session, order.id)
+
+    # --- complaints -------------------------------------------------------------------------------------
+
+    async def complain(self, user_id: int, code: str, reason: str) -> OrderView:
+        """KOMPLAIN <pesanan> <alasan>: before release, the buyer freezes the escrow; the jastiper and the admins
+        are told. Nothing moves the money from here but an admin's decision."""
+        now = self._clock.now()
+        why = clean_text(reason, REASON_LENGTH)
+        if not why:
+            raise UserInputError("usage_komplain")
+        async with self._db.write() as session:
+            order, trip = await _order_and_trip(session, code)
+            if order.user_id != user_id:
+                raise UserInputError("order_not_found", order=code.upper())
+            self._require_otomatis(order)
+            if order.status == OrderStatus.DISPUTED:
+                raise UserInputError("complaint_already_open", order=order_code(order.id))
+            escrow = ledger.escrow(order.id, order.user_id)
+            await ledger.accounts(session, [escrow], now)  # accounts first, then the order (one lock order)
+            if not await self._move(session, order, "complain", now, complaint=why, complained_at=now):
+                raise UserInputError("complaint_not_possible", order=order_code(order.id),
+                                     order_state=order.status)
+            params = {"order": order_code(order.id), "slug": trip.slug, "total": order.total, "reason": why,
+                      "buyer": await _buyer(session, order)}
+            await notify_user(session, trip.owner_id, "order_complaint_owner", params, now,
+                              dedupe_key=f"order-complaint-owner:{order.id}")
+            await queue_notices(session, [
+                notice_row(channel=channel, chat_id=chat_id, language="id", template="admin_complaint_new",
+                           params=params, now=now, dedupe_key=f"admin:complaint:{order.id}:{channel}:{chat_id}")
+                for channel, chat_id in self._admins])
+            return await _view(session, order.id)
+
+    async def open_complaints(self, limit: int = 20) -> list[Complaint]:
+        async with self._db.read() as session:
+            rows = (await session.execute(
+                select(Order, Trip.slug, Participant.name).join(Trip, Trip.id == Order.trip_id)
+                .outerjoin(Participant, (Participant.trip_id == Order.trip_id) & (Participant.user_id == Order.user_id))
+                .where(Order.status == OrderStatus.DISPUTED).order_by(Order.complained_at).limit(limit))).all()
+        return [Complaint(order_code(o.id), slug, o.total, name or "-", o.complaint or "-",
+                          o.complained_at or o.updated_at, "shipped" if o.shipped_at else "confirmed")
+                for o, slug, name in rows]
+
+    async def settle_complaint(self, admin_id: int, code: str, *, refund: int, reason: str) -> tuple[int, int]:
+        """An admin decides a complaint: `refund` (0 … all) goes back to the buyer's wallet, the rest is released
+        to the jastiper (fee on the released part only). Recorded with who and why. Returns (refunded, released)."""
+        now = self._clock.now()
+        why = clean_text(reason, REASON_LENGTH)
+        if not why:
+            raise UserInputError("admin_reason_required")
+        async with self._db.write() as session:
+            order, trip = await _order_and_trip(session, code)
+            escrow, wallet = ledger.escrow(order.id, order.user_id), ledger.wallet(order.user_id)
+            earnings = ledger.earnings(trip.owner_id)
+            known = await ledger.accounts(session, [escrow, wallet, earnings], now)
+            amount = known[escrow].balance
+            if not 0 <= refund <= amount:
+                raise UserInputError("complaint_refund_too_much", order=order_code(order.id), total=amount)
+            event: OrderEvent = "settle_refund" if refund == amount else "settle_release"
+            if not await self._move(session, order, event, now, closed_at=now):
+                raise UserInputError("complaint_not_open", order=order_code(order.id), order_state=order.status)
+            fee, rest = release_split(amount - refund, self.fee_bps)
+            await ledger.post(session, [
+                ledger.Move(f"order:{order.id}:refund", escrow, wallet, refund, "order-refund"),
+                ledger.Move(f"order:{order.id}:fee", escrow, ledger.REVENUE, fee, "order-fee"),
+                ledger.Move(f"order:{order.id}:release", escrow, earnings, rest, "order-release"),
+            ], now, known)
+            await _close(session, known[escrow])
+            session.add(AdminAction(admin_id=admin_id, action="complaint", target=order_code(order.id),
+                                    amount=refund, reason=why, created_at=now))
+            params = {"order": order_code(order.id), "slug": trip.slug, "refund": refund, "earned": rest,
+                      "fee": fee, "reason": why}
+            await notify_user(session, order.user_id, "order_complaint_settled_buyer", params, now,
+                              dedupe_key=f"order-complaint-settled:{order.id}")
+            await notify_user(session, trip.owner_id, "order_complaint_settled_owner", params, now,
+                              dedupe_key=f"order-complaint-settled-owner:{order.id}")
+            return refund, rest + fee
 
     # --- helpers ----------------------------------------------------------------------------------------
 

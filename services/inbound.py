@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, tuple_, update
+from sqlalchemy import bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.batcher import WriteBatcher
@@ -15,7 +15,7 @@ from services.clock import Clock
 from services.wallet import UserView, user_views
 from storage.db import Database
 from storage.models import InboundUpdate, User
-from storage.queries import insert_or_skip
+from storage.queries import insert_or_skip, pairs_in
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ class Inbounds:
         )
         rows = list((await session.execute(
             update(User)
-            .where(tuple_(User.channel, User.external_id).in_(list(people)))
+            .where(pairs_in(User.channel, User.external_id, people))
             .values(last_inbound_at=now)
             .returning(User)
         )).scalars())

@@ -72,6 +72,7 @@ class OrderStatus(StrEnum):
     EXPIRED = "expired"
     RECEIVED = "received"  # otomatis: the buyer got it (or the auto-release came); the escrow went to the jastiper
     REFUNDED = "refunded"  # otomatis: a paid order rejected or cancelled; the escrow went back to the buyer
+    DISPUTED = "disputed"  # otomatis: the buyer complained before release; the escrow is frozen for an admin
 
 
 class BroadcastStatus(StrEnum):

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import case, func, select, tuple_
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.elements import ColumnElement
@@ -30,7 +30,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from services.errors import InsufficientFunds, LedgerConflict
 from services.kinds import CREDIT_NORMAL, DERIVED, AccountKind
 from storage.models import Account, Transfer
-from storage.queries import dialect_of, insert_or_skip
+from storage.queries import dialect_of, insert_or_skip, pairs_in
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ async def _read_accounts(session: AsyncSession, refs: list[Ref], *, lock: bool) 
     for keys, with_lock in groups:
         if not keys:
             continue
-        query = select(Account).where(tuple_(Account.kind, Account.key).in_(keys)).order_by(Account.id)
+        query = select(Account).where(pairs_in(Account.kind, Account.key, keys)).order_by(Account.id)
         if with_lock:
             # populate_existing: an account loaded earlier in this transaction is refreshed with what the lock saw
             query = query.with_for_update().execution_options(populate_existing=True)

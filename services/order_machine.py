@@ -8,6 +8,9 @@ taps move an order once) and for the effects of the move.
     confirmed      -          -              -         -        shipped -         -       -         -        refunded
     shipped        -          -              -         -        -       -         -       -         received -
     (proof_sub. = proof_submitted)
+    confirmed, shipped --complain--> disputed (the escrow is frozen: no receipt, auto-release or refund by
+    either side); disputed --settle_release--> received (an admin releases it, or part of it after refunding
+    the rest); disputed --settle_refund--> refunded (an admin refunds it all)
     rejected, cancelled, expired, received, refunded: final (nothing moves them)
 
 Manual trips use proof / confirm (the jastiper checks a transfer by eye); otomatis trips use pay (money arrived in
@@ -25,11 +28,11 @@ from typing import Literal
 from services.kinds import OrderStatus
 
 OrderEvent = Literal["proof", "proof_rejected", "confirm", "reject", "ship", "cancel", "expire", "pay", "receive",
-                     "refund"]
+                     "refund", "complain", "settle_release", "settle_refund"]
 EVENTS: tuple[OrderEvent, ...] = ("proof", "proof_rejected", "confirm", "reject", "ship", "cancel", "expire", "pay",
-                                  "receive", "refund")
+                                  "receive", "refund", "complain", "settle_release", "settle_refund")
 MANUAL_ONLY = frozenset({"proof", "proof_rejected", "confirm"})
-ESCROW_ONLY = frozenset({"pay", "receive", "refund"})
+ESCROW_ONLY = frozenset({"pay", "receive", "refund", "complain", "settle_release", "settle_refund"})
 
 P, S, C = OrderStatus.PENDING, OrderStatus.PROOF_SUBMITTED, OrderStatus.CONFIRMED
 TRANSITIONS: dict[tuple[OrderStatus, OrderEvent], OrderStatus] = {
@@ -43,6 +46,9 @@ TRANSITIONS: dict[tuple[OrderStatus, OrderEvent], OrderStatus] = {
     (P, "pay"): C,
     (OrderStatus.SHIPPED, "receive"): OrderStatus.RECEIVED,
     (C, "refund"): OrderStatus.REFUNDED,
+    (C, "complain"): OrderStatus.DISPUTED, (OrderStatus.SHIPPED, "complain"): OrderStatus.DISPUTED,
+    (OrderStatus.DISPUTED, "settle_release"): OrderStatus.RECEIVED,
+    (OrderStatus.DISPUTED, "settle_refund"): OrderStatus.REFUNDED,
 }
 RELEASES_STOCK = frozenset({OrderStatus.REJECTED, OrderStatus.CANCELLED, OrderStatus.EXPIRED, OrderStatus.REFUNDED})
 FINAL = frozenset(set(OrderStatus) - {state for state, _ in TRANSITIONS})

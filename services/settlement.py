@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, tuple_, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services import ledger
@@ -37,7 +37,7 @@ from services.payment_machine import ADMIN_EVENTS, IN_SUSPENSE, Event, Funds, No
 from services.payments import CallbackAnswer, Notification, PaymentGateway
 from storage.db import Database
 from storage.models import Account, AdminAction, GatewayEvent, Payment, User
-from storage.queries import dialect_of
+from storage.queries import dialect_of, pairs_in
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +206,7 @@ class Settlement:
         stored = set(
             (await session.execute(
                 select(GatewayEvent.gateway, GatewayEvent.event_key)
-                .where(tuple_(GatewayEvent.gateway, GatewayEvent.event_key).in_(list(keys)))
+                .where(pairs_in(GatewayEvent.gateway, GatewayEvent.event_key, keys))
             )).all()
         )
         moves: list[ledger.Move] = []
@@ -290,7 +290,9 @@ class Settlement:
             refs.add(ledger.SUSPENSE)  # locked only when needed: every settling batch would queue on it
         orders: dict[int, int] = {}
         for payment, kind, key, owner, *_ in rows:
-            refs |= {ledger.wallet(payment.user_id), ledger.receivable(payment.user_id)}
+            # The gateway's (derived, never locked) account too: read here, not again when the moves are posted.
+            refs |= {ledger.wallet(payment.user_id), ledger.receivable(payment.user_id),
+                     ledger.gateway(payment.gateway)}
             if kind is not None:
                 refs.add(ledger.Ref(AccountKind(kind), key, owner))
             if payment.jastip_order_id is not None:

@@ -346,6 +346,8 @@ class Order(Base):
     shipped_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     release_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)  # escrow released/refunded
+    complaint: Mapped[str | None] = mapped_column(Text, nullable=True)  # KOMPLAIN: why the buyer froze the escrow
+    complained_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class Broadcast(Base):

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, cast
 
-from sqlalchemy import Table
+from sqlalchemy import Table, and_, false, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningInsert
+from sqlalchemy.sql.elements import ColumnElement
 
 
 def dialect_of(session: AsyncSession) -> str:
@@ -34,3 +36,14 @@ def rows_changed(result: Result[Any]) -> int:
     """How many rows an UPDATE or DELETE matched (the conditional updates' "did I win")."""
     # Always a CursorResult for DML; cast rather than test, so that anything else fails loudly, never as "0 rows".
     return int(cast(CursorResult[Any], result).rowcount)
+
+
+def pairs_in(first: Any, second: Any, pairs: Iterable[tuple[Any, Any]]) -> ColumnElement[bool]:
+    """`(first, second) IN (pairs)` written as one `first = a AND second IN (...)` per distinct `a`: SQLite scans
+    the whole table for a row-value IN list, but searches a (first, second) index for each of these."""
+    grouped: dict[Any, list[Any]] = {}
+    for a, b in pairs:
+        grouped.setdefault(a, []).append(b)
+    if not grouped:
+        return false()
+    return or_(*(and_(first == a, second.in_(bs)) for a, bs in grouped.items()))

@@ -180,16 +180,19 @@ def test_a_refund_after_the_money_was_spent_takes_what_is_there_and_books_the_re
 
 Od = OrderStatus
 ORDER_TABLE: dict[OrderStatus, tuple] = {
-    # columns: proof, proof_rejected, confirm, reject, ship, cancel, expire, pay, receive, refund
-    Od.PENDING: (Od.PROOF_SUBMITTED, _, Od.CONFIRMED, Od.REJECTED, _, Od.CANCELLED, Od.EXPIRED, Od.CONFIRMED, _, _),
-    Od.PROOF_SUBMITTED: (Od.PROOF_SUBMITTED, Od.PENDING, Od.CONFIRMED, Od.REJECTED, _, _, _, _, _, _),
-    Od.CONFIRMED: (_, _, _, _, Od.SHIPPED, _, _, _, _, Od.REFUNDED),
-    Od.SHIPPED: (_, _, _, _, _, _, _, _, Od.RECEIVED, _),
-    Od.REJECTED: (_, _, _, _, _, _, _, _, _, _),
-    Od.CANCELLED: (_, _, _, _, _, _, _, _, _, _),
-    Od.EXPIRED: (_, _, _, _, _, _, _, _, _, _),
-    Od.RECEIVED: (_, _, _, _, _, _, _, _, _, _),
-    Od.REFUNDED: (_, _, _, _, _, _, _, _, _, _),
+    # columns: proof, proof_rejected, confirm, reject, ship, cancel, expire, pay, receive, refund, complain,
+    #          settle_release, settle_refund
+    Od.PENDING: (Od.PROOF_SUBMITTED, _, Od.CONFIRMED, Od.REJECTED, _, Od.CANCELLED, Od.EXPIRED, Od.CONFIRMED, _, _,
+                 _, _, _),
+    Od.PROOF_SUBMITTED: (Od.PROOF_SUBMITTED, Od.PENDING, Od.CONFIRMED, Od.REJECTED, _, _, _, _, _, _, _, _, _),
+    Od.CONFIRMED: (_, _, _, _, Od.SHIPPED, _, _, _, _, Od.REFUNDED, Od.DISPUTED, _, _),
+    Od.SHIPPED: (_, _, _, _, _, _, _, _, Od.RECEIVED, _, Od.DISPUTED, _, _),
+    Od.DISPUTED: (_, _, _, _, _, _, _, _, _, _, _, Od.RECEIVED, Od.REFUNDED),
+    Od.REJECTED: (_,) * 13,
+    Od.CANCELLED: (_,) * 13,
+    Od.EXPIRED: (_,) * 13,
+    Od.RECEIVED: (_,) * 13,
+    Od.REFUNDED: (_,) * 13,
 }
 
 
@@ -206,7 +209,8 @@ def test_only_orders_that_end_without_being_bought_give_their_stock_back():
 
 @pytest.mark.parametrize("event", order_machine.EVENTS)
 def test_manual_orders_never_take_escrow_events_and_otomatis_orders_never_take_proofs(event):
-    assert order_machine.applies(event, "manual") == (event not in ("pay", "receive", "refund"))
+    assert order_machine.applies(event, "manual") == (
+        event not in ("pay", "receive", "refund", "complain", "settle_release", "settle_refund"))
     assert order_machine.applies(event, "otomatis") == (event not in ("proof", "proof_rejected", "confirm"))
 
 

@@ -17,7 +17,7 @@ depends_on = None
 
 When = sa.DateTime(timezone=True)
 STATUSES = ("pending", "proof_submitted", "confirmed", "rejected", "shipped", "cancelled", "expired", "received",
-            "refunded")
+            "refunded", "disputed")
 
 
 def upgrade() -> None:
@@ -27,6 +27,8 @@ def upgrade() -> None:
         batch.add_column(sa.Column("shipped_at", When))
         batch.add_column(sa.Column("release_at", When))
         batch.add_column(sa.Column("closed_at", When))
+        batch.add_column(sa.Column("complaint", sa.Text))
+        batch.add_column(sa.Column("complained_at", When))
         batch.drop_constraint("ck_orders_status", type_="check")
         batch.create_check_constraint("ck_orders_status", "status IN (" + ",".join(f"'{s}'" for s in STATUSES) + ")")
         batch.create_check_constraint("ck_orders_payment_mode", "payment_mode IN ('manual','otomatis')")
