@@ -256,3 +256,52 @@ async def test_an_order_keeps_the_payment_mode_its_trip_had_when_it_was_placed(t
     async with db.write() as session:  # the expiry sweep still works on otomatis orders
         await session.execute(update(Order).values(expires_at=trip.clock.now()))
     assert await trip.orders.expire_due() == 2
+
+
+async def test_a_complaint_freezes_the_escrow_until_an_admin_splits_it(trip, db, clock):
+    escrow = Escrow(db, clock, fee_bps=250, admins=[("telegram", "9001")])
+    code = await trip.order(2)
+    await escrow.pay_from_wallet(trip.buyer, code)
+    await trip.orders.owner_move(trip.owner, code, "ship", "JNE 1")
+    frozen = await escrow.complain(trip.buyer, code, "satu barang rusak")
+    assert frozen.status == "disputed"
+    with pytest.raises(UserInputError) as receipt:
+        await escrow.receive(trip.buyer, code)
+    assert receipt.value.key == "order_receive_not_shipped"
+    clock.advance(days=30)
+    assert await escrow.release_due() == 0  # frozen: no auto-release
+    async with db.read() as session:
+        notices = (await session.execute(select(OutboxMessage.template, OutboxMessage.chat_id))).all()
+    assert ("admin_complaint_new", "9001") in notices and any(t == "order_complaint_owner" for t, _ in notices)
+    assert [c.order for c in await escrow.open_complaints()] == [code]
+    with pytest.raises(UserInputError) as too_much:
+        await escrow.settle_complaint(trip.owner, code, refund=2 * PRICE + 1, reason="x")
+    assert too_much.value.key == "complaint_refund_too_much"
+    refunded, released = await escrow.settle_complaint(trip.owner, code, refund=PRICE, reason="satu rusak")
+    assert (refunded, released) == (PRICE, PRICE)
+    fee = PRICE * 250 // 10_000  # on the released part only
+    assert await balance(db, ledger.wallet(trip.buyer)) == 1_000_000 - PRICE
+    assert await balance(db, ledger.earnings(trip.owner)) == PRICE - fee and await revenue(db) == fee
+    assert (await trip.orders.mine(trip.buyer))[0].status == "received"
+    assert await escrow.open_complaints() == []
+    with pytest.raises(UserInputError) as again:
+        await escrow.settle_complaint(trip.owner, code, refund=0, reason="x")
+    assert again.value.key == "complaint_not_open"
+    await assert_books_hold(db)
+
+
+async def test_receipt_and_a_complaint_sent_at_once_end_in_exactly_one(trip, db, fresh_db_url, clock):
+    code = await trip.order()
+    await trip.escrow.pay_from_wallet(trip.buyer, code)
+    await trip.orders.owner_move(trip.owner, code, "ship", "JNE 1")
+    other = Database(fresh_db_url)
+    try:
+        received, complained = await asyncio.gather(
+            trip.escrow.receive(trip.buyer, code), Escrow(other, clock).complain(trip.buyer, code, "rusak"),
+            return_exceptions=True)
+    finally:
+        await other.close()
+    assert isinstance(received, Exception) != isinstance(complained, Exception), (received, complained)
+    status = (await trip.orders.mine(trip.buyer))[0].status
+    escrowed = await balance(db, ledger.escrow(int(code[1:]), trip.buyer))
+    assert (status, escrowed) in (("received", 0), ("disputed", PRICE))

@@ -1,8 +1,9 @@
 """Money is conserved through any sequence of what people do with otomatis orders: hypothesis drives random
 sequences of ordering, paying (early, twice, short), shipping, receipt, auto-release, refunds by the jastiper,
-cancellations by the buyer, expiry and top-ups against a real SQLite database; after every step the books hold,
-money is neither made nor lost, every closed escrow is empty, no order is both released and refunded, and each
-order's escrow holds exactly what its state says. (Races between two engines are separate tests in
+cancellations by the buyer, complaints and an admin's release / refund / split, expiry and top-ups against a
+real SQLite database; after every step the books hold, money is neither made nor lost, every closed escrow is
+empty, what left an escrow adds up to what came in (a refunded order released nothing), and each order's escrow
+holds exactly what its state says. (Races between two engines are separate tests in
 test_escrow.py, on both databases.)"""
 
 from __future__ import annotations
@@ -152,6 +153,25 @@ class OtomatisOrders(RuleBasedStateMachine):
         code, _ = self._order(data, "pending")
         self.attempt(self.orders.owner_move(self.ids["tina"], code, "reject", "x"))
 
+    @precondition(lambda self: self.codes)
+    @rule(data=st.data())
+    def buyer_complains(self, data) -> None:
+        code, buyer = self._order(data, "confirmed", "shipped")
+        self.attempt(self.escrow.complain(buyer, code, "barang rusak"))
+
+    @precondition(lambda self: self.codes)
+    @rule(data=st.data(), share=st.sampled_from([0, 1, 2, 3, 4]))
+    def admin_settles(self, data, share: int) -> None:
+        """Release (0), refund all (4) or a split: `share` quarters of the order's total back to the buyer."""
+        code, _ = self._order(data, "disputed")
+        total = self.run(self._total(code))
+        self.attempt(self.escrow.settle_complaint(self.ids["tina"], code, refund=total * share // 4,
+                                                  reason="diputuskan"))
+
+    async def _total(self, code: str) -> int:
+        async with self.db.read() as session:
+            return int(await session.scalar(select(Order.total).where(Order.id == int(code[1:]))) or 0)
+
     @rule(hours=st.sampled_from([1, 2, 6, 25, 24 * 8]))
     def time_passes(self, hours: int) -> None:
         self.clock.advance(hours=hours)
@@ -185,16 +205,29 @@ class OtomatisOrders(RuleBasedStateMachine):
         orders, escrows = self.run(read())
         for order_id, status, total in orders:
             inside = int(escrows.get(str(order_id), 0))
-            expected = total if status in ("confirmed", "shipped") else 0
+            expected = total if status in ("confirmed", "shipped", "disputed") else 0
             assert inside == expected, (order_code(order_id), status, inside, total)
         self.run(self._no_order_both_released_and_refunded())
 
     async def _no_order_both_released_and_refunded(self) -> None:
+        """What leaves an escrow adds up to what came in, and a refunded order released nothing (only an admin's
+        split both refunds and releases, and that order ends received)."""
         async with self.db.read() as session:
-            refs = (await session.scalars(select(Transfer.reference).where(
-                Transfer.kind.in_(("order-release", "order-refund"))))).all()
-        ends = [r.rsplit(":", 1)[0] for r in refs]
-        assert len(ends) == len(set(ends)), refs
+            rows = (await session.execute(select(Transfer.reference, Transfer.amount).where(
+                Transfer.kind.in_(("order-release", "order-refund", "order-fee"))))).all()
+            orders = {order_code(i): (status, total) for i, status, total in (await session.execute(
+                select(Order.id, Order.status, Order.total))).all()}
+        out: dict[str, dict[str, int]] = {}
+        for reference, amount in rows:
+            _, order_id, what = reference.split(":")
+            out.setdefault(f"P{order_id}", {})[what] = amount
+        for code, parts in out.items():
+            status, total = orders[code]
+            assert sum(parts.values()) == total, (code, status, parts)
+            if status == "refunded":
+                assert set(parts) == {"refund"}, (code, parts)
+            else:
+                assert status == "received", (code, status, parts)
 
 
 OtomatisOrders.TestCase.settings = settings(max_examples=40, stateful_step_count=50, deadline=None)

@@ -348,3 +348,40 @@ async def test_an_otomatis_order_is_paid_shipped_and_released_between_telegram_a
         await chat.tg(JASTIPER, "SALDO")
         await wait_for(lambda: any("Penghasilan dari pesanan yang sudah diterima pembeli: Rp100.000" in t
                                    for t in bot.texts_to(JASTIPER)))
+
+
+async def test_the_shipping_notice_goes_as_its_template_when_the_buyer_wrote_days_ago(
+        tmp_path, fresh_db_url, bot, graph):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from services import ledger
+    from storage.models import User
+
+    config = chat_config(bot, graph, templates={"order_shipped_escrow": "pesanan_dikirim_dana_ditahan"})
+    async with AppUnderTest(tmp_path, fresh_db_url, config) as app:
+        chat = Chat(app)
+        await chat.tg(JASTIPER, "TRIP BARU oto02 Jastip Otomatis | 2099-12-31 20:00")
+        await chat.tg(JASTIPER, "PRODUK oto02 KK1 100rb 3 KitKat Matcha")
+        await chat.tg(JASTIPER, "PEMBAYARAN oto02 otomatis")
+        await wait_for(lambda: any("dibayar lewat Titip" in t for t in bot.texts_to(JASTIPER)))
+        await chat.wa_text("JOIN oto02 | Nama: Siti")
+        await wait_for(lambda: any("Kamu ikut trip" in t for t in graph.texts_to(WA_BUYER)))
+        buyer = (await app.runtime.services.inbound.register(
+            channel="whatsapp", external_id=WA_BUYER, display_name="Siti", update_key=None)).user.id
+        async with app.runtime.db.write() as session:
+            await ledger.post(session, [ledger.Move("test-fund", ledger.ADJUSTMENT, ledger.wallet(buyer), 100_000,
+                                                    "adjust")], app.runtime.clock.now())
+        await chat.wa_text("PESAN KK1 1")
+        await wait_for(lambda: any("dari saldo" in t for t in graph.texts_to(WA_BUYER)))
+        await chat.wa(button_update(WA_BUYER, "ord:payok:P1", "Ya, bayar", f"wamid.o{chat.next_id()}"))
+        await wait_for(lambda: any("Pesanan P1 lunas" in t for t in graph.texts_to(WA_BUYER)))
+        async with app.runtime.db.write() as session:  # Siti last wrote three days ago: the window is closed
+            await session.execute(update(User).where(User.id == buyer).values(
+                last_inbound_at=app.runtime.clock.now() - timedelta(days=3)))
+        await chat.tg(JASTIPER, "KIRIM P1 JNE 777")
+        await wait_for(lambda: "template:pesanan_dikirim_dana_ditahan" in graph.texts_to(WA_BUYER))
+        template = next(m for m in graph.messages if m.get("type") == "template")["template"]
+        values = [p["text"] for p in template["components"][0]["parameters"]]
+        assert values[:4] == ["P1", "oto02", "Rp100.000", "JNE 777"] and values[4].endswith("WIB")

@@ -108,3 +108,35 @@ async def test_riwayat_names_order_payments_releases_and_refunds_by_their_order(
         assert "bayar pesanan P1 (disimpan Titip)" in history and "pengembalian dana pesanan P2" in history
         earned = (await v.ask("tina", "riwayat", "Transaksi terakhir"))["text"]
         assert "dana pesanan P1 diteruskan" in earned
+
+
+async def test_a_complaint_reaches_the_jastiper_and_an_admin_who_splits_the_money(tmp_path, fresh_db_url):
+    async with AppUnderTest(tmp_path, fresh_db_url, CONFIG) as app, Visitor(app.url) as v:
+        await v.ask("tina", "TRIP BARU jpn25 Jastip Jepang | 2099-12-31 20:00", "Trip jpn25 dibuat")
+        await v.ask("tina", "PRODUK jpn25 KK1 100rb 5 KitKat Matcha", "Produk KK1 ditambahkan")
+        await v.ask("tina", "PEMBAYARAN jpn25 otomatis", "dibayar lewat Titip")
+        await v.ask("siti", "JOIN jpn25 | Nama: Siti", "Kamu ikut trip")
+        bill = await v.ask("siti", "topup 200rb", "Tagihan top up Rp200.000")
+        await pay_in_sandbox(app, button(bill, "Bayar")["url"])
+        await v.reply_with("siti", "Saldo bertambah Rp200.000")
+        choice = await v.ask("siti", "PESAN KK1 2", "dari saldo")
+        ask = await v.tap_and_wait("siti", button(choice, "Bayar dari saldo"), "Bayar pesanan P1")
+        await v.tap_and_wait("siti", button(ask, "Ya, bayar"), "P1 lunas")
+        await v.ask("tina", "KIRIM P1 JNE 1", "P1 ditandai dikirim")
+
+        usage = await v.ask("siti", "KOMPLAIN P1", "Format: KOMPLAIN")
+        assert "contoh" in usage["text"]
+        await v.ask("siti", "KOMPLAIN P1 satu kotak penyok", "Dana Rp200.000 ditahan")
+        await v.reply_with("tina", "komplain pesanan P1", "satu kotak penyok")
+        dashboard = await v.ask("admin", "ADMIN", "Komplain terbuka: 1")
+        assert "Ringkasan" in dashboard["text"]
+        listed = await v.ask("admin", "ADMIN KOMPLAIN", "P1 (jpn25)")
+        assert "satu kotak penyok" in listed["text"] and "ADMIN KOMPLAIN <pesanan> lepas" in listed["text"]
+        done = await v.ask("admin", "ADMIN KOMPLAIN P1 bagi 50rb satu kotak penyok, dikembalikan separuh",
+                           "Komplain P1 diputuskan")
+        assert "Rp50.000 dikembalikan" in done["text"] and "Rp150.000 dilepas" in done["text"]
+        await v.reply_with("siti", "Rp50.000 kembali ke saldomu", "Rp142.500 diteruskan")
+        await v.reply_with("tina", "Rp142.500 masuk ke penghasilanmu", "biaya Titip Rp7.500")
+        assert "Tidak ada komplain terbuka" in (await v.ask("admin", "ADMIN KOMPLAIN", "komplain"))["text"]
+        refused = await v.ask("siti", "ADMIN KOMPLAIN", "")
+        assert "Komplain" not in refused["text"]  # not an admin: the support hint
