@@ -296,7 +296,8 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
         support_contact=settings.support.contact,
         admin=admin_service,
         public=PublicPages(db, clock),
-        escrow=Escrow(db, clock, fee_bps=settings.escrow.fee_bps, admins=admins),
+        escrow=Escrow(db, clock, fee_bps=settings.escrow.fee_bps, extend_days=settings.escrow.extend_days,
+                      admins=admins),
     )
     metrics = Metrics()
     delivery = Delivery(on_wait=metrics.observe_wait)
@@ -354,7 +355,7 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
                             lease_s=r.lease_s)
     jobs = Supervisor()
     sweep = JastipSweep(services.trips, services.orders, services.broadcasts, signals.notices_queued,
-                        escrow=services.escrow)
+                        escrow=services.escrow, proof_retention_days=settings.jastip.proof_retention_days)
     jobs.add("jastip-sweep", settings.jastip.sweep_interval_s, sweep.run)
     if r.enabled:
         jobs.add("reconcile", r.interval_s, reconciler.run_logged)

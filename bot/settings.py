@@ -221,6 +221,7 @@ class JastipSettings(BaseModel):
     sweep_interval_s: float = 30.0
     media_dir: str = "data/media"  # payment proofs, shared by both channels
     max_photo_bytes: int = 5_000_000
+    proof_retention_days: float = Field(180.0, gt=0)  # payment proofs are deleted this long after their order moved
 
 
 class EscrowSettings(BaseModel):
@@ -228,6 +229,7 @@ class EscrowSettings(BaseModel):
 
     fee_bps: int = Field(0, ge=0, le=10_000)  # the platform's fee on a released escrow, in basis points
     auto_release_days: float = Field(7.0, gt=0)  # after KIRIM, the escrow goes to the jastiper by itself
+    extend_days: float = Field(7.0, gt=0)  # BELUMSAMPAI moves the auto-release this much later, once
 
 
 class ReconcileSettings(BaseModel):

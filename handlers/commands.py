@@ -78,6 +78,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("terima", ("terima", "diterima", "received"), orders.terima, Role.BUYER, help="help_terima"),
     CommandSpec("komplain", ("komplain", "complain", "complaint", "keluhan"), orders.komplain, Role.BUYER,
                 help="help_komplain"),
+    CommandSpec("belumsampai", ("belumsampai", "belum sampai", "not arrived"), orders.belumsampai, Role.BUYER,
+                help="help_belumsampai"),
     CommandSpec("stop", ("stop", "berhenti", "unsubscribe"), trips.stop, Role.BUYER, help="help_stop"),
     # Jastip: jastipers
     CommandSpec("trip", ("trip", "trips"), trips.trip, Role.JASTIPER, help="help_trip", menu="menu_trip"),
@@ -96,6 +98,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("buka", ("buka", "open", "reopen"), trips.buka, Role.JASTIPER, help="help_buka"),
     CommandSpec("deadline", ("deadline",), trips.deadline, Role.JASTIPER, help="help_deadline"),
     CommandSpec("profil", ("profil", "profile"), trips.profil, Role.JASTIPER, help="help_profil"),
+    CommandSpec("batalkan", ("batalkan", "cancel trip"), orders.batalkan, Role.JASTIPER, help="help_batalkan"),
 )
 
 BUTTONS: tuple[ButtonSpec, ...] = (

@@ -130,6 +130,34 @@ async def komplain(services: Services, user: UserView, t: Translator, args: str)
     return [OutgoingMessage(t("complaint_received", order=frozen.code, total=frozen.total))]
 
 
+async def belumsampai(services: Services, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:
+    """BELUMSAMPAI <pesanan> → the auto-release moves `escrow.extend_days` later, once; the jastiper is told."""
+    code = args.split()[0] if args.split() else ""
+    if not looks_like_order_code(code) or services.escrow is None:
+        raise usage("belumsampai")
+    return _extended(t, await services.escrow.extend(user.id, code))
+
+
+def _extended(t: Translator, order: OrderView) -> list[OutgoingMessage]:
+    until = local_time(order.release_at) if order.release_at else "-"
+    return [OutgoingMessage(t("order_extended", order=order.code, release_at=until))]
+
+
+async def batalkan(services: Services, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:
+    """BATALKAN <slug> <alasan> → asks with a button, then cancels the trip: paid otomatis orders refunded,
+    unpaid ones cancelled, stock back, trip closed."""
+    slug, _, reason = args.strip().partition(" ")
+    if not slug or not reason.strip():
+        raise usage("batalkan")
+    trip = await services.trips.find(slug)
+    if trip is None or trip.owner_id != user.id:
+        raise UserInputError("trip_not_owner" if trip else "trip_not_found", slug=slug.lower()[:10])
+    data = f"ord:bk:{trip.slug}:{reason.strip()[:40]}"
+    return [OutgoingMessage(t("trip_cancel_ask", slug=trip.slug, title=trip.title, orders=trip.orders),
+                            buttons=((Button(t("btn_trip_cancel_yes"), data=data),
+                                      Button(t("btn_no"), data=f"ord:keep:{trip.slug}")),))]
+
+
 async def terima(services: Services, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:
     """TERIMA <pesanan> → asks "Ya, sudah diterima" before the escrow is released (never without a code)."""
     code = args.split()[0] if args.split() else ""
@@ -171,6 +199,19 @@ def _owner_action(action: str, command: str):
             raise usage(command)
         if action == "reject":
             found = await services.orders.of_trip_order(user.id, code)
+            part, _, rest = note.strip().partition(" ")
+            if (found is not None and found.payment_mode == "otomatis" and found.status == "confirmed"
+                    and part.lower().startswith("x") and part[1:].isdigit()):
+                count = int(part[1:])
+                if count < found.quantity:  # x<all> is the whole order: the confirmation below
+                    unit = found.total // found.quantity
+                    return [OutgoingMessage(
+                        t("order_part_refund_ask", order=found.code, quantity=count, of=found.quantity,
+                          name=found.product_name, refund=count * unit),
+                        buttons=((Button(t("btn_part_refund_yes", quantity=count), data=f"ord:rp:{found.code}:"
+                                         f"{count}:{rest.strip()[:30]}"),
+                                  Button(t("btn_no"), data=f"ord:keep:{found.code}")),))]
+                note = rest
             if found is not None and found.payment_mode == "otomatis" and found.status == "confirmed":
                 reason = note.strip()[:40]
                 return [OutgoingMessage(t("order_refund_ask", order=found.code, total=found.total,
@@ -270,6 +311,19 @@ async def order_button(services: Services, user: UserView, t: Translator, value:
     if action == "rf":
         refunded = await escrow.refund(user.id, code, as_owner=True, reason=reason or None)
         return [OutgoingMessage(t("order_refund_done", order=refunded.code, total=refunded.total))]
+    if action == "ext":
+        return _extended(t, await escrow.extend(user.id, code))
+    if action == "rp":  # a part refused: ord:rp:<code>:<quantity>:<reason>
+        count_text, _, why = reason.partition(":")
+        part = await escrow.refund_part(user.id, code, int(count_text) if count_text.isdigit() else 0, why or None)
+        return [OutgoingMessage(t("order_part_refund_done", order=part.code, quantity=int(count_text),
+                                  total=part.total))]
+    if action == "bk":  # ord:bk:<slug>:<reason>
+        refunded, cancelled, left = await escrow.cancel_trip(user.id, code, reason or "-")
+        return [OutgoingMessage(t("trip_cancel_done", slug=code.lower(), refunded=refunded, cancelled=cancelled,
+                                  left=left))]
     if action == "keep":
+        if not looks_like_order_code(code):
+            return [OutgoingMessage(t("trip_kept", slug=code.lower()))]
         return [OutgoingMessage(t("order_kept", order=code))]
     raise usage("pesanan")

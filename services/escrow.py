@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,6 +37,8 @@ from storage.queries import rows_changed
 
 log = logging.getLogger(__name__)
 REASON_LENGTH = 300
+REMIND_BEFORE = timedelta(days=2)  # the buyer is reminded this long before the auto-release
+WIB = timezone(timedelta(hours=7))
 
 
 @dataclass(frozen=True)
@@ -53,11 +55,12 @@ class Complaint:
 
 
 class Escrow:
-    def __init__(self, db: Database, clock: Clock, *, fee_bps: int = 0,
+    def __init__(self, db: Database, clock: Clock, *, fee_bps: int = 0, extend_days: float = 7.0,
                  admins: Sequence[tuple[str, str]] = ()) -> None:
         self._db = db
         self._clock = clock
         self.fee_bps = fee_bps
+        self._extend = timedelta(days=extend_days)
         self._admins = list(admins)
 
     # --- paying -----------------------------------------------------------------------------------------
@@ -121,6 +124,50 @@ class Escrow:
             log.info("escrow: %d orders released by the auto-release", released)
         return released
 
+    async def remind_due(self) -> int:
+        """Two days before an auto-release, the buyer is asked once (per release time) whether it arrived."""
+        now = self._clock.now()
+        reminded = 0
+        async with self._db.write() as session:
+            rows = (await session.execute(
+                select(Order, Trip.slug).join(Trip, Trip.id == Order.trip_id).where(
+                    Order.status == OrderStatus.SHIPPED, Order.payment_mode == "otomatis",
+                    Order.release_at > now, Order.release_at <= now + REMIND_BEFORE).limit(500))).all()
+            for order, slug in rows:
+                assert order.release_at is not None
+                await notify_user(session, order.user_id, "order_release_soon",
+                                  {"order": order_code(order.id), "slug": slug, "total": order.total,
+                                   "release_at": _wib(order.release_at)}, now,
+                                  dedupe_key=f"order-release-soon:{order.id}:{order.release_at.isoformat()}")
+                reminded += 1
+        return reminded
+
+    async def extend(self, user_id: int, code: str) -> OrderView:
+        """BELUMSAMPAI: the goods have not arrived; the auto-release moves `extend_days` later, once per order."""
+        now = self._clock.now()
+        async with self._db.write() as session:
+            order, trip = await _order_and_trip(session, code)
+            if order.user_id != user_id:
+                raise UserInputError("order_not_found", order=code.upper())
+            self._require_otomatis(order)
+            if order.extended_at is not None:
+                raise UserInputError("order_extend_once", order=order_code(order.id))
+            moved = None
+            if order.release_at is not None:
+                moved = await session.execute(
+                    update(Order).where(Order.id == order.id, Order.status == OrderStatus.SHIPPED,
+                                        Order.extended_at.is_(None), Order.release_at == order.release_at)
+                    .values(release_at=order.release_at + self._extend, extended_at=now, updated_at=now))
+            if moved is None or rows_changed(moved) != 1:
+                raise UserInputError("order_extend_not_shipped", order=order_code(order.id),
+                                     order_state=order.status)
+            view = await _view(session, order.id)
+            assert view.release_at is not None
+            await notify_user(session, trip.owner_id, "order_extended_owner",
+                              {"order": view.code, "slug": trip.slug, "release_at": _wib(view.release_at),
+                               "buyer": await _buyer(session, order)}, now, dedupe_key=f"order-extended:{order.id}")
+            return view
+
     async def _release(self, session: AsyncSession, order: Order, trip: Trip, now: datetime, *,
                        automatic: bool) -> bool:
         escrow, earnings = ledger.escrow(order.id, order.user_id), ledger.earnings(trip.owner_id)
@@ -175,6 +222,78 @@ class Escrow:
                                   {**params, "buyer": await _buyer(session, order)}, now,
                                   dedupe_key=f"order-refunded-owner:{order.id}")
             return await _view(session, order.id)
+
+    async def refund_part(self, owner_id: int, code: str, quantity: int, reason: str | None) -> OrderView:
+        """TOLAK <pesanan> x<n>: the jastiper refuses part of a paid order (could buy fewer): n × the unit price
+        goes back to the buyer's wallet at once, the order keeps the rest, n go back to stock."""
+        now = self._clock.now()
+        note = clean_text(reason, REASON_LENGTH) or None
+        async with self._db.write() as session:
+            order, trip = await _order_and_trip(session, code)
+            require_owner(trip, owner_id)
+            self._require_otomatis(order)
+            if not 0 < quantity < order.quantity:
+                raise UserInputError("order_part_quantity", order=order_code(order.id), quantity=order.quantity)
+            escrow, wallet = ledger.escrow(order.id, order.user_id), ledger.wallet(order.user_id)
+            known = await ledger.accounts(session, [escrow, wallet], now)
+            back = quantity * order.unit_price
+            moved = await session.execute(
+                update(Order).where(Order.id == order.id, Order.status == OrderStatus.CONFIRMED,
+                                    Order.quantity == order.quantity)
+                .values(quantity=Order.quantity - quantity, total=Order.total - back, updated_at=now, note=note))
+            if rows_changed(moved) != 1:
+                raise UserInputError("order_refund_not_paid", order=order_code(order.id), order_state=order.status)
+            # One reference per remaining quantity: a repeated tap finds the order changed and moves nothing.
+            await ledger.post(session, [ledger.Move(f"order:{order.id}:part{order.quantity}", escrow, wallet, back,
+                                                    "order-refund")], now, known)
+            await session.execute(update(Product).where(Product.id == order.product_id)
+                                  .values(stock=Product.stock + quantity))
+            params = {"order": order_code(order.id), "slug": trip.slug, "quantity": quantity, "refund": back,
+                      "total": order.total - back, "note": note or "-"}
+            await notify_user(session, order.user_id, "order_part_refunded_buyer", params, now,
+                              dedupe_key=f"order-part:{order.id}:{order.quantity}")
+            return await _view(session, order.id)
+
+    async def cancel_trip(self, owner_id: int, slug: str, reason: str) -> tuple[int, int, int]:
+        """BATALKAN <slug> <alasan>: every paid, not yet shipped otomatis order is refunded, every unpaid order is
+        cancelled (stock back), the trip is closed; every buyer is told. Returns (refunded, cancelled, left) —
+        left: orders already shipped, under complaint or paid outside Titip (manual), which stay as they are."""
+        now = self._clock.now()
+        why = clean_text(reason, REASON_LENGTH)
+        if not why:
+            raise UserInputError("usage_batalkan")
+        async with self._db.write() as session:
+            trip = await session.scalar(select(Trip).where(Trip.slug == slug.lower()))
+            if trip is None:
+                raise UserInputError("trip_not_found", slug=slug.lower()[:10])
+            require_owner(trip, owner_id)
+            orders = (await session.scalars(select(Order).where(Order.trip_id == trip.id).order_by(Order.id))).all()
+            paid = [o for o in orders if o.payment_mode == "otomatis" and o.status == OrderStatus.CONFIRMED]
+            refs = [r for o in paid for r in (ledger.escrow(o.id, o.user_id), ledger.wallet(o.user_id))]
+            known = await ledger.accounts(session, refs, now)
+            refunded = cancelled = left = 0
+            for order in orders:
+                params = {"order": order_code(order.id), "slug": trip.slug, "title": trip.title, "reason": why,
+                          "total": order.total}
+                if order in paid and await self._move(session, order, "refund", now, closed_at=now, note=why):
+                    escrow = ledger.escrow(order.id, order.user_id)
+                    amount = known[escrow].balance
+                    await ledger.post(session, [ledger.Move(f"order:{order.id}:refund", escrow,
+                                                            ledger.wallet(order.user_id), amount, "order-refund")],
+                                      now, known)
+                    await _close(session, known[escrow])
+                    refunded += 1
+                    await notify_user(session, order.user_id, "trip_cancelled_refunded", {**params, "total": amount},
+                                      now, dedupe_key=f"trip-cancel:{order.id}")
+                elif order.status in sources("trip_cancel") and await self._move(session, order, "trip_cancel", now,
+                                                                                 note=why):
+                    cancelled += 1
+                    await notify_user(session, order.user_id, "trip_cancelled_order", params, now,
+                                      dedupe_key=f"trip-cancel:{order.id}")
+                elif order.status in (OrderStatus.CONFIRMED, OrderStatus.SHIPPED, OrderStatus.DISPUTED):
+                    left += 1
+            await session.execute(update(Trip).where(Trip.id == trip.id).values(status="closed", closed_at=now))
+            return refunded, cancelled, left
 
     # --- complaints -------------------------------------------------------------------------------------
 
@@ -336,3 +455,8 @@ async def fund_order(session: AsyncSession, order_id: int, buyer_id: int, amount
     await notify_user(session, buyer_id, "order_payment_kept", {**params, "reason_key": reason}, now,
                       dedupe_key=f"order-kept:{payment_code}")
     return False
+
+
+def _wib(moment: datetime) -> str:
+    """A moment for a notice's text (notice parameters are stored as JSON): '31-12-2026 20:00 WIB'."""
+    return moment.astimezone(WIB).strftime("%d-%m-%Y %H:%M WIB")

@@ -11,6 +11,7 @@ taps move an order once) and for the effects of the move.
     confirmed, shipped --complain--> disputed (the escrow is frozen: no receipt, auto-release or refund by
     either side); disputed --settle_release--> received (an admin releases it, or part of it after refunding
     the rest); disputed --settle_refund--> refunded (an admin refunds it all)
+    pending, proof_sub. --trip_cancel--> cancelled (BATALKAN: the jastiper cancels the whole trip)
     rejected, cancelled, expired, received, refunded: final (nothing moves them)
 
 Manual trips use proof / confirm (the jastiper checks a transfer by eye); otomatis trips use pay (money arrived in
@@ -28,9 +29,9 @@ from typing import Literal
 from services.kinds import OrderStatus
 
 OrderEvent = Literal["proof", "proof_rejected", "confirm", "reject", "ship", "cancel", "expire", "pay", "receive",
-                     "refund", "complain", "settle_release", "settle_refund"]
+                     "refund", "complain", "settle_release", "settle_refund", "trip_cancel"]
 EVENTS: tuple[OrderEvent, ...] = ("proof", "proof_rejected", "confirm", "reject", "ship", "cancel", "expire", "pay",
-                                  "receive", "refund", "complain", "settle_release", "settle_refund")
+                                  "receive", "refund", "complain", "settle_release", "settle_refund", "trip_cancel")
 MANUAL_ONLY = frozenset({"proof", "proof_rejected", "confirm"})
 ESCROW_ONLY = frozenset({"pay", "receive", "refund", "complain", "settle_release", "settle_refund"})
 
@@ -49,6 +50,7 @@ TRANSITIONS: dict[tuple[OrderStatus, OrderEvent], OrderStatus] = {
     (C, "complain"): OrderStatus.DISPUTED, (OrderStatus.SHIPPED, "complain"): OrderStatus.DISPUTED,
     (OrderStatus.DISPUTED, "settle_release"): OrderStatus.RECEIVED,
     (OrderStatus.DISPUTED, "settle_refund"): OrderStatus.REFUNDED,
+    (P, "trip_cancel"): OrderStatus.CANCELLED, (S, "trip_cancel"): OrderStatus.CANCELLED,
 }
 RELEASES_STOCK = frozenset({OrderStatus.REJECTED, OrderStatus.CANCELLED, OrderStatus.EXPIRED, OrderStatus.REFUNDED})
 FINAL = frozenset(set(OrderStatus) - {state for state, _ in TRANSITIONS})

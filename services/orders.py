@@ -291,6 +291,20 @@ class Orders:
         """REKAP: the trip's active orders with each buyer's contact, and the shopping list (owner only)."""
         return await _recap(self._db, owner_id, slug)
 
+    async def purge_proofs(self, retention_days: float) -> int:
+        """Payment proofs are personal data (bank names, account numbers): deleted `retention_days` after their
+        order last moved. The order keeps everything else."""
+        cutoff = self._clock.now() - timedelta(days=retention_days)
+        async with self._db.write() as session:
+            rows = (await session.execute(select(Order.id, Order.proof_path).where(
+                Order.proof_path.is_not(None), Order.updated_at < cutoff).limit(1000))).all()
+            if not rows:
+                return 0
+            await session.execute(update(Order).where(Order.id.in_([i for i, _ in rows])).values(proof_path=None))
+        for _, path in rows:  # after the commit: a failed delete leaves a file no row points to, never the reverse
+            await asyncio.to_thread(remove, path)
+        return len(rows)
+
     async def expire_due(self) -> int:
         """Unpaid pending orders past their expiry give their stock back; buyer and jastiper are told."""
         now = self._clock.now()

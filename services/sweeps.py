@@ -1,6 +1,7 @@
 """The jastip sweep, a periodic job: trips past their deadline close, unpaid orders past their expiry give
 their stock back, broadcast deliveries that reached a final state are settled, shipped otomatis orders whose
-release time came are released to the jastiper; their notices go out at once."""
+release time came are released to the jastiper (their buyers reminded two days before), payment proofs past
+their retention are deleted; the notices go out at once."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ log = logging.getLogger(__name__)
 
 class JastipSweep:
     def __init__(self, trips: Trips, orders: Orders, broadcasts: Broadcasts, notices_queued: Signal, *,
-                 escrow: Escrow | None = None) -> None:
+                 escrow: Escrow | None = None, proof_retention_days: float = 180.0) -> None:
         self._escrow = escrow
+        self._proof_days = proof_retention_days
         self._trips = trips
         self._orders = orders
         self._broadcasts = broadcasts
@@ -31,7 +33,11 @@ class JastipSweep:
         settled = await self._broadcasts.settle()
         stale = await self._broadcasts.expire_stale()
         released = await self._escrow.release_due() if self._escrow is not None else 0
-        if closed or expired or settled or stale or released:
+        reminded = await self._escrow.remind_due() if self._escrow is not None else 0
+        purged = await self._orders.purge_proofs(self._proof_days)
+        if purged:
+            log.info("jastip sweep: %d payment proofs past their retention deleted", purged)
+        if closed or expired or settled or stale or released or reminded:
             log.info("jastip sweep: %d trips closed, %d orders expired, %d escrows released", closed, expired,
                      released)
             self._notices_queued.fire()

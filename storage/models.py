@@ -348,6 +348,7 @@ class Order(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)  # escrow released/refunded
     complaint: Mapped[str | None] = mapped_column(Text, nullable=True)  # KOMPLAIN: why the buyer froze the escrow
     complained_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    extended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)  # BELUMSAMPAI (once)
 
 
 class Broadcast(Base):

@@ -305,3 +305,87 @@ async def test_receipt_and_a_complaint_sent_at_once_end_in_exactly_one(trip, db,
     status = (await trip.orders.mine(trip.buyer))[0].status
     escrowed = await balance(db, ledger.escrow(int(code[1:]), trip.buyer))
     assert (status, escrowed) in (("received", 0), ("disputed", PRICE))
+
+
+async def test_the_buyer_is_reminded_before_the_auto_release_and_belumsampai_moves_it_once(trip, db, clock):
+    escrow = Escrow(db, clock, extend_days=7)
+    code = await trip.order()
+    await escrow.pay_from_wallet(trip.buyer, code)
+    await trip.orders.owner_move(trip.owner, code, "ship", "JNE 1")
+    assert await escrow.remind_due() == 0  # seven days to go
+    clock.advance(days=5, hours=1)
+    assert await escrow.remind_due() == 1
+    await escrow.remind_due()  # the next sweep: the same reminder is not queued twice
+
+    async def reminders() -> int:
+        async with db.read() as session:
+            return len((await session.scalars(select(OutboxMessage.id).where(
+                OutboxMessage.template == "order_release_soon"))).all())
+
+    assert await reminders() == 1
+    moved = await escrow.extend(trip.buyer, code)
+    assert moved.release_at == clock.now() - timedelta(days=5, hours=1) + timedelta(days=14)
+    with pytest.raises(UserInputError) as twice:
+        await escrow.extend(trip.buyer, code)
+    assert twice.value.key == "order_extend_once"
+    clock.advance(days=3)
+    assert await escrow.release_due() == 0  # the old time passed, the new one has not
+    clock.advance(days=4)
+    await escrow.remind_due()
+    assert await reminders() == 2  # reminded again before the new time
+    clock.advance(days=2)
+    assert await escrow.release_due() == 1
+
+
+async def test_refusing_part_of_a_paid_order_refunds_that_part_and_keeps_the_rest_in_escrow(trip, db):
+    code = await trip.order(3)
+    await trip.escrow.pay_from_wallet(trip.buyer, code)
+    part = await trip.escrow.refund_part(trip.owner, code, 1, "tinggal dua di toko")
+    assert (part.quantity, part.total, part.status) == (2, 2 * PRICE, "confirmed")
+    assert await balance(db, ledger.wallet(trip.buyer)) == 1_000_000 - 2 * PRICE
+    assert await balance(db, ledger.escrow(int(code[1:]), trip.buyer)) == 2 * PRICE
+    assert await trip.stock() == 8
+    with pytest.raises(UserInputError) as all_of_it:
+        await trip.escrow.refund_part(trip.owner, code, 2, "x")
+    assert all_of_it.value.key == "order_part_quantity"
+    await trip.orders.owner_move(trip.owner, code, "ship", "JNE 1")
+    await trip.escrow.receive(trip.buyer, code)
+    assert await balance(db, ledger.earnings(trip.owner)) == 2 * PRICE - 2 * PRICE * 250 // 10_000
+    await assert_books_hold(db)
+
+
+async def test_cancelling_a_trip_refunds_paid_orders_cancels_unpaid_ones_and_leaves_shipped_ones(trip, db):
+    paid, unpaid, shipped = await trip.order(2), await trip.order(1), await trip.order(1)
+    for code in (paid, shipped):
+        await trip.escrow.pay_from_wallet(trip.buyer, code)
+    await trip.orders.owner_move(trip.owner, shipped, "ship", "JNE 1")
+    with pytest.raises(UserInputError):
+        await trip.escrow.cancel_trip(trip.buyer, "jpn25", "bukan pemilik")
+    assert await trip.escrow.cancel_trip(trip.owner, "jpn25", "penerbangan batal") == (1, 1, 1)
+    states = {o.code: o.status for o in await trip.orders.mine(trip.buyer)}
+    assert states == {paid: "refunded", unpaid: "cancelled", shipped: "shipped"}
+    assert await balance(db, ledger.wallet(trip.buyer)) == 1_000_000 - PRICE  # the shipped one stays in escrow
+    assert await trip.stock() == 9 and (await trip.trips.detail("jpn25")).status == "closed"
+    await assert_books_hold(db)
+
+
+async def test_payment_proofs_are_deleted_after_their_retention(db, clock, tmp_path):
+    from tests.support.images import photo_bytes
+
+    trips, inbound = Trips(db, clock), Inbounds(db, clock)
+    orders = Orders(db, clock, media_dir=str(tmp_path / "media"))
+    owner, buyer = await person(inbound, "tina"), await person(inbound, "siti")
+    await trips.create(owner, "bdg01", "Jastip Bandung", clock.now() + timedelta(days=7))
+    await trips.add_product(owner, "bdg01", "BR1", 25_000, 5, "Brownies")
+    await trips.join(buyer, "bdg01", "Siti")
+    code = (await orders.place(buyer, "BR1")).code
+    await orders.submit_proof(buyer, code, photo_bytes())
+    proofs = list((tmp_path / "media").rglob("*.jpg"))
+    assert len(proofs) == 1
+    clock.advance(days=179)
+    assert await orders.purge_proofs(180) == 0
+    clock.advance(days=2)
+    assert await orders.purge_proofs(180) == 1
+    assert not proofs[0].exists()
+    async with db.read() as session:
+        assert await session.scalar(select(Order.proof_path)) is None

@@ -181,18 +181,19 @@ def test_a_refund_after_the_money_was_spent_takes_what_is_there_and_books_the_re
 Od = OrderStatus
 ORDER_TABLE: dict[OrderStatus, tuple] = {
     # columns: proof, proof_rejected, confirm, reject, ship, cancel, expire, pay, receive, refund, complain,
-    #          settle_release, settle_refund
+    #          settle_release, settle_refund, trip_cancel
     Od.PENDING: (Od.PROOF_SUBMITTED, _, Od.CONFIRMED, Od.REJECTED, _, Od.CANCELLED, Od.EXPIRED, Od.CONFIRMED, _, _,
-                 _, _, _),
-    Od.PROOF_SUBMITTED: (Od.PROOF_SUBMITTED, Od.PENDING, Od.CONFIRMED, Od.REJECTED, _, _, _, _, _, _, _, _, _),
-    Od.CONFIRMED: (_, _, _, _, Od.SHIPPED, _, _, _, _, Od.REFUNDED, Od.DISPUTED, _, _),
-    Od.SHIPPED: (_, _, _, _, _, _, _, _, Od.RECEIVED, _, Od.DISPUTED, _, _),
-    Od.DISPUTED: (_, _, _, _, _, _, _, _, _, _, _, Od.RECEIVED, Od.REFUNDED),
-    Od.REJECTED: (_,) * 13,
-    Od.CANCELLED: (_,) * 13,
-    Od.EXPIRED: (_,) * 13,
-    Od.RECEIVED: (_,) * 13,
-    Od.REFUNDED: (_,) * 13,
+                 _, _, _, Od.CANCELLED),
+    Od.PROOF_SUBMITTED: (Od.PROOF_SUBMITTED, Od.PENDING, Od.CONFIRMED, Od.REJECTED, _, _, _, _, _, _, _, _, _,
+                         Od.CANCELLED),
+    Od.CONFIRMED: (_, _, _, _, Od.SHIPPED, _, _, _, _, Od.REFUNDED, Od.DISPUTED, _, _, _),
+    Od.SHIPPED: (_, _, _, _, _, _, _, _, Od.RECEIVED, _, Od.DISPUTED, _, _, _),
+    Od.DISPUTED: (_, _, _, _, _, _, _, _, _, _, _, Od.RECEIVED, Od.REFUNDED, _),
+    Od.REJECTED: (_,) * 14,
+    Od.CANCELLED: (_,) * 14,
+    Od.EXPIRED: (_,) * 14,
+    Od.RECEIVED: (_,) * 14,
+    Od.REFUNDED: (_,) * 14,
 }
 
 
