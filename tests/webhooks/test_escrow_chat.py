@@ -36,6 +36,11 @@ async def test_an_otomatis_trip_runs_from_payment_to_release_and_a_refund_in_cha
 
         await v.ask("tina", "KIRIM P1 JNE 1234567890", "P1 ditandai dikirim")
         shipped = await v.reply_with("siti", "sudah dikirim", "JNE 1234567890")
+        later = await v.ask("siti", "BELUMSAMPAI P1", "diundur")
+        assert "TERIMA P1" in later["text"]
+        await v.reply_with("tina", "bilang pesanan P1 (jpn25) belum sampai")
+        again = await v.ask("siti", "belum sampai P1", "sudah pernah diundur")
+        assert "KOMPLAIN P1" in again["text"]
         sure = await v.tap_and_wait("siti", button(shipped, "Sudah diterima"), "sudah kamu terima")
         await v.tap_and_wait("siti", button(sure, "Ya, sudah diterima"), "selesai")
         released = await v.reply_with("tina", "Rp95.000 masuk ke penghasilanmu")
@@ -140,3 +145,31 @@ async def test_a_complaint_reaches_the_jastiper_and_an_admin_who_splits_the_mone
         assert "Tidak ada komplain terbuka" in (await v.ask("admin", "ADMIN KOMPLAIN", "komplain"))["text"]
         refused = await v.ask("siti", "ADMIN KOMPLAIN", "")
         assert "Komplain" not in refused["text"]  # not an admin: the support hint
+
+
+async def test_a_part_refusal_and_a_cancelled_trip_in_chat(tmp_path, fresh_db_url):
+    async with AppUnderTest(tmp_path, fresh_db_url, CONFIG) as app, Visitor(app.url) as v:
+        await v.ask("tina", "TRIP BARU jpn25 Jastip Jepang | 2099-12-31 20:00", "Trip jpn25 dibuat")
+        await v.ask("tina", "PRODUK jpn25 KK1 100rb 5 KitKat Matcha", "Produk KK1 ditambahkan")
+        await v.ask("tina", "PEMBAYARAN jpn25 otomatis", "dibayar lewat Titip")
+        await v.ask("siti", "JOIN jpn25 | Nama: Siti", "Kamu ikut trip")
+        bill = await v.ask("siti", "topup 500rb", "Tagihan top up Rp500.000")
+        await pay_in_sandbox(app, button(bill, "Bayar")["url"])
+        await v.reply_with("siti", "Saldo bertambah Rp500.000")
+        choice = await v.ask("siti", "PESAN KK1 3", "dari saldo")
+        ask = await v.tap_and_wait("siti", button(choice, "Bayar dari saldo"), "Bayar pesanan P1")
+        await v.tap_and_wait("siti", button(ask, "Ya, bayar"), "P1 lunas")
+
+        sure = await v.ask("tina", "TOLAK P1 x1 cuma dapat dua", "Tolak 1 dari 3")
+        assert "Rp100.000 dikembalikan" in sure["text"]
+        await v.tap_and_wait("tina", button(sure, "Ya, tolak 1"), "pesanan sekarang Rp200.000")
+        await v.reply_with("siti", "1 barang ditolak (cuma dapat dua)", "Rp100.000 sudah kembali")
+
+        await v.ask("siti", "PESAN KK1 1", "Pesanan P2 dibuat")
+        sure = await v.ask("tina", "BATALKAN jpn25 penerbangan dibatalkan", "Batalkan trip")
+        kept = await v.tap_and_wait("tina", button(sure, "Tidak"), "tidak dibatalkan")
+        assert "jpn25" in kept["text"]
+        await v.tap_and_wait("tina", button(sure, "Ya, batalkan trip"), "1 pesanan lunas dikembalikan")
+        await v.reply_with("siti", "P1 dibatalkan", "Rp200.000 sudah kembali")
+        await v.reply_with("siti", "P2 dibatalkan")
+        assert "Rp500.000" in (await v.ask("siti", "saldo", "Saldo kamu"))["text"]
