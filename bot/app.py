@@ -272,7 +272,7 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
         ("whatsapp", i) for i in settings.admin.whatsapp_ids
     ]
     settlement = Settlement(db, {g.name: g for g in gateways}, clock, admins=admins,
-                            on_notice=signals.notices_queued.fire)
+                            on_notice=signals.notices_queued.fire, ship_by_days=settings.escrow.ship_by_days)
     w, limits, j = settings.wallet, settings.limits, settings.jastip
     admin_service = Admins(db, clock, settlement, admins=admins,
                            correction_approval=settings.admin.correction_approval,
@@ -297,6 +297,7 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
         admin=admin_service,
         public=PublicPages(db, clock),
         escrow=Escrow(db, clock, fee_bps=settings.escrow.fee_bps, extend_days=settings.escrow.extend_days,
+                      ship_by_days=settings.escrow.ship_by_days, ship_grace_days=settings.escrow.ship_grace_days,
                       admins=admins),
     )
     metrics = Metrics()

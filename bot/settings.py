@@ -230,6 +230,8 @@ class EscrowSettings(BaseModel):
     fee_bps: int = Field(0, ge=0, le=10_000)  # the platform's fee on a released escrow, in basis points
     auto_release_days: float = Field(7.0, gt=0)  # after KIRIM, the escrow goes to the jastiper by itself
     extend_days: float = Field(7.0, gt=0)  # BELUMSAMPAI moves the auto-release this much later, once
+    ship_by_days: float = Field(30.0, gt=0)  # a paid order must be shipped by the trip's deadline + this
+    ship_grace_days: float = Field(7.0, ge=0)  # after the overdue notice, this long before it is refunded
 
 
 class ReconcileSettings(BaseModel):

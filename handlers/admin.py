@@ -15,7 +15,7 @@ from services.wallet import UserView
 
 REASON_LENGTH = 200
 # Later issues' admin commands: named here so an admin who types them learns they are not there yet.
-NOT_YET = ("penarikan", "perpanjang")
+NOT_YET = ("penarikan",)
 ALWAYS_SHOWN = (AccountKind.WALLET, AccountKind.EARNINGS, AccountKind.REVENUE, AccountKind.SUSPENSE)
 
 
@@ -50,6 +50,8 @@ async def admin(services: Services, user: UserView, t: Translator, args: str) ->
         return await _verify(admins, user, t, rest)
     if word in ("komplain", "complaints", "complaint"):
         return await _complaints(services, user, t, rest)
+    if word in ("perpanjang", "extend"):
+        return await _extend(services, user, t, rest)
     if word in NOT_YET:
         return [OutgoingMessage(t("admin_not_yet", what=word.upper()))]
     return [OutgoingMessage(t("admin_help"))]
@@ -90,6 +92,17 @@ async def _complaints(services: Services, user: UserView, t: Translator, rest: s
         return [OutgoingMessage(t("admin_usage_komplain"))]
     refunded, released = await escrow.settle_complaint(user.id, code, refund=refund, reason=reason)
     return [OutgoingMessage(t("admin_complaint_done", order=code, refund=refunded, released=released))]
+
+
+async def _extend(services: Services, user: UserView, t: Translator, rest: str) -> list[OutgoingMessage]:
+    """ADMIN PERPANJANG <pesanan> <hari> [alasan] → a paid order's ship-by time (or a shipped one's release)
+    moves later."""
+    parts = rest.split(maxsplit=2)
+    if len(parts) < 2 or not parts[1].isdigit() or services.escrow is None:
+        return [OutgoingMessage(t("admin_usage_perpanjang"))]
+    moved = await services.escrow.extend_by_admin(user.id, parts[0], int(parts[1]),
+                                                  parts[2] if len(parts) > 2 else "-")
+    return [OutgoingMessage(t("admin_extended", order=moved.code, days=int(parts[1])))]
 
 
 async def admin_button(services: Services, user: UserView, t: Translator, value: str) -> list[OutgoingMessage]:

@@ -56,7 +56,10 @@ class Complaint:
 
 class Escrow:
     def __init__(self, db: Database, clock: Clock, *, fee_bps: int = 0, extend_days: float = 7.0,
+                 ship_by_days: float = 30.0, ship_grace_days: float = 7.0,
                  admins: Sequence[tuple[str, str]] = ()) -> None:
+        self._ship_by = timedelta(days=ship_by_days)
+        self._ship_grace = timedelta(days=ship_grace_days)
         self._db = db
         self._clock = clock
         self.fee_bps = fee_bps
@@ -82,7 +85,8 @@ class Escrow:
             known = await ledger.accounts(session, [ledger.wallet(user_id), escrow], now)
             await ledger.post(session, [ledger.Move(f"order:{order.id}:pay", ledger.wallet(user_id), escrow,
                                                     order.total, "order-pay")], now, known)
-            if not await self._move(session, order, "pay", now, paid_at=now):
+            if not await self._move(session, order, "pay", now, paid_at=now,
+                                    ship_by_at=trip.deadline_at + self._ship_by):
                 # Paid meanwhile (another device): this transaction, transfer included, is rolled back.
                 raise UserInputError("order_already_paid", order=order_code(order.id))
             await notify_user(session, trip.owner_id, "order_paid_owner",
@@ -123,6 +127,83 @@ class Escrow:
         if released:
             log.info("escrow: %d orders released by the auto-release", released)
         return released
+
+    async def ship_overdue(self) -> tuple[int, int]:
+        """Paid orders not shipped by their ship-by time: buyer, jastiper and admins are told once; those still
+        not shipped `ship_grace_days` later are refunded to the buyer (unless an admin moved the time with ADMIN
+        PERPANJANG). Returns (told, refunded)."""
+        now = self._clock.now()
+        told = refunded = 0
+        async with self._db.read() as session:
+            due = (await session.execute(select(Order.id, Order.ship_by_at).where(
+                Order.status == OrderStatus.CONFIRMED, Order.payment_mode == "otomatis",
+                Order.ship_by_at <= now).order_by(Order.id).limit(500))).all()
+        for order_id, _ in due:
+            async with self._db.write() as session:
+                order, trip = await _order_and_trip(session, order_code(order_id))
+                ship_by = order.ship_by_at  # as it is now (an admin may just have moved it)
+                if order.status != OrderStatus.CONFIRMED or ship_by is None or ship_by > now:
+                    continue
+                params = {"order": order_code(order.id), "slug": trip.slug, "total": order.total,
+                          "ship_by": _wib(ship_by), "refund_at": _wib(ship_by + self._ship_grace)}
+                if ship_by + self._ship_grace > now:
+                    key = f"ship-overdue:{order.id}:{ship_by.isoformat()}"
+                    await notify_user(session, order.user_id, "order_ship_overdue_buyer", params, now,
+                                      dedupe_key=f"{key}:buyer")
+                    await notify_user(session, trip.owner_id, "order_ship_overdue_owner", params, now,
+                                      dedupe_key=f"{key}:owner")
+                    await queue_notices(session, [
+                        notice_row(channel=c, chat_id=i, language="id", template="admin_ship_overdue", params=params,
+                                   now=now, dedupe_key=f"{key}:admin:{c}:{i}") for c, i in self._admins])
+                    told += 1
+                    continue
+                escrow, wallet = ledger.escrow(order.id, order.user_id), ledger.wallet(order.user_id)
+                known = await ledger.accounts(session, [escrow, wallet], now)
+                if not await self._move(session, order, "refund", now, closed_at=now, note="not shipped in time"):
+                    continue
+                amount = known[escrow].balance
+                await ledger.post(session, [ledger.Move(f"order:{order.id}:refund", escrow, wallet, amount,
+                                                        "order-refund")], now, known)
+                await _close(session, known[escrow])
+                await notify_user(session, order.user_id, "order_unshipped_refunded", {**params, "total": amount},
+                                  now, dedupe_key=f"order-unshipped:{order.id}")
+                await notify_user(session, trip.owner_id, "order_unshipped_refunded_owner",
+                                  {**params, "total": amount}, now, dedupe_key=f"order-unshipped-owner:{order.id}")
+                refunded += 1
+        return told, refunded
+
+    async def extend_by_admin(self, admin_id: int, code: str, days: int, reason: str) -> OrderView:
+        """ADMIN PERPANJANG <pesanan> <hari>: a paid order's ship-by time, or a shipped one's release, moves
+        `days` later (recorded with who and why)."""
+        now = self._clock.now()
+        if not 0 < days <= 90:
+            raise UserInputError("admin_extend_days")
+        async with self._db.write() as session:
+            order, trip = await _order_and_trip(session, code)
+            self._require_otomatis(order)
+            delta = timedelta(days=days)
+            if order.status == OrderStatus.CONFIRMED and order.ship_by_at is not None:
+                values: dict[str, object] = {"ship_by_at": order.ship_by_at + delta}
+                what, condition = "ship_by", Order.ship_by_at == order.ship_by_at
+            elif order.status == OrderStatus.SHIPPED and order.release_at is not None:
+                values = {"release_at": order.release_at + delta}
+                what, condition = "release", Order.release_at == order.release_at
+            else:
+                raise UserInputError("admin_extend_not_open", order=order_code(order.id), order_state=order.status)
+            moved = await session.execute(update(Order).where(Order.id == order.id, Order.status == order.status,
+                                                              condition).values(updated_at=now, **values))
+            if rows_changed(moved) != 1:
+                raise UserInputError("admin_extend_not_open", order=order_code(order.id), order_state=order.status)
+            session.add(AdminAction(admin_id=admin_id, action=f"extend-{what}", target=order_code(order.id),
+                                    amount=days, reason=clean_text(reason, REASON_LENGTH) or "-", created_at=now))
+            until = next(iter(values.values()))
+            assert isinstance(until, datetime)
+            params = {"order": order_code(order.id), "slug": trip.slug, "days": days, "until": _wib(until)}
+            template = "order_admin_extended_ship_by" if what == "ship_by" else "order_admin_extended_release"
+            for user_id in (order.user_id, trip.owner_id):
+                await notify_user(session, user_id, template, params, now,
+                                  dedupe_key=f"order-admin-extend:{order.id}:{until.isoformat()}:{user_id}")
+            return await _view(session, order.id)
 
     async def remind_due(self) -> int:
         """Two days before an auto-release, the buyer is asked once (per release time) whether it arrived."""
@@ -416,7 +497,8 @@ async def _view(session: AsyncSession, order_id: int) -> OrderView:
 
 
 async def fund_order(session: AsyncSession, order_id: int, buyer_id: int, amount: int, now: datetime, *,
-                     known: dict[ledger.Ref, Account], payment_code: str) -> bool:
+                     known: dict[ledger.Ref, Account], payment_code: str,
+                     ship_by: timedelta = timedelta(days=30)) -> bool:
     """A gateway payment for order `order_id` was just credited to the buyer's wallet (same transaction): move it
     on into the order's escrow if the order still waits for exactly that money; else leave it in the wallet and
     tell the buyer why. The accounts were locked by the caller (accounts first, then orders)."""
@@ -441,7 +523,7 @@ async def fund_order(session: AsyncSession, order_id: int, buyer_id: int, amount
     if reason is None:
         moved = await session.execute(
             update(Order).where(Order.id == order.id, Order.status.in_(sources("pay")))
-            .values(status=target("pay"), paid_at=now, updated_at=now))
+            .values(status=target("pay"), paid_at=now, updated_at=now, ship_by_at=trip.deadline_at + ship_by))
         if rows_changed(moved) == 1:
             await ledger.post(session, [ledger.Move(f"order:{order.id}:pay", wallet, escrow, order.total,
                                                     "order-pay")], now, known)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
@@ -103,7 +103,9 @@ class Settlement:
         admins: list[tuple[str, str]],
         on_notice: Callable[[], None] = lambda: None,
         max_batch: int = 128,
+        ship_by_days: float = 30.0,
     ) -> None:
+        self._ship_by = timedelta(days=ship_by_days)  # an order paid by link must be shipped by deadline + this
         self._db = db
         self._gateways = gateways
         self._clock = clock
@@ -337,7 +339,7 @@ class Settlement:
             if order_id is None or not state.credited or loaded.original[state.id].credited:
                 continue
             await fund_order(session, order_id, state.user_id, state.paid_amount or state.amount, now,
-                             known=loaded.accounts, payment_code=state.order_id)
+                             known=loaded.accounts, payment_code=state.order_id, ship_by=self._ship_by)
 
     @staticmethod
     def _may_touch_suspense(items: Sequence[_Item], payments: Mapping[str, Payment]) -> bool:

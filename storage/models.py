@@ -349,6 +349,8 @@ class Order(Base):
     complaint: Mapped[str | None] = mapped_column(Text, nullable=True)  # KOMPLAIN: why the buyer froze the escrow
     complained_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     extended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)  # BELUMSAMPAI (once)
+    # otomatis, paid: KIRIM is due by then (the trip's deadline + escrow.ship_by_days; ADMIN PERPANJANG moves it)
+    ship_by_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class Broadcast(Base):

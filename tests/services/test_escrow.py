@@ -389,3 +389,31 @@ async def test_payment_proofs_are_deleted_after_their_retention(db, clock, tmp_p
     assert not proofs[0].exists()
     async with db.read() as session:
         assert await session.scalar(select(Order.proof_path)) is None
+
+
+async def test_a_paid_order_never_shipped_is_announced_then_refunded_unless_an_admin_extends_it(trip, db, clock):
+    escrow = Escrow(db, clock, ship_by_days=30, ship_grace_days=7, admins=[("telegram", "9001")])
+    late, extended = await trip.order(), await trip.order()
+    for code in (late, extended):
+        await escrow.pay_from_wallet(trip.buyer, code)
+    assert await escrow.ship_overdue() == (0, 0)
+    clock.advance(days=7 + 30, hours=1)  # past the trip's deadline + 30 days
+    assert await escrow.ship_overdue() == (2, 0)
+    async with db.read() as session:
+        templates = (await session.scalars(select(OutboxMessage.template))).all()
+    assert {"order_ship_overdue_buyer", "order_ship_overdue_owner", "admin_ship_overdue"} <= set(templates)
+    moved = await escrow.extend_by_admin(trip.owner, extended, 14, "tertahan di bea cukai")
+    assert moved.status == "confirmed"
+    with pytest.raises(UserInputError) as wrong:
+        await escrow.extend_by_admin(trip.owner, extended, 0, "x")
+    assert wrong.value.key == "admin_extend_days"
+    clock.advance(days=7)
+    assert await escrow.ship_overdue() == (0, 1)  # the late one refunded; the extended one not yet due
+    states = {o.code: o.status for o in await trip.orders.mine(trip.buyer)}
+    assert states == {late: "refunded", extended: "confirmed"}
+    assert await balance(db, ledger.wallet(trip.buyer)) == 1_000_000 - PRICE
+    await trip.orders.owner_move(trip.owner, extended, "ship", "JNE 1")  # shipped in the extra time
+    await escrow.extend_by_admin(trip.owner, extended, 3, "alamat salah")  # now it moves the release
+    clock.advance(days=30)
+    assert await escrow.ship_overdue() == (0, 0)
+    await assert_books_hold(db)

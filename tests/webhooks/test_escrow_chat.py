@@ -143,6 +143,9 @@ async def test_a_complaint_reaches_the_jastiper_and_an_admin_who_splits_the_mone
         await v.reply_with("siti", "Rp50.000 kembali ke saldomu", "Rp142.500 diteruskan")
         await v.reply_with("tina", "Rp142.500 masuk ke penghasilanmu", "biaya Titip Rp7.500")
         assert "Tidak ada komplain terbuka" in (await v.ask("admin", "ADMIN KOMPLAIN", "komplain"))["text"]
+        closed = await v.ask("admin", "ADMIN PERPANJANG P1 7 menunggu kurir", "yang bisa diperpanjang")
+        assert "P1" in closed["text"]
+        assert "Format: ADMIN PERPANJANG" in (await v.ask("admin", "ADMIN PERPANJANG P1", "Format"))["text"]
         refused = await v.ask("siti", "ADMIN KOMPLAIN", "")
         assert "Komplain" not in refused["text"]  # not an admin: the support hint
 

@@ -30,6 +30,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("complaint", sa.Text))
         batch.add_column(sa.Column("complained_at", When))
         batch.add_column(sa.Column("extended_at", When))
+        batch.add_column(sa.Column("ship_by_at", When))
         batch.drop_constraint("ck_orders_status", type_="check")
         batch.create_check_constraint("ck_orders_status", "status IN (" + ",".join(f"'{s}'" for s in STATUSES) + ")")
         batch.create_check_constraint("ck_orders_payment_mode", "payment_mode IN ('manual','otomatis')")
