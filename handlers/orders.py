@@ -320,7 +320,7 @@ async def order_button(services: Services, user: UserView, t: Translator, value:
                                   total=part.total))]
     if action == "bk":  # ord:bk:<slug>:<reason>
         refunded, cancelled, left = await escrow.cancel_trip(user.id, code, reason or "-")
-        return [OutgoingMessage(t("trip_cancel_done", slug=code.lower(), refunded=refunded, cancelled=cancelled,
+        return [OutgoingMessage(t("trip_cancel_done", slug=code.lower(), refunded_orders=refunded, cancelled=cancelled,
                                   left=left))]
     if action == "keep":
         if not looks_like_order_code(code):

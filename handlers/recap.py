@@ -64,7 +64,8 @@ def participant_sheet(t: Translator, data: Recap) -> Sheet:
             "statuses": []})
         entry["items"].append(f"{order.product_code}×{order.quantity}")
         entry["quantity"] += order.quantity
-        entry["paid" if order.status in PAID else "unpaid"] += order.total
+        if order.status != "refunded":
+            entry["paid" if order.status in PAID else "unpaid"] += order.total
         status = t(f"order_status_{order.status}")
         if status not in entry["statuses"]:
             entry["statuses"].append(status)
@@ -78,12 +79,23 @@ def participant_sheet(t: Translator, data: Recap) -> Sheet:
     return Sheet(t("recap_sheet_people"), header, rows, (4, 5, 6), totals)
 
 
+ESCROW_COLUMNS = ("in_escrow", "released", "fee", "refunded")
+
+
 def order_sheet(t: Translator, data: Recap) -> Sheet:
     rows = [(o.order, local_time(o.created_at), o.buyer, contact(t, o), o.product_code, o.product_name,
              o.quantity, o.unit_price, o.total, t(f"order_status_{o.status}")) for o in data.orders]
     header = tuple(t(f"recap_col_{name}") for name in
                    ("order", "time", "buyer", "contact", "code", "product", "quantity", "price", "total", "status"))
-    return Sheet(t("recap_sheet_orders"), header, rows, (7, 8), [])
+    if not any(o.payment_mode == "otomatis" for o in data.orders):
+        return Sheet(t("recap_sheet_orders"), header, rows, (7, 8), [])
+    # Paid through Titip: where each order's money is now, and the totals (what the jastiper can expect).
+    money = [tuple(getattr(o, name) for name in ESCROW_COLUMNS) for o in data.orders]
+    rows = [(*row, *amounts) for row, amounts in zip(rows, money, strict=True)]
+    totals = [(t("recap_total"), "", "", "", "", "", "", "", "", "",
+               *(sum(m[i] for m in money) for i in range(len(ESCROW_COLUMNS))))]
+    header = (*header, *(t(f"recap_col_{name}") for name in ESCROW_COLUMNS))
+    return Sheet(t("recap_sheet_orders"), header, rows, (7, 8, 10, 11, 12, 13), totals)
 
 
 def product_sheet(t: Translator, data: Recap) -> Sheet:
@@ -141,9 +153,13 @@ async def rekap(services: Services, user: UserView, t: Translator, args: str) ->
     data = await services.orders.recap(user.id, slug)
     people, products, orders = participant_sheet(t, data), product_sheet(t, data), order_sheet(t, data)
     paid = sum(o.total for o in data.orders if o.status in PAID)
-    unpaid = sum(o.total for o in data.orders if o.status not in PAID)
+    unpaid = sum(o.total for o in data.orders if o.status not in (*PAID, "refunded"))
     summary = t("recap_summary", slug=data.slug, participants=len(people.rows), orders=len(data.orders),
                 paid=paid, unpaid=unpaid, total=paid + unpaid)
+    if any(o.payment_mode == "otomatis" for o in data.orders):
+        summary += "\n" + t("recap_escrow_summary", in_escrow=sum(o.in_escrow for o in data.orders),
+                             released=sum(o.released for o in data.orders), fee=sum(o.fee for o in data.orders),
+                             refunded=sum(o.refunded for o in data.orders))
     return [
         OutgoingMessage(summary),
         OutgoingMessage(t("recap_participants_file"), document=to_csv(people),

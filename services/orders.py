@@ -26,7 +26,7 @@ from services.order_machine import RELEASES_STOCK, OrderEvent, applies, sources,
 from services.text import clean_name, clean_text
 from services.trips import normal_code, normal_slug, notify_user, require_owner, trip_by_slug
 from storage.db import Database
-from storage.models import Order, Participant, Product, Trip, User
+from storage.models import Order, Participant, Product, Transfer, Trip, User
 from storage.queries import rows_changed
 
 MAX_QUANTITY = 1000
@@ -35,8 +35,9 @@ WIB = timezone(timedelta(hours=7))
 # Who may move an order from which states, and where to.
 OWNER_MOVES: dict[str, OrderEvent] = {"confirm": "confirm", "reject": "reject", "ship": "ship"}
 ACTIVE = ("pending", "proof_submitted", "confirmed", "shipped")
-PAID = ("confirmed", "shipped", "received")
-IN_RECAP = (*ACTIVE, "received")  # every order that was or will be bought
+PAID = ("confirmed", "shipped", "received", "disputed")
+IN_RECAP = (*ACTIVE, "received", "disputed")  # every order that was or will be bought
+IN_RECAP_MONEY = (*IN_RECAP, "refunded")  # the recap's orders: refunded ones too, for their money
 PROOF_REASONS = ("proof_reason_amount", "proof_reason_unreadable", "proof_reason_missing")
 
 
@@ -346,6 +347,12 @@ class RecapOrder:
     total: int
     status: str
     created_at: datetime
+    payment_mode: str = "manual"
+    # otomatis: where its money is now (Rupiah), from the ledger
+    in_escrow: int = 0
+    released: int = 0  # to the jastiper's earnings
+    fee: int = 0  # to Titip, on release
+    refunded: int = 0  # back to the buyer (whole or part)
 
 
 @dataclass(frozen=True)
@@ -379,11 +386,14 @@ async def _recap(db: Database, owner_id: int, slug: str) -> Recap:
             .join(User, User.id == Order.user_id)
             .join(Participant, (Participant.trip_id == Order.trip_id) & (Participant.user_id == Order.user_id),
                   isouter=True)
-            .where(Order.trip_id == trip.id, Order.status.in_(IN_RECAP)).order_by(Order.id)
+            .where(Order.trip_id == trip.id, Order.status.in_(IN_RECAP_MONEY)).order_by(Order.id)
         )).all()
+        money = await _order_money(session, [o.id for o, *_ in rows if o.payment_mode == "otomatis"])
         orders = tuple(RecapOrder(order_code(o.id), name or "-", channel, external_id, username, code, pname,
-                                  o.quantity, o.unit_price, o.total, o.status, o.created_at)
-                       for o, code, pname, name, channel, external_id, username in rows)
+                                  o.quantity, o.unit_price, o.total, o.status, o.created_at, o.payment_mode,
+                                  **money.get(o.id, {}))
+                       for o, code, pname, name, channel, external_id, username in rows
+                       if o.status != "refunded" or o.payment_mode == "otomatis")
         totals = (await session.execute(
             select(Order.product_id, func.sum(Order.quantity), func.sum(Order.total))
             .where(Order.trip_id == trip.id, Order.status.in_(IN_RECAP)).group_by(Order.product_id))).all()
@@ -395,6 +405,31 @@ async def _recap(db: Database, owner_id: int, slug: str) -> Recap:
             tuple(RecapProduct(p.code, p.name, p.price, *by_product.get(p.id, (0, 0)), p.stock)
                   for p in products if p.id in by_product or p.deleted_at is None),
         )
+
+
+async def _order_money(session: AsyncSession, order_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Per otomatis order: what its escrow holds and what left it, released, fee and refunded, read from the
+    transfers whose references are the order's (order:<id>:pay|fee|release|refund|part<n>)."""
+    if not order_ids:
+        return {}
+    found: dict[int, dict[str, int]] = {i: {"in_escrow": 0, "released": 0, "fee": 0, "refunded": 0}
+                                        for i in order_ids}
+    rows = (await session.execute(select(Transfer.reference, Transfer.amount).where(
+        Transfer.reference.in_([f"order:{i}:{what}" for i in order_ids for what in ("pay", "fee", "release",
+                                                                                    "refund")])
+        | Transfer.reference.like("order:%:part%")))).all()
+    for reference, amount in rows:
+        _, order_id, what = reference.split(":")
+        entry = found.get(int(order_id))
+        if entry is None:
+            continue
+        if what == "pay":
+            entry["in_escrow"] += amount
+        else:
+            key = {"fee": "fee", "release": "released"}.get(what, "refunded")
+            entry[key] += amount
+            entry["in_escrow"] -= amount
+    return found
 
 
 async def order_views(session: AsyncSession, condition: ColumnElement[bool]) -> list[OrderView]:

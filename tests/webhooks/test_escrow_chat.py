@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from tests.support.harness import AppUnderTest
 from tests.support.playground import Visitor, button
+from tests.support.waiting import wait_for
 from tests.webhooks.test_playground import pay_in_sandbox
 
 CONFIG = {"payments": {"gateways": ["sandbox"]}, "escrow": {"fee_bps": 500}}
@@ -62,6 +63,20 @@ async def test_an_otomatis_trip_runs_from_payment_to_release_and_a_refund_in_cha
         assert "Rp50.000" in balance["text"]
         mine = await v.ask("siti", "PESANANKU", "P1")
         assert "diterima" in mine["text"] and "dikembalikan" in mine["text"]
+        recap = await v.ask("tina", "REKAP jpn25", "Lewat Titip")
+        assert ("Rp0 masih ditahan, Rp95.000 sudah diteruskan ke penghasilanmu (biaya Titip Rp5.000), Rp50.000 "
+                "dikembalikan" in recap["text"])
+        workbook = await wait_for(lambda: next((m for m in v.replies("tina") if m.get("document", "").endswith(
+            ".xlsx")), None))
+        import io
+
+        import openpyxl
+
+        sheet = openpyxl.load_workbook(io.BytesIO(await (await v.session.get(app.url + workbook["file"])).read()))
+        orders = [row for row in sheet.worksheets[1].iter_rows(values_only=True)]
+        assert orders[0][-4:] == ("Di escrow", "Diteruskan", "Biaya Titip", "Dikembalikan")
+        by_code = {row[0]: row for row in orders[1:]}
+        assert by_code["P1"][-4:] == (0, 95_000, 5_000, 0) and by_code["P2"][-4:] == (0, 0, 0, 50_000)
 
 
 async def test_an_order_paid_by_link_goes_into_escrow_and_a_late_link_payment_stays_in_the_wallet(
