@@ -232,6 +232,7 @@ class EscrowSettings(BaseModel):
     extend_days: float = Field(7.0, gt=0)  # BELUMSAMPAI moves the auto-release this much later, once
     ship_by_days: float = Field(30.0, gt=0)  # a paid order must be shipped by the trip's deadline + this
     ship_grace_days: float = Field(7.0, ge=0)  # after the overdue notice, this long before it is refunded
+    final_payment_days: float = Field(3.0, gt=0)  # after TIBA, the rest of a DP order is due within this
 
 
 class ReconcileSettings(BaseModel):

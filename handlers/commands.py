@@ -99,6 +99,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("deadline", ("deadline",), trips.deadline, Role.JASTIPER, help="help_deadline"),
     CommandSpec("profil", ("profil", "profile"), trips.profil, Role.JASTIPER, help="help_profil"),
     CommandSpec("batalkan", ("batalkan", "cancel trip"), orders.batalkan, Role.JASTIPER, help="help_batalkan"),
+    CommandSpec("dp", ("dp", "down payment", "uang muka"), orders.dp, Role.JASTIPER, help="help_dp"),
+    CommandSpec("tiba", ("tiba", "arrived"), orders.tiba, Role.JASTIPER, help="help_tiba"),
 )
 
 BUTTONS: tuple[ButtonSpec, ...] = (

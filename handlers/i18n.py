@@ -94,6 +94,8 @@ NOTICE_BUTTONS = {
     "order_proof_owner": (("btn_proof_ok", "ord:ok:{order}"), ("btn_proof_bad", "ord:no:{order}")),
     "order_shipped_escrow": (("btn_received", "ord:recv:{order}"),),
     "order_release_soon": (("btn_received", "ord:recv:{order}"), ("btn_not_arrived", "ord:ext:{order}")),
+    "order_final_due": (("btn_pay_wallet", "ord:pay:{order}"), ("btn_pay_link", "ord:link:{order}")),
+    "order_final_reminder": (("btn_pay_wallet", "ord:pay:{order}"), ("btn_pay_link", "ord:link:{order}")),
     "admin_payment_held": (("btn_admin_credit", "adm:kredit:{order_id}"), ("btn_admin_refuse", "adm:tolak:{order_id}"),
                            ("btn_admin_check", "adm:cek:{order_id}")),
     "admin_approval_request": (("btn_admin_approve", "adm:setuju:{approval}"),

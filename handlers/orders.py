@@ -37,15 +37,21 @@ def order_lines(t: Translator, orders: list[OrderView], with_buyer: bool) -> lis
 def pay_choice(t: Translator, order: OrderView, balance: int) -> OutgoingMessage:
     """An otomatis order waiting for its money: pay from the wallet if it is enough, else top up the difference
     (the gateways' link, the same path as every top-up) and pay after."""
-    expires = local_time(order.expires_at) if order.expires_at else "-"
+    when = order.expires_at
+    if order.status == "dp_paid":  # the rest: due after TIBA, or any time until the trip's deadline before it
+        when = order.final_due_at or order.deadline_at
+    expires = local_time(when) if when else "-"
+    due = order.due
     by_link = Button(t("btn_pay_link"), data=f"ord:link:{order.code}")
-    if balance >= order.total:
-        pay = Button(t("btn_pay_wallet", total=order.total), data=f"ord:pay:{order.code}")
-        return OutgoingMessage(t("order_pay_otomatis", order=order.code, total=order.total, balance=balance,
-                                 expires=expires), buttons=((pay,), (by_link,)), ref=f"order:{order.code}")
-    short = order.total - balance
-    return OutgoingMessage(t("order_pay_otomatis_short", order=order.code, total=order.total, balance=balance,
-                             short=short, expires=expires),
+    dp_note = ("\n" + t("order_pay_dp_note", dp=order.dp_amount, total=order.total, rest=order.total - order.dp_amount)
+               if order.dp_amount and order.status == "pending" else "")
+    if balance >= due:
+        pay = Button(t("btn_pay_wallet"), data=f"ord:pay:{order.code}")
+        return OutgoingMessage(t("order_pay_otomatis", order=order.code, total=due, balance=balance,
+                                 expires=expires) + dp_note, buttons=((pay,), (by_link,)), ref=f"order:{order.code}")
+    short = due - balance
+    return OutgoingMessage(t("order_pay_otomatis_short", order=order.code, total=due, balance=balance,
+                             short=short, expires=expires) + dp_note,
                            buttons=((by_link,), (Button(t("btn_topup_short", short=short), data=f"topup:{short}"),)),
                            ref=f"order:{order.code}")
 
@@ -105,7 +111,7 @@ async def batal(services: Services, user: UserView, t: Translator, args: str) ->
                         for o in pending[:10])
         return [OutgoingMessage("\n".join([t("cancel_which"), *order_lines(t, pending, False)]), buttons=buttons)]
     mine = await _my_order(services, user, code)
-    if mine is not None and mine.payment_mode == "otomatis" and mine.status == "confirmed":
+    if mine is not None and mine.payment_mode == "otomatis" and mine.status in ("confirmed", "dp_paid"):
         # Paid: cancelling refunds it (until the deadline); ask before money moves.
         return [OutgoingMessage(t("order_cancel_refund_ask", order=mine.code, total=mine.total),
                                 buttons=((Button(t("btn_cancel_refund_yes"), data=f"ord:bt:{mine.code}"),
@@ -141,6 +147,30 @@ async def belumsampai(services: Services, user: UserView, t: Translator, args: s
 def _extended(t: Translator, order: OrderView) -> list[OutgoingMessage]:
     until = local_time(order.release_at) if order.release_at else "-"
     return [OutgoingMessage(t("order_extended", order=order.code, release_at=until))]
+
+
+async def dp(services: Services, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:
+    """DP <slug> <persen> [kembali|hangus] → new orders on this otomatis trip pay a down payment first; DP <slug>
+    0 → none."""
+    parts = args.lower().split()
+    if len(parts) not in (2, 3) or not parts[1].rstrip("%").isdigit():
+        raise usage("dp")
+    policy = parts[2] if len(parts) == 3 else "kembali"
+    done = await services.trips.set_dp(user.id, parts[0], int(parts[1].rstrip("%")), policy)
+    if not done.dp_percent:
+        return [OutgoingMessage(t("dp_off", slug=done.slug))]
+    return [OutgoingMessage(t("dp_set", slug=done.slug, percent=done.dp_percent,
+                              policy_key=f"dp_policy_{done.dp_policy}"))]
+
+
+async def tiba(services: Services, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:
+    """TIBA <slug> → the goods arrived: every order with only its DP paid is asked for the rest."""
+    slug = args.split()[0] if args.split() else ""
+    if not slug or services.escrow is None:
+        raise usage("tiba")
+    asked = await services.escrow.arrive(user.id, slug)
+    return [OutgoingMessage(t("tiba_done", slug=slug.lower(), count=asked,
+                              days=int(services.escrow.final_payment_days)))]
 
 
 async def batalkan(services: Services, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:
@@ -212,7 +242,7 @@ def _owner_action(action: str, command: str):
                                          f"{count}:{rest.strip()[:30]}"),
                                   Button(t("btn_no"), data=f"ord:keep:{found.code}")),))]
                 note = rest
-            if found is not None and found.payment_mode == "otomatis" and found.status == "confirmed":
+            if found is not None and found.payment_mode == "otomatis" and found.status in ("confirmed", "dp_paid"):
                 reason = note.strip()[:40]
                 return [OutgoingMessage(t("order_refund_ask", order=found.code, total=found.total,
                                           quantity=found.quantity, name=found.product_name),
@@ -250,7 +280,7 @@ async def bayar_text(services: Services, user: UserView, t: Translator, args: st
     code = args.split()[0] if args.split() else ""
     mine = await _my_order(services, user, code) if looks_like_order_code(code) else None
     if mine is not None and mine.payment_mode == "otomatis":
-        if mine.status != "pending":
+        if not mine.due:
             raise UserInputError("order_already_paid", order=mine.code)
         return [pay_choice(t, mine, user.balance)]
     raise usage("bayar")
@@ -279,25 +309,33 @@ async def order_button(services: Services, user: UserView, t: Translator, value:
         mine = await _my_order(services, user, code)
         if mine is None:
             raise UserInputError("order_not_found", order=code)
-        return [OutgoingMessage(t("order_pay_ask", order=mine.code, total=mine.total, balance=user.balance),
+        if not mine.due:
+            raise UserInputError("order_already_paid", order=mine.code)
+        return [OutgoingMessage(t("order_pay_ask", order=mine.code, total=mine.due, balance=user.balance),
                                 buttons=((Button(t("btn_pay_yes"), data=f"ord:payok:{mine.code}"),
                                           Button(t("btn_no"), data=f"ord:keep:{mine.code}")),))]
     if action == "payok":
         paid = await escrow.pay_from_wallet(user.id, code)
+        if paid.status == "dp_paid":
+            return [OutgoingMessage(t("order_dp_received", order=paid.code, dp=paid.dp_amount,
+                                      rest=paid.total - paid.dp_amount, slug=paid.slug))]
         return [OutgoingMessage(t("order_paid_done", order=paid.code, total=paid.total, slug=paid.slug))]
     if action == "link":  # pay by the gateways' link / QRIS: the money goes through the wallet into escrow
         mine = await _my_order(services, user, code)
         if mine is None:
             raise UserInputError("order_not_found", order=code)
-        if mine.payment_mode != "otomatis" or mine.status != "pending":
-            raise UserInputError("order_already_paid" if mine.status != "pending" else "order_not_otomatis",
+        if mine.payment_mode != "otomatis" or not mine.due:
+            raise UserInputError("order_already_paid" if mine.payment_mode == "otomatis" else "order_not_otomatis",
                                  order=mine.code)
-        assert mine.expires_at is not None
+        until = mine.final_due_at if mine.status == "dp_paid" and mine.final_due_at else mine.expires_at
+        assert until is not None
+        if mine.status == "dp_paid" and mine.final_due_at is None:
+            until = mine.deadline_at or until  # before TIBA: the rest may be paid early, until the trip's deadline
         link = await services.topups.start(user_id=user.id, customer_name=user.display_name or "",
-                                           amount=mine.total,
-                                           for_order=(parse_order_code(mine.code), mine.code, mine.expires_at))
+                                           amount=mine.due,
+                                           for_order=(parse_order_code(mine.code), mine.code, until))
         expires = local_time(link.expires_at) if link.expires_at else "-"
-        return [OutgoingMessage(t("order_link", order=mine.code, total=mine.total, url=link.payment_url,
+        return [OutgoingMessage(t("order_link", order=mine.code, total=mine.due, url=link.payment_url,
                                   payment=link.order_id, expires=expires),
                                 buttons=((Button(t("pay_now"), url=link.payment_url),),))]
     if action == "recv":  # "Sudah diterima" under the shipped notice

@@ -56,8 +56,9 @@ class Complaint:
 
 class Escrow:
     def __init__(self, db: Database, clock: Clock, *, fee_bps: int = 0, extend_days: float = 7.0,
-                 ship_by_days: float = 30.0, ship_grace_days: float = 7.0,
+                 ship_by_days: float = 30.0, ship_grace_days: float = 7.0, final_payment_days: float = 3.0,
                  admins: Sequence[tuple[str, str]] = ()) -> None:
+        self.final_payment_days = final_payment_days
         self._ship_by = timedelta(days=ship_by_days)
         self._ship_grace = timedelta(days=ship_grace_days)
         self._db = db
@@ -79,20 +80,95 @@ class Escrow:
             self._require_otomatis(order)
             if order.status in PAID:
                 raise UserInputError("order_already_paid", order=order_code(order.id))
-            if order.status not in sources("pay") or order.expires_at <= now:
+            step = _payment_step(order, now)
+            if step is None:
                 raise UserInputError("order_wrong_state", order=order_code(order.id), order_state=order.status)
+            event, amount, what = step
             escrow = ledger.escrow(order.id, order.user_id)
             known = await ledger.accounts(session, [ledger.wallet(user_id), escrow], now)
-            await ledger.post(session, [ledger.Move(f"order:{order.id}:pay", ledger.wallet(user_id), escrow,
-                                                    order.total, "order-pay")], now, known)
-            if not await self._move(session, order, "pay", now, paid_at=now,
-                                    ship_by_at=trip.deadline_at + self._ship_by):
+            await ledger.post(session, [ledger.Move(f"order:{order.id}:{what}", ledger.wallet(user_id), escrow,
+                                                    amount, "order-pay")], now, known)
+            if not await self._move(session, order, event, now, **_paid_values(event, trip, now, self._ship_by)):
                 # Paid meanwhile (another device): this transaction, transfer included, is rolled back.
                 raise UserInputError("order_already_paid", order=order_code(order.id))
-            await notify_user(session, trip.owner_id, "order_paid_owner",
-                              {"order": order_code(order.id), "slug": trip.slug, "total": order.total,
-                               "buyer": await _buyer(session, order)}, now, dedupe_key=f"order-paid:{order.id}")
+            await _tell_paid(session, order, trip, event, amount, now)
             return await _view(session, order.id)
+
+    # --- down payments ------------------------------------------------------------------------------------
+
+    async def arrive(self, owner_id: int, slug: str) -> int:
+        """TIBA <slug>: the goods arrived; every order with only its DP paid is asked for the rest, due within
+        `final_payment_days` (with a reminder a day before). Returns how many were asked."""
+        now = self._clock.now()
+        due = now + timedelta(days=self.final_payment_days)
+        async with self._db.write() as session:
+            trip = await session.scalar(select(Trip).where(Trip.slug == slug.lower()[:10]))
+            if trip is None:
+                raise UserInputError("trip_not_found", slug=slug.lower()[:10])
+            require_owner(trip, owner_id)
+            await session.execute(update(Trip).where(Trip.id == trip.id).values(arrived_at=now))
+            waiting = (await session.scalars(select(Order).where(
+                Order.trip_id == trip.id, Order.status == OrderStatus.DP_PAID, Order.final_due_at.is_(None)))).all()
+            for order in waiting:
+                await session.execute(update(Order).where(Order.id == order.id).values(final_due_at=due,
+                                                                                        updated_at=now))
+                await notify_user(session, order.user_id, "order_final_due",
+                                  {"order": order_code(order.id), "slug": trip.slug,
+                                   "rest": order.total - order.dp_amount, "due_at": _wib(due),
+                                   "policy_key": f"dp_policy_{order.dp_policy or 'kembali'}"}, now,
+                                  dedupe_key=f"order-final-due:{order.id}")
+            return len(waiting)
+
+    async def final_payments_due(self) -> tuple[int, int]:
+        """Orders whose rest is due: reminded a day before; past due, the DP is refunded (kembali) or released
+        to the jastiper (hangus), as the trip said when the order was placed. Returns (reminded, ended)."""
+        now = self._clock.now()
+        reminded = ended = 0
+        async with self._db.read() as session:
+            rows = (await session.execute(select(Order.id, Order.final_due_at).where(
+                Order.status == OrderStatus.DP_PAID, Order.final_due_at <= now + timedelta(days=1))
+                .order_by(Order.id).limit(500))).all()
+        for order_id, _ in rows:
+            async with self._db.write() as session:
+                order, trip = await _order_and_trip(session, order_code(order_id))
+                if order.status != OrderStatus.DP_PAID or order.final_due_at is None:
+                    continue
+                params = {"order": order_code(order.id), "slug": trip.slug, "rest": order.total - order.dp_amount,
+                          "due_at": _wib(order.final_due_at), "dp": order.dp_amount,
+                          "policy_key": f"dp_policy_{order.dp_policy or 'kembali'}"}
+                if order.final_due_at > now:
+                    await notify_user(session, order.user_id, "order_final_reminder", params, now,
+                                      dedupe_key=f"order-final-reminder:{order.id}")
+                    reminded += 1
+                    continue
+                escrow = ledger.escrow(order.id, order.user_id)
+                if order.dp_policy == "hangus":
+                    earnings = ledger.earnings(trip.owner_id)
+                    known = await ledger.accounts(session, [escrow, earnings], now)
+                    if not await self._move(session, order, "forfeit", now, closed_at=now):
+                        continue
+                    fee, rest = release_split(known[escrow].balance, self.fee_bps)
+                    await ledger.post(session, [
+                        ledger.Move(f"order:{order.id}:fee", escrow, ledger.REVENUE, fee, "order-fee"),
+                        ledger.Move(f"order:{order.id}:release", escrow, earnings, rest, "order-release"),
+                    ], now, known)
+                    template = "order_dp_forfeited"
+                    await notify_user(session, trip.owner_id, "order_dp_forfeited_owner",
+                                      {**params, "earned": rest, "fee": fee}, now,
+                                      dedupe_key=f"order-dp-forfeited-owner:{order.id}")
+                else:
+                    wallet = ledger.wallet(order.user_id)
+                    known = await ledger.accounts(session, [escrow, wallet], now)
+                    if not await self._move(session, order, "refund", now, closed_at=now, note="rest not paid"):
+                        continue
+                    await ledger.post(session, [ledger.Move(f"order:{order.id}:refund", escrow, wallet,
+                                                            known[escrow].balance, "order-refund")], now, known)
+                    template = "order_dp_refunded"
+                await _close(session, known[escrow])
+                await notify_user(session, order.user_id, template, params, now,
+                                  dedupe_key=f"order-dp-ended:{order.id}")
+                ended += 1
+        return reminded, ended
 
     # --- releasing ----------------------------------------------------------------------------------------
 
@@ -349,7 +425,8 @@ class Escrow:
                 raise UserInputError("trip_not_found", slug=slug.lower()[:10])
             require_owner(trip, owner_id)
             orders = (await session.scalars(select(Order).where(Order.trip_id == trip.id).order_by(Order.id))).all()
-            paid = [o for o in orders if o.payment_mode == "otomatis" and o.status == OrderStatus.CONFIRMED]
+            paid = [o for o in orders if o.payment_mode == "otomatis"
+                    and o.status in (OrderStatus.CONFIRMED, OrderStatus.DP_PAID)]
             refs = [r for o in paid for r in (ledger.escrow(o.id, o.user_id), ledger.wallet(o.user_id))]
             known = await ledger.accounts(session, refs, now)
             refunded = cancelled = left = 0
@@ -473,6 +550,35 @@ class Escrow:
         return True
 
 
+def _payment_step(order: Order, now: datetime) -> tuple[OrderEvent, int, str] | None:
+    """What paying this order now means: (event, amount, reference part) — the DP, the rest after a DP, or the
+    whole total; None when nothing is due (paid, closed, or past its time to pay)."""
+    if order.status == OrderStatus.PENDING and order.expires_at > now:
+        if order.dp_amount:
+            return "pay_dp", order.dp_amount, "dp"
+        return "pay", order.total, "pay"
+    if order.status == OrderStatus.DP_PAID and (order.final_due_at is None or order.final_due_at > now):
+        return "pay", order.total - order.dp_amount, "pay"
+    return None
+
+
+def _paid_values(event: OrderEvent, trip: Trip, now: datetime, ship_by: timedelta) -> dict[str, object]:
+    if event == "pay_dp":
+        return {}
+    return {"paid_at": now, "ship_by_at": trip.deadline_at + ship_by}
+
+
+async def _tell_paid(session: AsyncSession, order: Order, trip: Trip, event: OrderEvent, amount: int,
+                     now: datetime) -> None:
+    params = {"order": order_code(order.id), "slug": trip.slug, "total": order.total,
+              "buyer": await _buyer(session, order)}
+    if event == "pay_dp":
+        await notify_user(session, trip.owner_id, "order_dp_paid_owner", {**params, "dp": amount}, now,
+                          dedupe_key=f"order-dp-paid:{order.id}")
+    else:
+        await notify_user(session, trip.owner_id, "order_paid_owner", params, now, dedupe_key=f"order-paid:{order.id}")
+
+
 async def _close(session: AsyncSession, account: Account) -> None:
     """A released or refunded escrow takes no more money (the database refuses transfers into it from now)."""
     await session.execute(update(Account).where(Account.id == account.id).values(status="closed"))
@@ -508,30 +614,30 @@ async def fund_order(session: AsyncSession, order_id: int, buyer_id: int, amount
         return False
     order, trip = row
     wallet, escrow = ledger.wallet(buyer_id), ledger.escrow(order.id, buyer_id)
+    step = _payment_step(order, now)
     reason = None
     if order.user_id != buyer_id or order.payment_mode != "otomatis":
         reason = "order_kept_reason_manual"
     elif order.status in PAID:
         reason = "order_kept_reason_paid"
-    elif order.status not in sources("pay") or order.expires_at <= now:
+    elif step is None:
         reason = "order_kept_reason_closed"
-    elif amount != order.total:
+    elif amount != step[1]:
         reason = "order_kept_reason_amount"
-    elif wallet not in known or escrow not in known or known[wallet].balance < order.total:
+    elif wallet not in known or escrow not in known or known[wallet].balance < amount:
         reason = "order_kept_reason_amount"
     params = {"order": order_code(order.id), "slug": trip.slug, "total": amount, "payment": payment_code}
-    if reason is None:
+    if reason is None and step is not None:
+        event, due, what = step
         moved = await session.execute(
-            update(Order).where(Order.id == order.id, Order.status.in_(sources("pay")))
-            .values(status=target("pay"), paid_at=now, updated_at=now, ship_by_at=trip.deadline_at + ship_by))
+            update(Order).where(Order.id == order.id, Order.status.in_(sources(event)))
+            .values(status=target(event), updated_at=now, **_paid_values(event, trip, now, ship_by)))
         if rows_changed(moved) == 1:
-            await ledger.post(session, [ledger.Move(f"order:{order.id}:pay", wallet, escrow, order.total,
-                                                    "order-pay")], now, known)
+            await ledger.post(session, [ledger.Move(f"order:{order.id}:{what}", wallet, escrow, due, "order-pay")],
+                              now, known)
             await notify_user(session, buyer_id, "order_paid_by_link", params, now,
-                              dedupe_key=f"order-paid-buyer:{order.id}")
-            await notify_user(session, trip.owner_id, "order_paid_owner",
-                              {"order": order_code(order.id), "slug": trip.slug, "total": order.total,
-                               "buyer": await _buyer(session, order)}, now, dedupe_key=f"order-paid:{order.id}")
+                              dedupe_key=f"order-paid-buyer:{order.id}:{what}")
+            await _tell_paid(session, order, trip, event, due, now)
             return True
         reason = "order_kept_reason_paid"
     await notify_user(session, buyer_id, "order_payment_kept", {**params, "reason_key": reason}, now,

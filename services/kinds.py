@@ -73,6 +73,8 @@ class OrderStatus(StrEnum):
     RECEIVED = "received"  # otomatis: the buyer got it (or the auto-release came); the escrow went to the jastiper
     REFUNDED = "refunded"  # otomatis: a paid order rejected or cancelled; the escrow went back to the buyer
     DISPUTED = "disputed"  # otomatis: the buyer complained before release; the escrow is frozen for an admin
+    DP_PAID = "dp_paid"  # otomatis with a down payment: the DP is in escrow, the rest is due after TIBA
+    FORFEITED = "forfeited"  # a DP whose rest was never paid, released to the jastiper (the trip said "hangus")
 
 
 class BroadcastStatus(StrEnum):

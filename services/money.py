@@ -7,7 +7,8 @@ from __future__ import annotations
 MONEY_PARAMS = frozenset({"amount", "balance", "minimum", "maximum", "needed", "price", "total", "refund",
                           "charged", "released", "paid", "unpaid", "room", "repaid", "taken", "owed", "after",
                           "expected", "held_amount", "topup_amount", "revenue", "receivable_amount",
-                          "correction_amount", "limit", "short", "fee", "earned", "in_escrow", "refunded"})
+                          "correction_amount", "limit", "short", "fee", "earned", "in_escrow", "refunded", "dp",
+                          "rest"})
 # Signed changes, shown with their sign either way: +Rp25.000 / -Rp10.000.
 SIGNED_PARAMS = frozenset({"change"})
 

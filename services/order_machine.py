@@ -12,6 +12,9 @@ taps move an order once) and for the effects of the move.
     either side); disputed --settle_release--> received (an admin releases it, or part of it after refunding
     the rest); disputed --settle_refund--> refunded (an admin refunds it all)
     pending, proof_sub. --trip_cancel--> cancelled (BATALKAN: the jastiper cancels the whole trip)
+    Down payments: pending --pay_dp--> dp_paid --pay--> confirmed (the rest, after TIBA); dp_paid --refund-->
+    refunded (rejected, cancelled, or the rest never paid on a "kembali" trip); dp_paid --forfeit--> forfeited
+    (the rest never paid on a "hangus" trip: the DP is released to the jastiper like a delivered order)
     rejected, cancelled, expired, received, refunded: final (nothing moves them)
 
 Manual trips use proof / confirm (the jastiper checks a transfer by eye); otomatis trips use pay (money arrived in
@@ -29,11 +32,13 @@ from typing import Literal
 from services.kinds import OrderStatus
 
 OrderEvent = Literal["proof", "proof_rejected", "confirm", "reject", "ship", "cancel", "expire", "pay", "receive",
-                     "refund", "complain", "settle_release", "settle_refund", "trip_cancel"]
+                     "refund", "complain", "settle_release", "settle_refund", "trip_cancel", "pay_dp", "forfeit"]
 EVENTS: tuple[OrderEvent, ...] = ("proof", "proof_rejected", "confirm", "reject", "ship", "cancel", "expire", "pay",
-                                  "receive", "refund", "complain", "settle_release", "settle_refund", "trip_cancel")
+                                  "receive", "refund", "complain", "settle_release", "settle_refund", "trip_cancel",
+                                  "pay_dp", "forfeit")
 MANUAL_ONLY = frozenset({"proof", "proof_rejected", "confirm"})
-ESCROW_ONLY = frozenset({"pay", "receive", "refund", "complain", "settle_release", "settle_refund"})
+ESCROW_ONLY = frozenset({"pay", "receive", "refund", "complain", "settle_release", "settle_refund", "pay_dp",
+                         "forfeit"})
 
 P, S, C = OrderStatus.PENDING, OrderStatus.PROOF_SUBMITTED, OrderStatus.CONFIRMED
 TRANSITIONS: dict[tuple[OrderStatus, OrderEvent], OrderStatus] = {
@@ -51,8 +56,11 @@ TRANSITIONS: dict[tuple[OrderStatus, OrderEvent], OrderStatus] = {
     (OrderStatus.DISPUTED, "settle_release"): OrderStatus.RECEIVED,
     (OrderStatus.DISPUTED, "settle_refund"): OrderStatus.REFUNDED,
     (P, "trip_cancel"): OrderStatus.CANCELLED, (S, "trip_cancel"): OrderStatus.CANCELLED,
+    (P, "pay_dp"): OrderStatus.DP_PAID, (OrderStatus.DP_PAID, "pay"): C,
+    (OrderStatus.DP_PAID, "refund"): OrderStatus.REFUNDED, (OrderStatus.DP_PAID, "forfeit"): OrderStatus.FORFEITED,
 }
-RELEASES_STOCK = frozenset({OrderStatus.REJECTED, OrderStatus.CANCELLED, OrderStatus.EXPIRED, OrderStatus.REFUNDED})
+RELEASES_STOCK = frozenset({OrderStatus.REJECTED, OrderStatus.CANCELLED, OrderStatus.EXPIRED, OrderStatus.REFUNDED,
+                            OrderStatus.FORFEITED})
 FINAL = frozenset(set(OrderStatus) - {state for state, _ in TRANSITIONS})
 
 

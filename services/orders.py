@@ -34,10 +34,10 @@ NOTE_LENGTH = 500
 WIB = timezone(timedelta(hours=7))
 # Who may move an order from which states, and where to.
 OWNER_MOVES: dict[str, OrderEvent] = {"confirm": "confirm", "reject": "reject", "ship": "ship"}
-ACTIVE = ("pending", "proof_submitted", "confirmed", "shipped")
-PAID = ("confirmed", "shipped", "received", "disputed")
+ACTIVE = ("pending", "proof_submitted", "dp_paid", "confirmed", "shipped")
+PAID = ("confirmed", "shipped", "received", "disputed")  # lunas (a DP alone is not)
 IN_RECAP = (*ACTIVE, "received", "disputed")  # every order that was or will be bought
-IN_RECAP_MONEY = (*IN_RECAP, "refunded")  # the recap's orders: refunded ones too, for their money
+IN_RECAP_MONEY = (*IN_RECAP, "refunded", "forfeited")  # the recap's orders: refunded ones too, for their money
 PROOF_REASONS = ("proof_reason_amount", "proof_reason_unreadable", "proof_reason_missing")
 
 
@@ -58,6 +58,17 @@ class OrderView:
     release_at: datetime | None = None  # otomatis, shipped: when the escrow goes to the jastiper by itself
     owner_id: int = 0
     deadline_at: datetime | None = None
+    dp_amount: int = 0  # otomatis with a down payment: due at order time, the rest after TIBA
+    final_due_at: datetime | None = None
+
+    @property
+    def due(self) -> int:
+        """What the buyer pays next: the DP, the rest after a DP, or the whole total; 0 once lunas."""
+        if self.status == "pending":
+            return self.dp_amount or self.total
+        if self.status == "dp_paid":
+            return self.total - self.dp_amount
+        return 0
 
 
 def order_code(order_id: int) -> str:
@@ -127,13 +138,18 @@ class Orders:
                           unit_price=product.price, total=product.price * quantity, status="pending",
                           created_at=now, updated_at=now, expires_at=now + self._expiry,
                           payment_mode=trip.payment_mode)
+            if trip.payment_mode == "otomatis" and trip.dp_percent:
+                # The trip's DP rule as it is now: changing the trip affects new orders only.
+                order.dp_amount = order.total * trip.dp_percent // 100
+                order.dp_policy = trip.dp_policy
             session.add(order)
             await session.flush()
             buyer = await session.scalar(select(Participant.name).where(
                 Participant.trip_id == trip.id, Participant.user_id == user_id)) or "-"
             view = OrderView(order_code(order.id), trip.slug, product.code, product.name, quantity, order.total,
                              "pending", buyer, order.expires_at, trip.payment_mode, trip.payment_instructions,
-                             trip.title, owner_id=trip.owner_id, deadline_at=trip.deadline_at)
+                             trip.title, owner_id=trip.owner_id, deadline_at=trip.deadline_at,
+                             dp_amount=order.dp_amount or 0)
             await notify_user(session, trip.owner_id, "order_new_owner",
                               {"order": view.code, "slug": trip.slug, "code": product.code, "name": product.name,
                                "quantity": quantity, "total": order.total, "buyer": buyer}, now,
@@ -415,7 +431,7 @@ async def _order_money(session: AsyncSession, order_ids: list[int]) -> dict[int,
     found: dict[int, dict[str, int]] = {i: {"in_escrow": 0, "released": 0, "fee": 0, "refunded": 0}
                                         for i in order_ids}
     rows = (await session.execute(select(Transfer.reference, Transfer.amount).where(
-        Transfer.reference.in_([f"order:{i}:{what}" for i in order_ids for what in ("pay", "fee", "release",
+        Transfer.reference.in_([f"order:{i}:{what}" for i in order_ids for what in ("dp", "pay", "fee", "release",
                                                                                     "refund")])
         | Transfer.reference.like("order:%:part%")))).all()
     for reference, amount in rows:
@@ -423,7 +439,7 @@ async def _order_money(session: AsyncSession, order_ids: list[int]) -> dict[int,
         entry = found.get(int(order_id))
         if entry is None:
             continue
-        if what == "pay":
+        if what in ("pay", "dp"):
             entry["in_escrow"] += amount
         else:
             key = {"fee": "fee", "release": "released"}.get(what, "refunded")
@@ -444,7 +460,8 @@ async def order_views(session: AsyncSession, condition: ColumnElement[bool]) -> 
         .where(condition).order_by(Order.id)
     )
     return [OrderView(order_code(o.id), slug, code, name, o.quantity, o.total, o.status, buyer or "",
-                      o.expires_at, o.payment_mode, instructions, title, o.release_at, owner, deadline)
+                      o.expires_at, o.payment_mode, instructions, title, o.release_at, owner, deadline,
+                      o.dp_amount or 0, o.final_due_at)
             for o, code, name, slug, title, owner, deadline, instructions, buyer in rows]
 
 

@@ -35,10 +35,11 @@ class JastipSweep:
         released = await self._escrow.release_due() if self._escrow is not None else 0
         reminded = await self._escrow.remind_due() if self._escrow is not None else 0
         overdue = await self._escrow.ship_overdue() if self._escrow is not None else (0, 0)
+        finals = await self._escrow.final_payments_due() if self._escrow is not None else (0, 0)
         purged = await self._orders.purge_proofs(self._proof_days)
         if purged:
             log.info("jastip sweep: %d payment proofs past their retention deleted", purged)
-        if closed or expired or settled or stale or released or reminded or any(overdue):
+        if closed or expired or settled or stale or released or reminded or any(overdue) or any(finals):
             log.info("jastip sweep: %d trips closed, %d orders expired, %d escrows released", closed, expired,
                      released)
             self._notices_queued.fire()

@@ -55,6 +55,8 @@ class TripView:
     products: tuple[ProductView, ...] = ()
     payment_mode: str = "manual"
     payment_instructions: str | None = None
+    dp_percent: int = 0
+    dp_policy: str = "kembali"
 
 
 @dataclass(frozen=True)
@@ -179,7 +181,8 @@ class Trips:
                                                                Product.deleted_at.is_(None)).order_by(Product.code))
             products = tuple(ProductView(p.code, p.name, p.price, p.stock, p.photo_path) for p in rows)
         return TripView(trip.slug, trip.title, trip.deadline_at, trip.status, trip.owner_id, int(joined or 0),
-                        int(orders or 0), products, trip.payment_mode, trip.payment_instructions)
+                        int(orders or 0), products, trip.payment_mode, trip.payment_instructions, trip.dp_percent,
+                        trip.dp_policy)
 
     async def set_status(self, owner_id: int, slug: str, status: str) -> TripView:
         """TUTUP / BUKA: only the owner; reopening needs a deadline still in the future."""
@@ -213,6 +216,18 @@ class Trips:
             trip.payment_mode = mode
             if mode == "manual":
                 trip.payment_instructions = text
+            return await self._view(session, trip)
+
+    async def set_dp(self, owner_id: int, slug: str, percent: int, policy: str) -> TripView:
+        """DP <slug> <persen> [kembali|hangus]: a down payment on an otomatis trip's new orders (0 = none)."""
+        if not 0 <= percent < 100 or policy not in ("kembali", "hangus"):
+            raise UserInputError("usage_dp")
+        async with self._db.write() as session:
+            trip = await trip_by_slug(session, slug, lock=True)
+            require_owner(trip, owner_id)
+            if trip.payment_mode != "otomatis":
+                raise UserInputError("dp_needs_otomatis", slug=trip.slug)
+            trip.dp_percent, trip.dp_policy = percent, policy
             return await self._view(session, trip)
 
     async def add_product(self, owner_id: int, slug: str, code: str, price: int, stock: int, name: str,

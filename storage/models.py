@@ -259,6 +259,8 @@ class Trip(Base):
     __table_args__ = (
         CheckConstraint("status IN ('open','closed')", name="ck_trips_status"),
         CheckConstraint("payment_mode IN ('manual','otomatis')", name="ck_trips_payment_mode"),
+        CheckConstraint("dp_percent >= 0 AND dp_percent < 100 AND dp_policy IN ('kembali','hangus')",
+                        name="ck_trips_dp"),
         Index("ix_trips_status_deadline", "status", "deadline_at"),
     )
 
@@ -271,6 +273,11 @@ class Trip(Base):
     # manual: buyers transfer as the instructions say and send a proof photo (otomatis: paid through Titip).
     payment_mode: Mapped[str] = mapped_column(String(8), default="manual", server_default="manual")
     payment_instructions: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # otomatis: a down payment of dp_percent % at order time, the rest after TIBA; a rest never paid refunds the
+    # DP (kembali) or releases it to the jastiper (hangus). Copied onto each order when it is placed.
+    dp_percent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    dp_policy: Mapped[str] = mapped_column(String(8), default="kembali", server_default="kembali")
+    arrived_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)  # TIBA
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
@@ -318,6 +325,7 @@ class Order(Base):
         CheckConstraint("total = quantity * unit_price", name="ck_orders_total"),
         CheckConstraint(f"status IN ({sql_in(OrderStatus)})", name="ck_orders_status"),
         CheckConstraint("payment_mode IN ('manual','otomatis')", name="ck_orders_payment_mode"),
+        CheckConstraint("dp_amount >= 0 AND dp_amount < total", name="ck_orders_dp"),
         Index("ix_orders_status_expires", "status", "expires_at"),
         Index("ix_orders_status_release", "status", "release_at"),
     )
@@ -351,6 +359,9 @@ class Order(Base):
     extended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)  # BELUMSAMPAI (once)
     # otomatis, paid: KIRIM is due by then (the trip's deadline + escrow.ship_by_days; ADMIN PERPANJANG moves it)
     ship_by_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    dp_amount: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")  # 0: paid in one go
+    dp_policy: Mapped[str | None] = mapped_column(String(8), nullable=True)  # kembali | hangus, from the trip
+    final_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)  # the rest, after TIBA
 
 
 class Broadcast(Base):

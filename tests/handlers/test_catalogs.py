@@ -27,7 +27,7 @@ ALWAYS = {"cmd"}  # filled in by the translator itself
 
 STATES = {
     "order": ("pending", "proof_submitted", "confirmed", "rejected", "shipped", "cancelled", "expired", "received",
-              "refunded", "disputed"),
+              "refunded", "disputed", "dp_paid", "forfeited"),
     "payment": ("created", "pending", "paid", "failed", "expired", "held", "reversed", "refunded"),
     "broadcast": ("preview", "running", "done", "cancelled"),
     "trip": ("open", "closed"),

@@ -417,3 +417,58 @@ async def test_a_paid_order_never_shipped_is_announced_then_refunded_unless_an_a
     clock.advance(days=30)
     assert await escrow.ship_overdue() == (0, 0)
     await assert_books_hold(db)
+
+
+async def dp_trip(db, clock, policy: str, *, fee_bps: int = 0) -> Trip:
+    trip = await Trip(db, clock, fee_bps=fee_bps).start()
+    trip.escrow = Escrow(db, clock, fee_bps=fee_bps, final_payment_days=3)
+    await trip.trips.set_dp(trip.owner, "jpn25", 30, policy)
+    return trip
+
+
+async def test_a_down_payment_then_the_rest_after_tiba_makes_the_order_lunas(db, clock):
+    trip = await dp_trip(db, clock, "kembali")
+    code = await trip.order(2)
+    placed = (await trip.orders.mine(trip.buyer))[0]
+    assert (placed.dp_amount, placed.due) == (90_000, 90_000)  # 30 % of Rp300.000
+    paid = await trip.escrow.pay_from_wallet(trip.buyer, code)
+    assert (paid.status, paid.due) == ("dp_paid", 210_000)
+    assert await balance(db, ledger.escrow(int(code[1:]), trip.buyer)) == 90_000
+    with pytest.raises(UserInputError) as ship:
+        await trip.orders.owner_move(trip.owner, code, "ship", "JNE 1")  # a DP is not lunas
+    assert ship.value.key == "order_wrong_state"
+    assert await trip.escrow.arrive(trip.owner, "jpn25") == 1
+    async with db.read() as session:
+        asked = (await session.scalars(select(OutboxMessage.template))).all()
+    assert "order_final_due" in asked
+    rest = await trip.escrow.pay_from_wallet(trip.buyer, code)
+    assert (rest.status, rest.due) == ("confirmed", 0)
+    assert await balance(db, ledger.escrow(int(code[1:]), trip.buyer)) == 300_000
+    await trip.orders.owner_move(trip.owner, code, "ship", "JNE 1")
+    await trip.escrow.receive(trip.buyer, code)
+    assert await balance(db, ledger.earnings(trip.owner)) == 300_000
+    await assert_books_hold(db)
+
+
+@pytest.mark.parametrize("policy", ["kembali", "hangus"])
+async def test_a_rest_never_paid_refunds_or_forfeits_the_dp_as_the_trip_said_when_ordered(db, clock, policy):
+    trip = await dp_trip(db, clock, policy, fee_bps=1000)
+    code = await trip.order(1)
+    await trip.escrow.pay_from_wallet(trip.buyer, code)
+    await trip.trips.set_dp(trip.owner, "jpn25", 50, "hangus" if policy == "kembali" else "kembali")  # new orders
+    await trip.escrow.arrive(trip.owner, "jpn25")
+    clock.advance(days=2, hours=1)
+    assert await trip.escrow.final_payments_due() == (1, 0)  # a reminder a day before
+    clock.advance(days=1)
+    assert await trip.escrow.final_payments_due() == (0, 1)
+    status = (await trip.orders.mine(trip.buyer))[0].status
+    dp = PRICE * 30 // 100
+    if policy == "kembali":
+        assert status == "refunded" and await balance(db, ledger.wallet(trip.buyer)) == 1_000_000
+    else:
+        assert status == "forfeited" and await balance(db, ledger.wallet(trip.buyer)) == 1_000_000 - dp
+        assert await balance(db, ledger.earnings(trip.owner)) == dp - dp // 10 and await revenue(db) == dp // 10
+    assert await trip.stock() == 10
+    with pytest.raises(UserInputError):
+        await trip.escrow.pay_from_wallet(trip.buyer, code)  # too late for the rest
+    await assert_books_hold(db)

@@ -209,15 +209,15 @@ class OtomatisOrders(RuleBasedStateMachine):
 
         async def read():
             async with self.db.read() as session:
-                orders = (await session.execute(select(Order.id, Order.status, Order.total))).all()
+                orders = (await session.execute(select(Order.id, Order.status, Order.total, Order.dp_amount))).all()
                 escrows = dict((await session.execute(select(Account.key, Account.balance).where(
                     Account.kind == AccountKind.ESCROW.value))).all())
             return orders, escrows
 
         orders, escrows = self.run(read())
-        for order_id, status, total in orders:
+        for order_id, status, total, dp in orders:
             inside = int(escrows.get(str(order_id), 0))
-            expected = total if status in ("confirmed", "shipped", "disputed") else 0
+            expected = total if status in ("confirmed", "shipped", "disputed") else dp if status == "dp_paid" else 0
             assert inside == expected, (order_code(order_id), status, inside, total)
         self.run(self._no_order_both_released_and_refunded())
 
@@ -243,7 +243,7 @@ class OtomatisOrders(RuleBasedStateMachine):
             if status == "refunded":
                 assert set(ends) == {"refund"}, (code, parts)
             else:
-                assert status == "received", (code, status, parts)
+                assert status in ("received", "forfeited"), (code, status, parts)
 
 
 OtomatisOrders.TestCase.settings = settings(max_examples=40, stateful_step_count=50, deadline=None)

@@ -181,19 +181,21 @@ def test_a_refund_after_the_money_was_spent_takes_what_is_there_and_books_the_re
 Od = OrderStatus
 ORDER_TABLE: dict[OrderStatus, tuple] = {
     # columns: proof, proof_rejected, confirm, reject, ship, cancel, expire, pay, receive, refund, complain,
-    #          settle_release, settle_refund, trip_cancel
+    #          settle_release, settle_refund, trip_cancel, pay_dp, forfeit
     Od.PENDING: (Od.PROOF_SUBMITTED, _, Od.CONFIRMED, Od.REJECTED, _, Od.CANCELLED, Od.EXPIRED, Od.CONFIRMED, _, _,
-                 _, _, _, Od.CANCELLED),
+                 _, _, _, Od.CANCELLED, Od.DP_PAID, _),
     Od.PROOF_SUBMITTED: (Od.PROOF_SUBMITTED, Od.PENDING, Od.CONFIRMED, Od.REJECTED, _, _, _, _, _, _, _, _, _,
-                         Od.CANCELLED),
-    Od.CONFIRMED: (_, _, _, _, Od.SHIPPED, _, _, _, _, Od.REFUNDED, Od.DISPUTED, _, _, _),
-    Od.SHIPPED: (_, _, _, _, _, _, _, _, Od.RECEIVED, _, Od.DISPUTED, _, _, _),
-    Od.DISPUTED: (_, _, _, _, _, _, _, _, _, _, _, Od.RECEIVED, Od.REFUNDED, _),
-    Od.REJECTED: (_,) * 14,
-    Od.CANCELLED: (_,) * 14,
-    Od.EXPIRED: (_,) * 14,
-    Od.RECEIVED: (_,) * 14,
-    Od.REFUNDED: (_,) * 14,
+                         Od.CANCELLED, _, _),
+    Od.DP_PAID: (_, _, _, _, _, _, _, Od.CONFIRMED, _, Od.REFUNDED, _, _, _, _, _, Od.FORFEITED),
+    Od.CONFIRMED: (_, _, _, _, Od.SHIPPED, _, _, _, _, Od.REFUNDED, Od.DISPUTED, _, _, _, _, _),
+    Od.SHIPPED: (_, _, _, _, _, _, _, _, Od.RECEIVED, _, Od.DISPUTED, _, _, _, _, _),
+    Od.DISPUTED: (_, _, _, _, _, _, _, _, _, _, _, Od.RECEIVED, Od.REFUNDED, _, _, _),
+    Od.REJECTED: (_,) * 16,
+    Od.CANCELLED: (_,) * 16,
+    Od.EXPIRED: (_,) * 16,
+    Od.RECEIVED: (_,) * 16,
+    Od.REFUNDED: (_,) * 16,
+    Od.FORFEITED: (_,) * 16,
 }
 
 
@@ -204,14 +206,14 @@ def test_every_order_state_and_event_moves_as_the_table_says(state, event):
 
 
 def test_only_orders_that_end_without_being_bought_give_their_stock_back():
-    assert order_machine.RELEASES_STOCK == {Od.REJECTED, Od.CANCELLED, Od.EXPIRED, Od.REFUNDED}
-    assert order_machine.FINAL == {Od.RECEIVED, Od.REJECTED, Od.CANCELLED, Od.EXPIRED, Od.REFUNDED}
+    assert order_machine.RELEASES_STOCK == {Od.REJECTED, Od.CANCELLED, Od.EXPIRED, Od.REFUNDED, Od.FORFEITED}
+    assert order_machine.FINAL == {Od.RECEIVED, Od.REJECTED, Od.CANCELLED, Od.EXPIRED, Od.REFUNDED, Od.FORFEITED}
 
 
 @pytest.mark.parametrize("event", order_machine.EVENTS)
 def test_manual_orders_never_take_escrow_events_and_otomatis_orders_never_take_proofs(event):
     assert order_machine.applies(event, "manual") == (
-        event not in ("pay", "receive", "refund", "complain", "settle_release", "settle_refund"))
+        event not in ("pay", "receive", "refund", "complain", "settle_release", "settle_refund", "pay_dp", "forfeit"))
     assert order_machine.applies(event, "otomatis") == (event not in ("proof", "proof_rejected", "confirm"))
 
 

@@ -431,7 +431,7 @@ class CrashHarness:
         for order_id, status, total in (await session.execute(
                 select(Order.id, Order.status, Order.total).where(Order.payment_mode == "otomatis"))).all():
             balance, account_status = escrows.get(order_id, (0, None))
-            expected = total if status in ("confirmed", "shipped") else 0
+            expected = total if status in ("confirmed", "shipped", "disputed") else 0
             if balance != expected:
                 bad.append(f"order P{order_id} ({status}): escrow holds {balance}, expected {expected}")
             if status in ("received", "refunded") and account_status != "closed":

@@ -191,3 +191,34 @@ async def test_a_part_refusal_and_a_cancelled_trip_in_chat(tmp_path, fresh_db_ur
         await v.reply_with("siti", "P1 dibatalkan", "Rp200.000 sudah kembali")
         await v.reply_with("siti", "P2 dibatalkan")
         assert "Rp500.000" in (await v.ask("siti", "saldo", "Saldo kamu"))["text"]
+
+
+async def test_a_trip_with_a_down_payment_runs_dp_tiba_rest_shipping_and_release_in_chat(tmp_path, fresh_db_url):
+    async with AppUnderTest(tmp_path, fresh_db_url, CONFIG) as app, Visitor(app.url) as v:
+        await v.ask("tina", "TRIP BARU jpn25 Jastip Jepang | 2099-12-31 20:00", "Trip jpn25 dibuat")
+        await v.ask("tina", "PRODUK jpn25 KK1 100rb 5 KitKat Matcha", "Produk KK1 ditambahkan")
+        refused = await v.ask("tina", "DP jpn25 30", "PEMBAYARAN jpn25 otomatis")
+        assert "DP hanya untuk trip" in refused["text"]
+        await v.ask("tina", "PEMBAYARAN jpn25 otomatis", "dibayar lewat Titip")
+        await v.ask("tina", "DP jpn25 30 kembali", "DP 30%", "DP dikembalikan ke pembeli")
+        await v.ask("siti", "JOIN jpn25 | Nama: Siti", "Kamu ikut trip")
+        bill = await v.ask("siti", "topup 200rb", "Tagihan top up Rp200.000")
+        await pay_in_sandbox(app, button(bill, "Bayar")["url"])
+        await v.reply_with("siti", "Saldo bertambah Rp200.000")
+
+        choice = await v.ask("siti", "PESAN KK1 2", "dari saldo")
+        assert "Bayar Rp60.000" in choice["text"] and "Ini DP Rp60.000 dari total Rp200.000" in choice["text"]
+        ask = await v.tap_and_wait("siti", button(choice, "Bayar dari saldo"), "Bayar pesanan P1 sebesar Rp60.000")
+        await v.tap_and_wait("siti", button(ask, "Ya, bayar"), "DP Rp60.000 untuk pesanan P1 diterima")
+        await v.reply_with("tina", "sudah bayar DP Rp60.000 dari Rp200.000", "TIBA jpn25")
+        mine = await v.ask("siti", "PESANANKU", "P1")
+        assert "DP dibayar" in mine["text"]
+
+        await v.ask("tina", "TIBA jpn25", "1 pembeli ditagih sisa pembayaran")
+        due = await v.reply_with("siti", "sudah tiba", "Rp140.000")
+        ask = await v.tap_and_wait("siti", button(due, "Bayar dari saldo"), "Bayar pesanan P1 sebesar Rp140.000")
+        await v.tap_and_wait("siti", button(ask, "Ya, bayar"), "Pesanan P1 lunas")
+        await v.ask("tina", "KIRIM P1 JNE 9", "P1 ditandai dikirim")
+        sure = await v.ask("siti", "TERIMA P1", "sudah kamu terima")
+        await v.tap_and_wait("siti", button(sure, "Ya, sudah diterima"), "selesai")
+        await v.reply_with("tina", "Rp190.000 masuk ke penghasilanmu", "biaya Titip Rp10.000")

@@ -17,7 +17,7 @@ depends_on = None
 
 When = sa.DateTime(timezone=True)
 STATUSES = ("pending", "proof_submitted", "confirmed", "rejected", "shipped", "cancelled", "expired", "received",
-            "refunded", "disputed")
+            "refunded", "disputed", "dp_paid", "forfeited")
 
 
 def upgrade() -> None:
@@ -31,10 +31,21 @@ def upgrade() -> None:
         batch.add_column(sa.Column("complained_at", When))
         batch.add_column(sa.Column("extended_at", When))
         batch.add_column(sa.Column("ship_by_at", When))
+        batch.add_column(sa.Column("dp_amount", sa.BigInteger, nullable=False, server_default="0"))
+        batch.add_column(sa.Column("dp_policy", sa.String(8)))
+        batch.add_column(sa.Column("final_due_at", When))
+        batch.create_check_constraint("ck_orders_dp", "dp_amount >= 0 AND dp_amount < total")
         batch.drop_constraint("ck_orders_status", type_="check")
         batch.create_check_constraint("ck_orders_status", "status IN (" + ",".join(f"'{s}'" for s in STATUSES) + ")")
         batch.create_check_constraint("ck_orders_payment_mode", "payment_mode IN ('manual','otomatis')")
         batch.create_index("ix_orders_status_release", ["status", "release_at"])
+    with op.batch_alter_table("trips") as batch:
+        # DP <slug> <persen> [kembali|hangus]: a down payment due at order time, the rest after TIBA.
+        batch.add_column(sa.Column("dp_percent", sa.Integer, nullable=False, server_default="0"))
+        batch.add_column(sa.Column("dp_policy", sa.String(8), nullable=False, server_default="kembali"))
+        batch.add_column(sa.Column("arrived_at", When))
+        batch.create_check_constraint("ck_trips_dp", "dp_percent >= 0 AND dp_percent < 100 "
+                                                     "AND dp_policy IN ('kembali','hangus')")
     with op.batch_alter_table("payments") as batch:
         # A gateway payment for a jastip order (purpose "order"): its money goes through the buyer's wallet into
         # this order's escrow, if the order still waits for exactly that money when it is paid.
