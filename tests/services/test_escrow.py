@@ -472,3 +472,64 @@ async def test_a_rest_never_paid_refunds_or_forfeits_the_dp_as_the_trip_said_whe
     with pytest.raises(UserInputError):
         await trip.escrow.pay_from_wallet(trip.buyer, code)  # too late for the rest
     await assert_books_hold(db)
+
+
+async def test_the_auto_release_racing_a_complaint_ends_in_exactly_one(trip, db, fresh_db_url, clock):
+    code = await trip.order()
+    await trip.escrow.pay_from_wallet(trip.buyer, code)
+    await trip.orders.owner_move(trip.owner, code, "ship", "JNE 1")
+    clock.advance(days=8)
+    other = Database(fresh_db_url)
+    try:
+        released, complained = await asyncio.gather(
+            Escrow(other, clock).release_due(), trip.escrow.complain(trip.buyer, code, "rusak"),
+            return_exceptions=True)
+    finally:
+        await other.close()
+    assert (released == 1) != (not isinstance(complained, Exception)), (released, complained)
+    status = (await trip.orders.mine(trip.buyer))[0].status
+    escrowed = await balance(db, ledger.escrow(int(code[1:]), trip.buyer))
+    assert (status, escrowed) in (("received", 0), ("disputed", PRICE))
+
+
+async def test_a_rejection_racing_the_link_payment_callback_leaves_the_money_in_the_wallet_or_refunds_it(
+        trip, db, fresh_db_url, clock):
+    """TOLAK of an unpaid order while its gateway payment settles: either the order is rejected first (the
+    payment then stays in the wallet) or paid first (the jastiper's TOLAK then refuses: it is paid; a paid
+    order's TOLAK goes through the refund with its confirmation). Never money in a rejected order's escrow."""
+    import httpx
+
+    from services.payments import Notification
+    from services.payments.sandbox import SandboxGateway
+    from services.settlement import Settlement
+    from services.topups import AmountRules, Topups
+
+    code = await trip.order()
+    # The sandbox only creates the link here (no HTTP): the callback is applied directly, as the route would.
+    gateway = SandboxGateway(secret="s", public_url="http://127.0.0.1", http=httpx.AsyncClient())
+    settlement = Settlement(db, {gateway.name: gateway}, clock, admins=[])
+    topups = Topups(db, [gateway], settlement, clock, rules=AmountRules(10_000, 10_000_000, (50_000,)),
+                    public_url="http://127.0.0.1", expiry_minutes=60, max_pending=3, check_cooldown_s=0)
+    placed = (await trip.orders.mine(trip.buyer))[0]
+    assert placed.expires_at is not None
+    link = await topups.start(user_id=trip.buyer, customer_name="Siti", amount=PRICE,
+                              for_order=(int(code[1:]), code, placed.expires_at))
+    other = Database(fresh_db_url)
+    settlement.batcher.start()
+    try:
+        paid = Notification(gateway.name, link.order_id, "settle-1", "paid", "settlement", PRICE)
+        rejected, credited = await asyncio.gather(
+            Orders(other, clock).owner_move(trip.owner, code, "reject", "stok habis"),
+            settlement.apply(paid, source="callback"), return_exceptions=True)
+    finally:
+        await settlement.batcher.stop()
+        await other.close()
+    assert not isinstance(credited, Exception) and credited.result == "credited", credited
+    status = (await trip.orders.mine(trip.buyer))[0].status
+    escrowed = await balance(db, ledger.escrow(int(code[1:]), trip.buyer))
+    wallet = await balance(db, ledger.wallet(trip.buyer))
+    if isinstance(rejected, Exception):  # the payment won: the order is paid, its money in escrow
+        assert (status, escrowed, wallet) == ("confirmed", PRICE, 1_000_000)
+    else:  # the rejection won: the payment stays in the wallet, the buyer is told why
+        assert (status, escrowed, wallet) == ("rejected", 0, 1_000_000 + PRICE)
+    await assert_books_hold(db)
