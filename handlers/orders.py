@@ -128,7 +128,12 @@ async def komplain(services: Services, user: UserView, t: Translator, args: str)
     """KOMPLAIN <pesanan> <alasan> → the order's escrow is frozen until an admin decides; jastiper and admins
     are told."""
     code, _, reason = args.strip().partition(" ")
-    if not looks_like_order_code(code) or not reason.strip():
+    if not reason.strip():
+        raise usage("komplain")
+    if not looks_like_order_code(code):
+        # A payment code (TT…): a top-up or an order payment that went wrong reaches the admins.
+        if services.admin is not None and await services.admin.payment_complaint(user, code, reason.strip()):
+            return [OutgoingMessage(t("complaint_payment_received", payment=code.strip()))]
         raise usage("komplain")
     if services.escrow is None:
         raise usage("komplain")

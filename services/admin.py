@@ -143,6 +143,24 @@ class Admins:
         return (channel, external_id) in self._admins or (
             self._also_admin is not None and self._also_admin(channel, external_id))
 
+    async def payment_complaint(self, user: UserView, payment_code: str, reason: str) -> bool:
+        """KOMPLAIN <kode_pembayaran> <alasan> from the payer: every admin is told, with the payment's state;
+        False when the code is not one of this person's payments."""
+        now = self._clock.now()
+        async with self._db.write() as session:
+            payment = await session.scalar(select(Payment).where(Payment.order_id == payment_code.strip()[:50],
+                                                                 Payment.user_id == user.id))
+            if payment is None:
+                return False
+            params = {"order_id": payment.order_id, "amount": payment.amount, "payment_state": payment.status,
+                      "who": who(user), "reason": reason[:300]}
+            await queue_notices(session, [
+                notice_row(channel=c, chat_id=i, language="id", template="admin_payment_complaint", params=params,
+                           now=now, dedupe_key=f"admin:pay-complaint:{payment.id}:{now.isoformat()}:{c}:{i}")
+                for c, i in self._admins])
+        self._on_notice()
+        return True
+
     # --- looking ------------------------------------------------------------------------------------
 
     async def dashboard(self) -> Dashboard:

@@ -131,7 +131,8 @@ async def test_riwayat_names_order_payments_releases_and_refunds_by_their_order(
 
 
 async def test_a_complaint_reaches_the_jastiper_and_an_admin_who_splits_the_money(tmp_path, fresh_db_url):
-    async with AppUnderTest(tmp_path, fresh_db_url, CONFIG) as app, Visitor(app.url) as v:
+    config = {**CONFIG, "admin": {"telegram_ids": ["9001"]}}
+    async with AppUnderTest(tmp_path, fresh_db_url, config) as app, Visitor(app.url) as v:
         await v.ask("tina", "TRIP BARU jpn25 Jastip Jepang | 2099-12-31 20:00", "Trip jpn25 dibuat")
         await v.ask("tina", "PRODUK jpn25 KK1 100rb 5 KitKat Matcha", "Produk KK1 ditambahkan")
         await v.ask("tina", "PEMBAYARAN jpn25 otomatis", "dibayar lewat Titip")
@@ -163,6 +164,23 @@ async def test_a_complaint_reaches_the_jastiper_and_an_admin_who_splits_the_mone
         assert "Format: ADMIN PERPANJANG" in (await v.ask("admin", "ADMIN PERPANJANG P1", "Format"))["text"]
         refused = await v.ask("siti", "ADMIN KOMPLAIN", "")
         assert "Komplain" not in refused["text"]  # not an admin: the support hint
+        import re
+
+        topup_code = re.search(r"Kode pembayaran: (\S+)", bill["text"]).group(1)
+        await v.ask("siti", f"KOMPLAIN {topup_code} saldo masuk dua kali?", "diteruskan ke admin")
+        # Admin notices go to the configured admins (here a Telegram id; the playground's Admin persona uses the
+        # ADMIN commands but is not sent notices).
+        from sqlalchemy import select
+
+        from storage.models import OutboxMessage
+
+        async with app.runtime.db.read() as session:
+            alerts = (await session.execute(select(OutboxMessage.chat_id, OutboxMessage.params).where(
+                OutboxMessage.template == "admin_payment_complaint"))).all()
+        assert [(chat, params["order_id"], params["reason"]) for chat, params in alerts] == [
+            ("9001", topup_code, "saldo masuk dua kali?")]
+        stranger = await v.ask("rina", f"KOMPLAIN {topup_code} bukan punya saya", "Format: KOMPLAIN")
+        assert "contoh" in stranger["text"]
 
 
 async def test_a_part_refusal_and_a_cancelled_trip_in_chat(tmp_path, fresh_db_url):
