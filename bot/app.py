@@ -272,7 +272,9 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
         ("whatsapp", i) for i in settings.admin.whatsapp_ids
     ]
     settlement = Settlement(db, {g.name: g for g in gateways}, clock, admins=admins,
-                            on_notice=signals.notices_queued.fire, ship_by_days=settings.escrow.ship_by_days)
+                            on_notice=signals.notices_queued.fire, ship_by_days=settings.escrow.ship_by_days,
+                            settle_hours=settings.escrow.settle_hours,
+                            reversible_methods=settings.escrow.reversible_methods)
     w, limits, j = settings.wallet, settings.limits, settings.jastip
     admin_service = Admins(db, clock, settlement, admins=admins,
                            correction_approval=settings.admin.correction_approval,

@@ -233,6 +233,10 @@ class EscrowSettings(BaseModel):
     ship_by_days: float = Field(30.0, gt=0)  # a paid order must be shipped by the trip's deadline + this
     ship_grace_days: float = Field(7.0, ge=0)  # after the overdue notice, this long before it is refunded
     final_payment_days: float = Field(3.0, gt=0)  # after TIBA, the rest of a DP order is due within this
+    # An order paid with a method that can still be reversed (a chargeback) is released no earlier than this
+    # long after the payment. Methods as the gateways name them, compared in lower case.
+    settle_hours: float = Field(24.0, ge=0)
+    reversible_methods: list[str] = Field(default_factory=lambda: ["credit_card", "card", "vc"])
 
 
 class ReconcileSettings(BaseModel):

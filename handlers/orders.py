@@ -347,6 +347,9 @@ async def order_button(services: Services, user: UserView, t: Translator, value:
         return [_receive_ask(t, code)]
     if action == "recvok":
         received = await escrow.receive(user.id, code)
+        if received.status == "shipped" and received.release_at is not None:  # a card payment still settling
+            return [OutgoingMessage(t("order_release_after_settle", order=received.code,
+                                      release_at=local_time(received.release_at)))]
         return [OutgoingMessage(t("order_received_done", order=received.code, total=received.total))]
     if action == "bt":
         refunded = await escrow.refund(user.id, code, as_owner=False)

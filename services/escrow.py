@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services import ledger
@@ -183,6 +183,12 @@ class Escrow:
             self._require_otomatis(order)
             if order.status == OrderStatus.RECEIVED:
                 raise UserInputError("order_already_received", order=order_code(order.id))
+            if order.status == OrderStatus.SHIPPED and order.settles_at is not None and order.settles_at > now:
+                # Received, but paid with a card that can still be charged back: the money goes to the jastiper
+                # by itself when it settles (the order stays shipped until then; the caller tells the buyer).
+                await session.execute(update(Order).where(Order.id == order.id, Order.status == OrderStatus.SHIPPED)
+                                      .values(release_at=order.settles_at, updated_at=now))
+                return await _view(session, order.id)
             if not await self._release(session, order, trip, now, automatic=False):
                 raise UserInputError("order_receive_not_shipped", order=order_code(order.id),
                                      order_state=order.status)
@@ -193,7 +199,8 @@ class Escrow:
         now = self._clock.now()
         async with self._db.read() as session:
             due = (await session.scalars(select(Order.id).where(
-                Order.status == OrderStatus.SHIPPED, Order.payment_mode == "otomatis", Order.release_at <= now)
+                Order.status == OrderStatus.SHIPPED, Order.payment_mode == "otomatis", Order.release_at <= now,
+                or_(Order.settles_at.is_(None), Order.settles_at <= now))
                 .order_by(Order.id).limit(500))).all()
         released = 0
         for order_id in due:
@@ -327,6 +334,8 @@ class Escrow:
 
     async def _release(self, session: AsyncSession, order: Order, trip: Trip, now: datetime, *,
                        automatic: bool) -> bool:
+        if order.settles_at is not None and order.settles_at > now:
+            return False  # a card payment can still be reversed: not before it settles
         escrow, earnings = ledger.escrow(order.id, order.user_id), ledger.earnings(trip.owner_id)
         known = await ledger.accounts(session, [escrow, earnings], now)
         if not await self._move(session, order, "receive", now, closed_at=now):
@@ -604,7 +613,7 @@ async def _view(session: AsyncSession, order_id: int) -> OrderView:
 
 async def fund_order(session: AsyncSession, order_id: int, buyer_id: int, amount: int, now: datetime, *,
                      known: dict[ledger.Ref, Account], payment_code: str,
-                     ship_by: timedelta = timedelta(days=30)) -> bool:
+                     ship_by: timedelta = timedelta(days=30), settles_at: datetime | None = None) -> bool:
     """A gateway payment for order `order_id` was just credited to the buyer's wallet (same transaction): move it
     on into the order's escrow if the order still waits for exactly that money; else leave it in the wallet and
     tell the buyer why. The accounts were locked by the caller (accounts first, then orders)."""
@@ -629,9 +638,12 @@ async def fund_order(session: AsyncSession, order_id: int, buyer_id: int, amount
     params = {"order": order_code(order.id), "slug": trip.slug, "total": amount, "payment": payment_code}
     if reason is None and step is not None:
         event, due, what = step
+        values = _paid_values(event, trip, now, ship_by)
+        if settles_at is not None:  # a card payment can still be charged back: hold the release until then
+            values["settles_at"] = max(settles_at, order.settles_at or settles_at)
         moved = await session.execute(
             update(Order).where(Order.id == order.id, Order.status.in_(sources(event)))
-            .values(status=target(event), updated_at=now, **_paid_values(event, trip, now, ship_by)))
+            .values(status=target(event), updated_at=now, **values))
         if rows_changed(moved) == 1:
             await ledger.post(session, [ledger.Move(f"order:{order.id}:{what}", wallet, escrow, due, "order-pay")],
                               now, known)

@@ -104,8 +104,12 @@ class Settlement:
         on_notice: Callable[[], None] = lambda: None,
         max_batch: int = 128,
         ship_by_days: float = 30.0,
+        settle_hours: float = 24.0,
+        reversible_methods: Sequence[str] = ("credit_card", "card", "vc"),
     ) -> None:
         self._ship_by = timedelta(days=ship_by_days)  # an order paid by link must be shipped by deadline + this
+        self._settle = timedelta(hours=settle_hours)
+        self._reversible = {m.lower() for m in reversible_methods}
         self._db = db
         self._gateways = gateways
         self._clock = clock
@@ -338,8 +342,10 @@ class Settlement:
             order_id = loaded.orders.get(state.id)
             if order_id is None or not state.credited or loaded.original[state.id].credited:
                 continue
+            reversible = (state.method or "").lower() in self._reversible
             await fund_order(session, order_id, state.user_id, state.paid_amount or state.amount, now,
-                             known=loaded.accounts, payment_code=state.order_id, ship_by=self._ship_by)
+                             known=loaded.accounts, payment_code=state.order_id, ship_by=self._ship_by,
+                             settles_at=now + self._settle if reversible else None)
 
     @staticmethod
     def _may_touch_suspense(items: Sequence[_Item], payments: Mapping[str, Payment]) -> bool:

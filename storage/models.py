@@ -362,6 +362,8 @@ class Order(Base):
     dp_amount: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")  # 0: paid in one go
     dp_policy: Mapped[str | None] = mapped_column(String(8), nullable=True)  # kembali | hangus, from the trip
     final_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)  # the rest, after TIBA
+    # Paid with a method that can still be reversed (a card): never released before this.
+    settles_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class Broadcast(Base):

@@ -533,3 +533,37 @@ async def test_a_rejection_racing_the_link_payment_callback_leaves_the_money_in_
     else:  # the rejection won: the payment stays in the wallet, the buyer is told why
         assert (status, escrowed, wallet) == ("rejected", 0, 1_000_000 + PRICE)
     await assert_books_hold(db)
+
+
+async def test_an_order_paid_by_card_is_released_no_earlier_than_the_settle_hours(trip, db, clock):
+    import httpx
+
+    from services.payments import Notification
+    from services.payments.sandbox import SandboxGateway
+    from services.settlement import Settlement
+    from services.topups import AmountRules, Topups
+
+    code = await trip.order()
+    gateway = SandboxGateway(secret="s", public_url="http://127.0.0.1", http=httpx.AsyncClient())
+    settlement = Settlement(db, {gateway.name: gateway}, clock, admins=[], settle_hours=24)
+    topups = Topups(db, [gateway], settlement, clock, rules=AmountRules(10_000, 10_000_000, (50_000,)),
+                    public_url="http://127.0.0.1")
+    placed = (await trip.orders.mine(trip.buyer))[0]
+    assert placed.expires_at is not None
+    link = await topups.start(user_id=trip.buyer, customer_name="Siti", amount=PRICE,
+                              for_order=(int(code[1:]), code, placed.expires_at))
+    settlement.batcher.start()
+    try:
+        paid = Notification(gateway.name, link.order_id, "e1", "paid", "settlement", PRICE, method="credit_card")
+        assert (await settlement.apply(paid, source="callback")).result == "credited"
+    finally:
+        await settlement.batcher.stop()
+    await trip.orders.owner_move(trip.owner, code, "ship", "JNE 1")
+    clock.advance(hours=2)
+    waiting = await trip.escrow.receive(trip.buyer, code)
+    assert waiting.status == "shipped" and waiting.release_at == clock.now() - timedelta(hours=2) + timedelta(hours=24)
+    assert await trip.escrow.release_due() == 0
+    assert await balance(db, ledger.earnings(trip.owner)) == 0
+    clock.advance(hours=23)
+    assert await trip.escrow.release_due() == 1
+    assert await balance(db, ledger.earnings(trip.owner)) == PRICE - PRICE * 250 // 10_000

@@ -34,6 +34,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("dp_amount", sa.BigInteger, nullable=False, server_default="0"))
         batch.add_column(sa.Column("dp_policy", sa.String(8)))
         batch.add_column(sa.Column("final_due_at", When))
+        batch.add_column(sa.Column("settles_at", When))
         batch.create_check_constraint("ck_orders_dp", "dp_amount >= 0 AND dp_amount < total")
         batch.drop_constraint("ck_orders_status", type_="check")
         batch.create_check_constraint("ck_orders_status", "status IN (" + ",".join(f"'{s}'" for s in STATUSES) + ")")
