@@ -34,7 +34,7 @@ def order_lines(t: Translator, orders: list[OrderView], with_buyer: bool) -> lis
               buyer=f" · {o.buyer}" if with_buyer and o.buyer else "") for o in orders]
 
 
-def pay_choice(t: Translator, order: OrderView, balance: int) -> OutgoingMessage:
+def pay_choice(t: Translator, order: OrderView, balance: int, link_limit: int | None = None) -> OutgoingMessage:
     """An otomatis order waiting for its money: pay from the wallet if it is enough, else top up the difference
     (the gateways' link, the same path as every top-up) and pay after."""
     when = order.expires_at
@@ -42,17 +42,21 @@ def pay_choice(t: Translator, order: OrderView, balance: int) -> OutgoingMessage
         when = order.final_due_at or order.deadline_at
     expires = local_time(when) if when else "-"
     due = order.due
-    by_link = Button(t("btn_pay_link"), data=f"ord:link:{order.code}")
     dp_note = ("\n" + t("order_pay_dp_note", dp=order.dp_amount, total=order.total, rest=order.total - order.dp_amount)
                if order.dp_amount and order.status == "pending" else "")
+    # The gateways take at most `link_limit` in one payment: above it, say so and offer the balance only.
+    over = link_limit is not None and due > link_limit
+    links = () if over else ((Button(t("btn_pay_link"), data=f"ord:link:{order.code}"),),)
+    if over:
+        dp_note += "\n" + t("order_over_link_limit", limit=link_limit)
     if balance >= due:
         pay = Button(t("btn_pay_wallet"), data=f"ord:pay:{order.code}")
         return OutgoingMessage(t("order_pay_otomatis", order=order.code, total=due, balance=balance,
-                                 expires=expires) + dp_note, buttons=((pay,), (by_link,)), ref=f"order:{order.code}")
+                                 expires=expires) + dp_note, buttons=((pay,), *links), ref=f"order:{order.code}")
     short = due - balance
+    topup = () if over else ((Button(t("btn_topup_short", short=short), data=f"topup:{short}"),),)
     return OutgoingMessage(t("order_pay_otomatis_short", order=order.code, total=due, balance=balance,
-                             short=short, expires=expires) + dp_note,
-                           buttons=((by_link,), (Button(t("btn_topup_short", short=short), data=f"topup:{short}"),)),
+                             short=short, expires=expires) + dp_note, buttons=(*links, *topup),
                            ref=f"order:{order.code}")
 
 
@@ -88,7 +92,7 @@ async def pesan(services: Services, user: UserView, t: Translator, args: str) ->
     placed = t("order_placed", order=order.code, name=order.product_name, quantity=order.quantity,
                total=order.total, slug=order.slug)
     if order.payment_mode == "otomatis":
-        return [OutgoingMessage(placed), pay_choice(t, order, user.balance)]
+        return [OutgoingMessage(placed), pay_choice(t, order, user.balance, services.topups.rules.max_topup)]
     return [OutgoingMessage(placed + "\n\n" + how_to_pay(t, order), ref=f"order:{order.code}")]
 
 
@@ -287,7 +291,7 @@ async def bayar_text(services: Services, user: UserView, t: Translator, args: st
     if mine is not None and mine.payment_mode == "otomatis":
         if not mine.due:
             raise UserInputError("order_already_paid", order=mine.code)
-        return [pay_choice(t, mine, user.balance)]
+        return [pay_choice(t, mine, user.balance, services.topups.rules.max_topup)]
     raise usage("bayar")
 
 

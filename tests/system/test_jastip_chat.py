@@ -385,3 +385,38 @@ async def test_the_shipping_notice_goes_as_its_template_when_the_buyer_wrote_day
         template = next(m for m in graph.messages if m.get("type") == "template")["template"]
         values = [p["text"] for p in template["components"][0]["parameters"]]
         assert values[:4] == ["P1", "oto02", "Rp100.000", "JNE 777"] and values[4].endswith("WIB")
+
+
+async def test_a_down_payment_order_between_telegram_and_whatsapp(tmp_path, fresh_db_url, bot, graph):
+    from services import ledger
+
+    async with AppUnderTest(tmp_path, fresh_db_url, chat_config(bot, graph)) as app:
+        chat = Chat(app)
+        await chat.tg(JASTIPER, "TRIP BARU oto03 Jastip DP | 2099-12-31 20:00")
+        await chat.tg(JASTIPER, "PRODUK oto03 KK1 100rb 3 KitKat Matcha")
+        await chat.tg(JASTIPER, "PEMBAYARAN oto03 otomatis")
+        await chat.tg(JASTIPER, "DP oto03 40 hangus")
+        await wait_for(lambda: any("DP 40%" in t and "DP hangus" in t for t in bot.texts_to(JASTIPER)))
+        await chat.wa_text("JOIN oto03 | Nama: Siti")
+        await wait_for(lambda: any("Kamu ikut trip" in t for t in graph.texts_to(WA_BUYER)))
+        buyer = (await app.runtime.services.inbound.register(
+            channel="whatsapp", external_id=WA_BUYER, display_name="Siti", update_key=None)).user.id
+        async with app.runtime.db.write() as session:
+            await ledger.post(session, [ledger.Move("test-fund", ledger.ADJUSTMENT, ledger.wallet(buyer), 100_000,
+                                                    "adjust")], app.runtime.clock.now())
+        await chat.wa_text("PESAN KK1 1")
+        await wait_for(lambda: any("Ini DP Rp40.000 dari total Rp100.000" in t for t in graph.texts_to(WA_BUYER)))
+        await chat.wa(button_update(WA_BUYER, "ord:payok:P1", "Ya, bayar", f"wamid.d{chat.next_id()}"))
+        await wait_for(lambda: any("DP Rp40.000 untuk pesanan P1 diterima" in t for t in graph.texts_to(WA_BUYER)))
+        await wait_for(lambda: any("bayar DP Rp40.000 dari Rp100.000" in t for t in bot.texts_to(JASTIPER)))
+        await chat.tg(JASTIPER, "TIBA oto03")
+        due = await wait_for(lambda: next((m for m in graph.messages if m.get("type") == "interactive"
+                                           and "sudah tiba" in m["interactive"]["body"]["text"]), None))
+        assert "Rp60.000" in due["interactive"]["body"]["text"]
+        assert [b["reply"]["id"] for b in due["interactive"]["action"]["buttons"]] == ["ord:pay:P1", "ord:link:P1"]
+        await chat.wa(button_update(WA_BUYER, "ord:payok:P1", "Ya, bayar", f"wamid.d{chat.next_id()}"))
+        await wait_for(lambda: any("Pesanan P1 lunas" in t for t in graph.texts_to(WA_BUYER)))
+        await chat.tg(JASTIPER, "KIRIM P1 JNE 1")
+        await wait_for(lambda: any("JNE 1" in t for t in graph.texts_to(WA_BUYER)))
+        await chat.wa(button_update(WA_BUYER, "ord:recvok:P1", "Ya, sudah diterima", f"wamid.d{chat.next_id()}"))
+        await wait_for(lambda: any("Rp100.000 masuk ke penghasilanmu" in t for t in bot.texts_to(JASTIPER)))

@@ -240,3 +240,16 @@ async def test_a_trip_with_a_down_payment_runs_dp_tiba_rest_shipping_and_release
         sure = await v.ask("siti", "TERIMA P1", "sudah kamu terima")
         await v.tap_and_wait("siti", button(sure, "Ya, sudah diterima"), "selesai")
         await v.reply_with("tina", "Rp190.000 masuk ke penghasilanmu", "biaya Titip Rp10.000")
+
+
+async def test_an_order_above_the_link_limit_says_so_and_offers_the_balance_only(tmp_path, fresh_db_url):
+    config = {**CONFIG, "wallet": {"max_topup": 150_000}}
+    async with AppUnderTest(tmp_path, fresh_db_url, config) as app, Visitor(app.url) as v:
+        await v.ask("tina", "TRIP BARU jpn25 Jastip Jepang | 2099-12-31 20:00", "Trip jpn25 dibuat")
+        await v.ask("tina", "PRODUK jpn25 KK1 100rb 5 KitKat Matcha", "Produk KK1 ditambahkan")
+        await v.ask("tina", "PEMBAYARAN jpn25 otomatis", "dibayar lewat Titip")
+        await v.ask("siti", "JOIN jpn25 | Nama: Siti", "Kamu ikut trip")
+        choice = await v.ask("siti", "PESAN KK1 2", "di atas batas satu pembayaran lewat link (Rp150.000)")
+        assert not any(b["data"] and b["data"].startswith("ord:link") for row in choice["buttons"] for b in row)
+        small = await v.ask("siti", "PESAN KK1 1", "kurang Rp100.000")
+        assert any(b["data"] == "ord:link:P2" for row in small["buttons"] for b in row)
