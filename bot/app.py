@@ -300,7 +300,8 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
         public=PublicPages(db, clock),
         escrow=Escrow(db, clock, fee_bps=settings.escrow.fee_bps, extend_days=settings.escrow.extend_days,
                       ship_by_days=settings.escrow.ship_by_days, ship_grace_days=settings.escrow.ship_grace_days,
-                      final_payment_days=settings.escrow.final_payment_days, admins=admins),
+                      final_payment_days=settings.escrow.final_payment_days, admins=admins,
+                      media_dir=j.media_dir, max_photo_bytes=j.max_photo_bytes),
     )
     metrics = Metrics()
     delivery = Delivery(on_wait=metrics.observe_wait)

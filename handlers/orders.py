@@ -128,9 +128,10 @@ async def _my_order(services: Services, user: UserView, code: str) -> OrderView 
     return next((o for o in await services.orders.mine(user.id) if o.code == code.upper()), None)
 
 
-async def komplain(services: Services, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:
-    """KOMPLAIN <pesanan> <alasan> → the order's escrow is frozen until an admin decides; jastiper and admins
-    are told."""
+async def komplain(services: Services, user: UserView, t: Translator, args: str,
+                   photo: bytes | None = None) -> list[OutgoingMessage]:
+    """KOMPLAIN <pesanan> <alasan> (as a photo's caption: with the photo) → the order's escrow is frozen until an
+    admin decides; jastiper and admins are told."""
     code, _, reason = args.strip().partition(" ")
     if not reason.strip():
         raise usage("komplain")
@@ -141,7 +142,7 @@ async def komplain(services: Services, user: UserView, t: Translator, args: str)
         raise usage("komplain")
     if services.escrow is None:
         raise usage("komplain")
-    frozen = await services.escrow.complain(user.id, code, reason)
+    frozen = await services.escrow.complain(user.id, code, reason, photo)
     return [OutgoingMessage(t("complaint_received", order=frozen.code, total=frozen.total))]
 
 

@@ -162,12 +162,16 @@ class Conversation:
         return await spec.handler(self._services, user, t, command.args)
 
     async def _photo(self, user: UserView, t: Translator, message: Incoming, command) -> list[OutgoingMessage]:
-        """A photo is a product's picture (caption PRODUK ...) or a payment proof (caption BAYAR <pesanan>, or
-        a reply to the order message)."""
+        """A photo is a product's picture (caption PRODUK ...), a complaint's evidence (caption KOMPLAIN ...) or a
+        payment proof (caption BAYAR <pesanan>, or a reply to the order message)."""
         if command is not None and command.name == "produk":
             if message.photo is None:
                 return [OutgoingMessage(t("proof_too_large", maximum="5 MB"))]
             return await trips.produk(self._services, user, t, command.args, message.photo)
+        if command is not None and command.name == "komplain":
+            if message.photo is None:
+                return [OutgoingMessage(t("proof_too_large", maximum="5 MB"))]
+            return await orders.komplain(self._services, user, t, command.args, message.photo)
         args = command.args if command is not None and command.name == "bayar" else None
         if not args:  # no "BAYAR <order>" caption: a photo answering an order message is its proof
             replied = await self._replied_order(message)

@@ -14,10 +14,12 @@ Lock order as everywhere: accounts (by id), then the order.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,6 +28,7 @@ from services import ledger
 from services.clock import Clock
 from services.errors import UserInputError
 from services.kinds import OrderStatus
+from services.media import reencode, store_image
 from services.order_machine import RELEASES_STOCK, OrderEvent, release_split, sources, target
 from services.orders import PAID, OrderView, order_code, order_views, parse_order_code
 from services.outbox import notice_row, queue_notices
@@ -57,7 +60,10 @@ class Complaint:
 class Escrow:
     def __init__(self, db: Database, clock: Clock, *, fee_bps: int = 0, extend_days: float = 7.0,
                  ship_by_days: float = 30.0, ship_grace_days: float = 7.0, final_payment_days: float = 3.0,
-                 admins: Sequence[tuple[str, str]] = ()) -> None:
+                 admins: Sequence[tuple[str, str]] = (), media_dir: str = "data/media",
+                 max_photo_bytes: int = 5_000_000) -> None:
+        self._media = Path(media_dir)
+        self._max_photo = max_photo_bytes
         self.final_payment_days = final_payment_days
         self._ship_by = timedelta(days=ship_by_days)
         self._ship_grace = timedelta(days=ship_grace_days)
@@ -464,13 +470,18 @@ class Escrow:
 
     # --- complaints -------------------------------------------------------------------------------------
 
-    async def complain(self, user_id: int, code: str, reason: str) -> OrderView:
-        """KOMPLAIN <pesanan> <alasan>: before release, the buyer freezes the escrow; the jastiper and the admins
-        are told. Nothing moves the money from here but an admin's decision."""
+    async def complain(self, user_id: int, code: str, reason: str, photo: bytes | None = None) -> OrderView:
+        """KOMPLAIN <pesanan> <alasan> (with a photo, optionally): before release, the buyer freezes the escrow;
+        the jastiper and the admins are told, with the photo. Nothing moves the money from here but an admin's
+        decision."""
         now = self._clock.now()
         why = clean_text(reason, REASON_LENGTH)
         if not why:
             raise UserInputError("usage_komplain")
+        path = None
+        if photo is not None:  # checked and cleaned like a proof, kept where no route serves it
+            picture = await asyncio.to_thread(reencode, photo, self._max_photo)
+            path = str(await asyncio.to_thread(store_image, self._media, "complaints", code.upper()[:20], picture))
         async with self._db.write() as session:
             order, trip = await _order_and_trip(session, code)
             if order.user_id != user_id:
@@ -483,8 +494,10 @@ class Escrow:
             if not await self._move(session, order, "complain", now, complaint=why, complained_at=now):
                 raise UserInputError("complaint_not_possible", order=order_code(order.id),
                                      order_state=order.status)
-            params = {"order": order_code(order.id), "slug": trip.slug, "total": order.total, "reason": why,
-                      "buyer": await _buyer(session, order)}
+            params: dict[str, object] = {"order": order_code(order.id), "slug": trip.slug, "total": order.total,
+                                         "reason": why, "buyer": await _buyer(session, order)}
+            if path is not None:
+                params["photo"] = path  # the outbox sends the notice as this photo with the text as its caption
             await notify_user(session, trip.owner_id, "order_complaint_owner", params, now,
                               dedupe_key=f"order-complaint-owner:{order.id}")
             await queue_notices(session, [

@@ -147,8 +147,11 @@ async def test_a_complaint_reaches_the_jastiper_and_an_admin_who_splits_the_mone
 
         usage = await v.ask("siti", "KOMPLAIN P1", "Format: KOMPLAIN")
         assert "contoh" in usage["text"]
-        await v.ask("siti", "KOMPLAIN P1 satu kotak penyok", "Dana Rp200.000 ditahan")
-        await v.reply_with("tina", "komplain pesanan P1", "satu kotak penyok")
+        from tests.support.images import photo_bytes
+
+        await v.ask("siti", "KOMPLAIN P1 satu kotak penyok", "Dana Rp200.000 ditahan", photo=photo_bytes())
+        told = await v.reply_with("tina", "komplain pesanan P1", "satu kotak penyok")
+        assert told.get("photo") and told.get("file")  # the evidence, forwarded with the notice
         dashboard = await v.ask("admin", "ADMIN", "Komplain terbuka: 1")
         assert "Ringkasan" in dashboard["text"]
         listed = await v.ask("admin", "ADMIN KOMPLAIN", "P1 (jpn25)")
