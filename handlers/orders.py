@@ -88,7 +88,8 @@ async def pesan(services: Services, user: UserView, t: Translator, args: str) ->
             raise UserInputError("order_quantity_unreadable", code=clean_name(parts[0], 16).upper(),
                                  text=clean_name(parts[1], 20))
         quantity = count
-    order = await services.orders.place(user.id, parts[0], quantity, slug)
+    order = await services.orders.place(user.id, parts[0], quantity, slug,
+                                        link_limit=services.topups.rules.max_topup, balance=user.balance)
     placed = t("order_placed", order=order.code, name=order.product_name, quantity=order.quantity,
                total=order.total, slug=order.slug)
     if order.payment_mode == "otomatis":

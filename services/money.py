@@ -8,7 +8,7 @@ MONEY_PARAMS = frozenset({"amount", "balance", "minimum", "maximum", "needed", "
                           "charged", "released", "paid", "unpaid", "room", "repaid", "taken", "owed", "after",
                           "expected", "held_amount", "topup_amount", "revenue", "receivable_amount",
                           "correction_amount", "limit", "short", "fee", "earned", "in_escrow", "refunded", "dp",
-                          "rest"})
+                          "rest", "due"})
 # Signed changes, shown with their sign either way: +Rp25.000 / -Rp10.000.
 SIGNED_PARAMS = frozenset({"change"})
 

@@ -102,8 +102,11 @@ class Orders:
         self._clock = clock
         self._expiry = timedelta(hours=expiry_hours)
 
-    async def place(self, user_id: int, code: str, quantity: int = 1, slug: str | None = None) -> OrderView:
-        """PESAN <kode> [jumlah]: from the open trip (among those I joined) that sells <kode>."""
+    async def place(self, user_id: int, code: str, quantity: int = 1, slug: str | None = None, *,
+                    link_limit: int | None = None, balance: int = 0) -> OrderView:
+        """PESAN <kode> [jumlah]: from the open trip (among those I joined) that sells <kode>. On an otomatis
+        trip, what is due now (the DP or the total) above one link payment's `link_limit` and above the
+        buyer's `balance` cannot be paid at all: that is said before any stock is reserved."""
         if not 0 < quantity <= MAX_QUANTITY:
             raise UserInputError("order_quantity_invalid", most=MAX_QUANTITY)
         now = self._clock.now()
@@ -126,6 +129,12 @@ class Orders:
             product, trip = found[0]
             if trip.status != "open" or trip.deadline_at <= now:
                 raise UserInputError("order_trip_closed", slug=trip.slug, title=trip.title)
+            if trip.payment_mode == "otomatis" and link_limit is not None:
+                total = product.price * quantity
+                due = total * trip.dp_percent // 100 if trip.dp_percent else total
+                if due > link_limit and due > balance:
+                    raise UserInputError("order_over_link_limit_refused", total=total, due=due, limit=link_limit,
+                                         balance=balance)
             reserved = await session.execute(
                 update(Product)
                 .where(Product.id == product.id, Product.stock >= quantity, Product.deleted_at.is_(None))
