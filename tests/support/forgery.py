@@ -192,17 +192,21 @@ COSMETIC = [content_type, junk_header, header_case]
 def forge(target: Target, choose: Choose, max_body_bytes: int) -> Request:
     """One forged request: 1–2 breaking mutations, 0–2 cosmetic ones, in a chosen order."""
     breaking = breaking_mutations(target, max_body_bytes)
-    plan = [breaking[choose(0, len(breaking) - 1)] for _ in range(choose(1, 2))]
+    # Distinct breaking mutations: the same one twice can undo itself (a byte flipped and flipped back).
+    plan = list(dict.fromkeys(breaking[choose(0, len(breaking) - 1)] for _ in range(choose(1, 2))))
     plan += [COSMETIC[choose(0, len(COSMETIC) - 1)] for _ in range(choose(0, 2))]
     if choose(0, 1):
         plan.reverse()
     body = target.body
     headers = {k: v.encode() for k, v in target.headers.items()}
+    broke = False
     for mutation in plan:
+        before = (body, dict(headers))
         body = mutation(target, body, headers, choose)
-    if not any(m.__name__ in ("truncate", "oversize") for m in plan) and body == target.body and \
-            headers == {k: v.encode() for k, v in target.headers.items()}:
-        body = flip_credential(target, body, headers, choose)  # a mutation that happened to change nothing
+        if mutation not in COSMETIC and (body, headers) != before:
+            broke = True
+    if not broke:
+        body = flip_credential(target, body, headers, choose)  # the breaking ones happened to change nothing
     return Request(target.path, list(headers.items()), body, tuple(m.__name__ for m in plan))
 
 
