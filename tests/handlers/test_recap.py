@@ -56,8 +56,8 @@ async def test_hostile_names_stay_text_and_the_recap_still_works_for_the_whole_t
     assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref.startswith("A1:H")
     assert sheet["E2"].number_format == RUPIAH_FORMAT and sheet["E2"].value == 300_000
     statuses = {c.value for c in sheet["H"][1:-1]}
-    assert statuses == {"dikonfirmasi", "menunggu pembayaran"}
+    assert statuses == {"lunas", "menunggu pembayaran"}
     assert sheet.column_dimensions["A"].width >= 10
     assert book.sheetnames == ["Peserta", "Pesanan", "Produk"]
     orders = book["Pesanan"]
-    assert orders["J2"].value in ("dikonfirmasi", "menunggu pembayaran") and orders["B2"].value.endswith("WIB")
+    assert orders["J2"].value in ("lunas", "menunggu pembayaran") and orders["B2"].value.endswith("WIB")

@@ -108,7 +108,7 @@ async def test_a_trip_runs_across_telegram_and_whatsapp(tmp_path, fresh_db_url, 
         await chat.tg(JASTIPER, "INFO jpn25")
         await wait_for(lambda: any("stok 1" in t for t in bot.texts_to(JASTIPER)))  # the rejected unit came back
         await chat.wa_text("PESANANKU")
-        await wait_for(lambda: any("Pesananmu:" in t and "dikonfirmasi" in t for t in graph.texts_to(WA_BUYER)))
+        await wait_for(lambda: any("Pesananmu:" in t and "lunas" in t for t in graph.texts_to(WA_BUYER)))
 
         await chat.tg(JASTIPER, "REKAP jpn25")
         await wait_for(lambda: len(bot.files) == 3)
@@ -118,14 +118,14 @@ async def test_a_trip_runs_across_telegram_and_whatsapp(tmp_path, fresh_db_url, 
         assert people == [["Pembeli", "Kontak", "Barang", "Jumlah", "Total (Rp)", "Sudah dibayar (Rp)",
                            "Belum dibayar (Rp)", "Status"],
                           ["Siti", "https://wa.me/6281299990000", "KK1×2", "2", "300000", "300000", "0",
-                           "dikonfirmasi"],
+                           "lunas"],
                           ["TOTAL", "", "", "2", "300000", "300000", "0", ""]]
         products = list(csv.reader(io.StringIO(files["rekap-jpn25-produk.csv"].decode("utf-8-sig"))))
         assert products[1] == ["KK1", "KitKat Matcha", "150000", "2", "300000", "1"]
         book = openpyxl.load_workbook(io.BytesIO(files["rekap-jpn25.xlsx"]))
         assert book.sheetnames == ["Peserta", "Pesanan", "Produk"]
         assert [c.value for c in book["Peserta"][2]] == ["Siti", "https://wa.me/6281299990000", "KK1×2", 2, 300000,
-                                                         300000, 0, "dikonfirmasi"]
+                                                         300000, 0, "lunas"]
         assert [c.value for c in book["Produk"][2]][:5] == ["KK1", "KitKat Matcha", 150000, 2, 300000]
         assert any("Rekap jpn25: 1 peserta, 1 pesanan aktif, total Rp300.000 — sudah dibayar Rp300.000, "
                    "belum dibayar Rp0." in t for t in bot.texts_to(JASTIPER))
