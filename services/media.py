@@ -73,3 +73,19 @@ def read(path: str | None) -> bytes | None:
         return Path(path).read_bytes()
     except OSError:
         return None
+
+
+def remove_older_than(folder: Path, cutoff_epoch: float) -> int:
+    """Delete the kept images in `folder` last written before `cutoff_epoch` (complaint evidence, whose paths
+    live only in notices); how many were deleted."""
+    removed = 0
+    if not folder.is_dir():
+        return 0
+    for path in folder.glob("*.jpg"):
+        try:
+            if path.stat().st_mtime < cutoff_epoch:
+                path.unlink(missing_ok=True)
+                removed += 1
+        except OSError:
+            continue
+    return removed

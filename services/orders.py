@@ -21,7 +21,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from services.clock import Clock
 from services.errors import UserInputError
 from services.kinds import OrderStatus
-from services.media import reencode, remove, store_image
+from services.media import reencode, remove, remove_older_than, store_image
 from services.order_machine import RELEASES_STOCK, OrderEvent, applies, sources, target
 from services.text import clean_name, clean_text
 from services.trips import normal_code, normal_slug, notify_user, require_owner, trip_by_slug
@@ -324,12 +324,16 @@ class Orders:
         async with self._db.write() as session:
             rows = (await session.execute(select(Order.id, Order.proof_path).where(
                 Order.proof_path.is_not(None), Order.updated_at < cutoff).limit(1000))).all()
-            if not rows:
-                return 0
-            await session.execute(update(Order).where(Order.id.in_([i for i, _ in rows])).values(proof_path=None))
+            if rows:
+                await session.execute(update(Order).where(Order.id.in_([i for i, _ in rows])).values(proof_path=None))
         for _, path in rows:  # after the commit: a failed delete leaves a file no row points to, never the reverse
             await asyncio.to_thread(remove, path)
-        return len(rows)
+        return len(rows) + await self.purge_complaint_photos(retention_days)
+
+    async def purge_complaint_photos(self, retention_days: float) -> int:
+        """Complaint evidence (KOMPLAIN with a photo) is kept as long as payment proofs, then deleted."""
+        cutoff = (self._clock.now() - timedelta(days=retention_days)).timestamp()
+        return await asyncio.to_thread(remove_older_than, self._media / "complaints", cutoff)
 
     async def expire_due(self) -> int:
         """Unpaid pending orders past their expiry give their stock back; buyer and jastiper are told."""

@@ -567,3 +567,21 @@ async def test_an_order_paid_by_card_is_released_no_earlier_than_the_settle_hour
     clock.advance(hours=23)
     assert await trip.escrow.release_due() == 1
     assert await balance(db, ledger.earnings(trip.owner)) == PRICE - PRICE * 250 // 10_000
+
+
+async def test_complaint_photos_are_deleted_after_the_proof_retention(db, clock, tmp_path):
+    import os
+
+    from tests.support.images import photo_bytes
+
+    trip = await Trip(db, clock).start()
+    trip.escrow = Escrow(db, clock, media_dir=str(tmp_path / "media"))
+    trip.orders = Orders(db, clock, media_dir=str(tmp_path / "media"))
+    code = await trip.order()
+    await trip.escrow.pay_from_wallet(trip.buyer, code)
+    await trip.escrow.complain(trip.buyer, code, "penyok", photo_bytes())
+    (kept,) = list((tmp_path / "media" / "complaints").glob("*.jpg"))
+    assert await trip.orders.purge_proofs(180) == 0
+    old = (clock.now() - timedelta(days=181)).timestamp()
+    os.utime(kept, (old, old))  # written 181 days before the (frozen) clock's now
+    assert await trip.orders.purge_proofs(180) == 1 and not kept.exists()
