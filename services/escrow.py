@@ -163,12 +163,9 @@ class Escrow:
                                       {**params, "earned": rest, "fee": fee}, now,
                                       dedupe_key=f"order-dp-forfeited-owner:{order.id}")
                 else:
-                    wallet = ledger.wallet(order.user_id)
-                    known = await ledger.accounts(session, [escrow, wallet], now)
-                    if not await self._move(session, order, "refund", now, closed_at=now, note="rest not paid"):
+                    known = await ledger.accounts(session, [escrow, ledger.wallet(order.user_id)], now)
+                    if await self._refund_all(session, order, now, "rest not paid", known) is None:
                         continue
-                    await ledger.post(session, [ledger.Move(f"order:{order.id}:refund", escrow, wallet,
-                                                            known[escrow].balance, "order-refund")], now, known)
                     template = "order_dp_refunded"
                 await _close(session, known[escrow])
                 await notify_user(session, order.user_id, template, params, now,
@@ -246,14 +243,11 @@ class Escrow:
                                    now=now, dedupe_key=f"{key}:admin:{c}:{i}") for c, i in self._admins])
                     told += 1
                     continue
-                escrow, wallet = ledger.escrow(order.id, order.user_id), ledger.wallet(order.user_id)
-                known = await ledger.accounts(session, [escrow, wallet], now)
-                if not await self._move(session, order, "refund", now, closed_at=now, note="not shipped in time"):
+                known = await ledger.accounts(session, [ledger.escrow(order.id, order.user_id),
+                                                        ledger.wallet(order.user_id)], now)
+                amount = await self._refund_all(session, order, now, "not shipped in time", known)
+                if amount is None:
                     continue
-                amount = known[escrow].balance
-                await ledger.post(session, [ledger.Move(f"order:{order.id}:refund", escrow, wallet, amount,
-                                                        "order-refund")], now, known)
-                await _close(session, known[escrow])
                 await notify_user(session, order.user_id, "order_unshipped_refunded", {**params, "total": amount},
                                   now, dedupe_key=f"order-unshipped:{order.id}")
                 await notify_user(session, trip.owner_id, "order_unshipped_refunded_owner",
@@ -377,14 +371,11 @@ class Escrow:
             self._require_otomatis(order)
             if not as_owner and trip.deadline_at <= now:
                 raise UserInputError("order_cancel_after_deadline", order=order_code(order.id), slug=trip.slug)
-            escrow, wallet = ledger.escrow(order.id, order.user_id), ledger.wallet(order.user_id)
-            known = await ledger.accounts(session, [escrow, wallet], now)
-            if not await self._move(session, order, "refund", now, closed_at=now, note=note):
+            known = await ledger.accounts(session, [ledger.escrow(order.id, order.user_id),
+                                                    ledger.wallet(order.user_id)], now)
+            amount = await self._refund_all(session, order, now, note, known)
+            if amount is None:
                 raise UserInputError("order_refund_not_paid", order=order_code(order.id), order_state=order.status)
-            amount = known[escrow].balance
-            await ledger.post(session, [ledger.Move(f"order:{order.id}:refund", escrow, wallet, amount,
-                                                    "order-refund")], now, known)
-            await _close(session, known[escrow])
             params = {"order": order_code(order.id), "slug": trip.slug, "total": amount, "note": note or "-"}
             if as_owner:
                 await notify_user(session, order.user_id, "order_refunded_buyer", params, now,
@@ -448,13 +439,8 @@ class Escrow:
             for order in orders:
                 params = {"order": order_code(order.id), "slug": trip.slug, "title": trip.title, "reason": why,
                           "total": order.total}
-                if order in paid and await self._move(session, order, "refund", now, closed_at=now, note=why):
-                    escrow = ledger.escrow(order.id, order.user_id)
-                    amount = known[escrow].balance
-                    await ledger.post(session, [ledger.Move(f"order:{order.id}:refund", escrow,
-                                                            ledger.wallet(order.user_id), amount, "order-refund")],
-                                      now, known)
-                    await _close(session, known[escrow])
+                amount = await self._refund_all(session, order, now, why, known) if order in paid else None
+                if amount is not None:
                     refunded += 1
                     await notify_user(session, order.user_id, "trip_cancelled_refunded", {**params, "total": amount},
                                       now, dedupe_key=f"trip-cancel:{order.id}")
@@ -557,6 +543,20 @@ class Escrow:
     def _require_otomatis(order: Order) -> None:
         if order.payment_mode != "otomatis":
             raise UserInputError("order_not_otomatis", order=order_code(order.id))
+
+    async def _refund_all(self, session: AsyncSession, order: Order, now: datetime, note: str | None,
+                          known: dict[ledger.Ref, Account]) -> int | None:
+        """The order's conditional move to refunded and, only if it won, everything its escrow holds back to the
+        buyer's wallet and the escrow closed; the amount, or None when the order was no longer refundable. The
+        accounts (escrow, wallet) were read and locked by the caller, before the order (one lock order)."""
+        if not await self._move(session, order, "refund", now, closed_at=now, note=note):
+            return None
+        escrow = ledger.escrow(order.id, order.user_id)
+        amount = known[escrow].balance
+        await ledger.post(session, [ledger.Move(f"order:{order.id}:refund", escrow, ledger.wallet(order.user_id),
+                                                amount, "order-refund")], now, known)
+        await _close(session, known[escrow])
+        return amount
 
     @staticmethod
     async def _move(session: AsyncSession, order: Order, event: OrderEvent, now: datetime, **values: object) -> bool:

@@ -13,12 +13,17 @@ from tests.webhooks.test_playground import pay_in_sandbox
 CONFIG = {"payments": {"gateways": ["sandbox"]}, "escrow": {"fee_bps": 500}}
 
 
+async def otomatis_trip(v: Visitor) -> None:
+    """Tina opens trip jpn25 paid through Titip, with KitKat Matcha at Rp100.000 (5 in stock); Siti joins."""
+    await v.ask("tina", "TRIP BARU jpn25 Jastip Jepang | 2099-12-31 20:00", "Trip jpn25 dibuat")
+    await v.ask("tina", "PRODUK jpn25 KK1 100rb 5 KitKat Matcha", "Produk KK1 ditambahkan")
+    await v.ask("tina", "PEMBAYARAN jpn25 otomatis", "dibayar lewat Titip")
+    await v.ask("siti", "JOIN jpn25 | Nama: Siti", "Kamu ikut trip")
+
+
 async def test_an_otomatis_trip_runs_from_payment_to_release_and_a_refund_in_chat(tmp_path, fresh_db_url):
     async with AppUnderTest(tmp_path, fresh_db_url, CONFIG) as app, Visitor(app.url) as v:
-        await v.ask("tina", "TRIP BARU jpn25 Jastip Jepang | 2099-12-31 20:00", "Trip jpn25 dibuat")
-        await v.ask("tina", "PRODUK jpn25 KK1 100rb 5 KitKat Matcha", "Produk KK1 ditambahkan")
-        await v.ask("tina", "PEMBAYARAN jpn25 otomatis", "dibayar lewat Titip")
-        await v.ask("siti", "JOIN jpn25 | Nama: Siti", "Kamu ikut trip")
+        await otomatis_trip(v)
 
         # Not enough balance: the reply says how much is missing and offers exactly that top-up.
         short = await v.ask("siti", "PESAN KK1 1", "kurang Rp100.000")
@@ -82,10 +87,7 @@ async def test_an_otomatis_trip_runs_from_payment_to_release_and_a_refund_in_cha
 async def test_an_order_paid_by_link_goes_into_escrow_and_a_late_link_payment_stays_in_the_wallet(
         tmp_path, fresh_db_url):
     async with AppUnderTest(tmp_path, fresh_db_url, CONFIG) as app, Visitor(app.url) as v:
-        await v.ask("tina", "TRIP BARU jpn25 Jastip Jepang | 2099-12-31 20:00", "Trip jpn25 dibuat")
-        await v.ask("tina", "PRODUK jpn25 KK1 100rb 5 KitKat Matcha", "Produk KK1 ditambahkan")
-        await v.ask("tina", "PEMBAYARAN jpn25 otomatis", "dibayar lewat Titip")
-        await v.ask("siti", "JOIN jpn25 | Nama: Siti", "Kamu ikut trip")
+        await otomatis_trip(v)
 
         choice = await v.ask("siti", "PESAN KK1 1", "kurang Rp100.000")
         bill = await v.tap_and_wait("siti", button(choice, "Bayar via link/QRIS"), "Tagihan pesanan P1")
@@ -108,10 +110,7 @@ async def test_an_order_paid_by_link_goes_into_escrow_and_a_late_link_payment_st
 
 async def test_riwayat_names_order_payments_releases_and_refunds_by_their_order(tmp_path, fresh_db_url):
     async with AppUnderTest(tmp_path, fresh_db_url, CONFIG) as app, Visitor(app.url) as v:
-        await v.ask("tina", "TRIP BARU jpn25 Jastip Jepang | 2099-12-31 20:00", "Trip jpn25 dibuat")
-        await v.ask("tina", "PRODUK jpn25 KK1 100rb 5 KitKat Matcha", "Produk KK1 ditambahkan")
-        await v.ask("tina", "PEMBAYARAN jpn25 otomatis", "dibayar lewat Titip")
-        await v.ask("siti", "JOIN jpn25 | Nama: Siti", "Kamu ikut trip")
+        await otomatis_trip(v)
         bill = await v.ask("siti", "topup 200rb", "Tagihan top up Rp200.000")
         await pay_in_sandbox(app, button(bill, "Bayar")["url"])
         await v.reply_with("siti", "Saldo bertambah Rp200.000")
@@ -133,10 +132,7 @@ async def test_riwayat_names_order_payments_releases_and_refunds_by_their_order(
 async def test_a_complaint_reaches_the_jastiper_and_an_admin_who_splits_the_money(tmp_path, fresh_db_url):
     config = {**CONFIG, "admin": {"telegram_ids": ["9001"]}}
     async with AppUnderTest(tmp_path, fresh_db_url, config) as app, Visitor(app.url) as v:
-        await v.ask("tina", "TRIP BARU jpn25 Jastip Jepang | 2099-12-31 20:00", "Trip jpn25 dibuat")
-        await v.ask("tina", "PRODUK jpn25 KK1 100rb 5 KitKat Matcha", "Produk KK1 ditambahkan")
-        await v.ask("tina", "PEMBAYARAN jpn25 otomatis", "dibayar lewat Titip")
-        await v.ask("siti", "JOIN jpn25 | Nama: Siti", "Kamu ikut trip")
+        await otomatis_trip(v)
         bill = await v.ask("siti", "topup 200rb", "Tagihan top up Rp200.000")
         await pay_in_sandbox(app, button(bill, "Bayar")["url"])
         await v.reply_with("siti", "Saldo bertambah Rp200.000")
@@ -188,10 +184,7 @@ async def test_a_complaint_reaches_the_jastiper_and_an_admin_who_splits_the_mone
 
 async def test_a_part_refusal_and_a_cancelled_trip_in_chat(tmp_path, fresh_db_url):
     async with AppUnderTest(tmp_path, fresh_db_url, CONFIG) as app, Visitor(app.url) as v:
-        await v.ask("tina", "TRIP BARU jpn25 Jastip Jepang | 2099-12-31 20:00", "Trip jpn25 dibuat")
-        await v.ask("tina", "PRODUK jpn25 KK1 100rb 5 KitKat Matcha", "Produk KK1 ditambahkan")
-        await v.ask("tina", "PEMBAYARAN jpn25 otomatis", "dibayar lewat Titip")
-        await v.ask("siti", "JOIN jpn25 | Nama: Siti", "Kamu ikut trip")
+        await otomatis_trip(v)
         bill = await v.ask("siti", "topup 500rb", "Tagihan top up Rp500.000")
         await pay_in_sandbox(app, button(bill, "Bayar")["url"])
         await v.reply_with("siti", "Saldo bertambah Rp500.000")
@@ -248,10 +241,7 @@ async def test_a_trip_with_a_down_payment_runs_dp_tiba_rest_shipping_and_release
 async def test_an_order_above_the_link_limit_says_so_and_offers_the_balance_only(tmp_path, fresh_db_url):
     config = {**CONFIG, "wallet": {"max_topup": 150_000}}
     async with AppUnderTest(tmp_path, fresh_db_url, config) as app, Visitor(app.url) as v:
-        await v.ask("tina", "TRIP BARU jpn25 Jastip Jepang | 2099-12-31 20:00", "Trip jpn25 dibuat")
-        await v.ask("tina", "PRODUK jpn25 KK1 100rb 5 KitKat Matcha", "Produk KK1 ditambahkan")
-        await v.ask("tina", "PEMBAYARAN jpn25 otomatis", "dibayar lewat Titip")
-        await v.ask("siti", "JOIN jpn25 | Nama: Siti", "Kamu ikut trip")
+        await otomatis_trip(v)
         refused = await v.ask("siti", "PESAN KK1 2", "belum bisa dibuat")
         assert "Rp200.000" in refused["text"] and "(Rp150.000)" in refused["text"]
         assert "stok 5" in (await v.ask("siti", "INFO jpn25", "KK1"))["text"]  # nothing was reserved
