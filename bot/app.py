@@ -20,7 +20,7 @@ import httpx
 from aiohttp import web
 
 from bot.playground import PlaygroundChannel
-from bot.settings import ConfigError, Settings, check_startable, is_loopback, missing_keys
+from bot.settings import ConfigError, Settings, check_startable, is_loopback, missing_keys, missing_payout_keys
 from bot.telegram import SEND_CONNECTIONS, TelegramChannel
 from bot.whatsapp import WhatsAppChannel
 from handlers.context import Services, ShareLinks
@@ -43,6 +43,11 @@ from services.payments.duitku import DuitkuGateway
 from services.payments.midtrans import MidtransGateway
 from services.payments.sandbox import SandboxGateway
 from services.payments.xendit import XenditGateway
+from services.payouts import PayoutProvider
+from services.payouts.duitku import DuitkuPayouts
+from services.payouts.midtrans import MidtransPayouts
+from services.payouts.sandbox import SandboxPayouts
+from services.payouts.xendit import XenditPayouts
 from services.playground import PlaygroundHistory, VisitorCookie, is_playground_admin
 from services.public import PublicPages
 from services.reconcile import Reconciler
@@ -54,12 +59,14 @@ from services.sweeps import JastipSweep
 from services.topups import AmountRules, Topups
 from services.trips import Trips
 from services.wallet import Wallet
+from services.withdrawals import Withdrawals
 from storage.db import Database
 from storage.migrate import upgrade
 from webhooks.app import create_app
 from webhooks.deps import PlaygroundHook, TelegramHook, WebDeps, WhatsAppHook
 
 log = logging.getLogger(__name__)
+PAYOUTS_EVERY_S = 1.0  # how often the payouts job looks for requested payouts (one indexed query)
 ADMIN_SUMMARY_EVERY_S = 300.0  # how often the summary job looks whether today's summary is due
 
 
@@ -112,6 +119,30 @@ def _build_gateways(settings: Settings, http: httpx.AsyncClient) -> tuple[list[P
     return usable, off
 
 
+def _build_payouts(settings: Settings, http: httpx.AsyncClient) -> tuple[PayoutProvider | None, str | None]:
+    """The configured payout provider, or None and why withdrawals are off."""
+    p = settings.payouts
+    if p.provider == "none":
+        return None, "set payouts.provider (BOT_PAYOUTS__PROVIDER) to enable withdrawals"
+    missing = missing_payout_keys(p)
+    if missing:
+        return None, "set " + " and ".join(missing)
+    if p.provider == "sandbox":
+        secret = settings.payments.sandbox.secret
+        return SandboxPayouts(secret=_secret(secret) or secrets.token_urlsafe(32), public_url=settings.server.link_base,
+                              http=http), None
+    if p.provider == "xendit":
+        return XenditPayouts(secret_key=_secret(p.xendit.secret_key), callback_token=_secret(p.xendit.callback_token),
+                             base_url=p.xendit.base_url, http=http), None
+    if p.provider == "midtrans":
+        m = p.midtrans
+        return MidtransPayouts(creator_key=_secret(m.creator_key), approver_key=_secret(m.approver_key) or None,
+                               merchant_key=_secret(m.merchant_key), base_url=m.base_url, http=http), None
+    d = p.duitku
+    return DuitkuPayouts(user_id=d.user_id or 0, email=d.email or "", secret_key=_secret(d.secret_key),
+                         base_url=d.base_url, http=http), None
+
+
 def channel_limits(settings: Settings) -> dict[str, Limits]:
     """Each messenger's pacing, from the settings: Telegram ~30/s overall and 1/s per chat (replies too);
     WhatsApp 80/s per number and ~1 per 6 s per recipient with a burst, replies exempt (the person just wrote)."""
@@ -154,10 +185,14 @@ class Runtime:
     public: PublicPages | None
     channels: dict[str, str]
     disabled_gateways: dict[str, str]
+    payouts_off: str | None = None  # why withdrawals are off (None: on)
     tasks: list[asyncio.Task] = field(default_factory=list)
 
     def web_deps(self) -> WebDeps:
         sandbox = next((g for g in self.gateways if isinstance(g, SandboxGateway)), None)
+        withdrawals = self.services.withdrawals
+        sandbox_payouts = withdrawals.provider if withdrawals and isinstance(withdrawals.provider,
+                                                                             SandboxPayouts) else None
         hook = None
         if self.telegram is not None and self.telegram.mode == "webhook":
             hook = TelegramHook(self.telegram.webhook_secret, self.telegram.feed, self.telegram.ready.is_set)
@@ -182,6 +217,8 @@ class Runtime:
             stats=self.stats,
             metrics=self.metrics,
             sandbox=sandbox,
+            withdrawals=withdrawals,
+            sandbox_payouts=sandbox_payouts,
             telegram=hook,
             channels=self.channels,
             gateways=[g.name for g in self.gateways],
@@ -254,6 +291,16 @@ class Runtime:
         log.info("payment gateways (failover order): %s", ", ".join(g.name for g in self.gateways))
         for name, why in self.disabled_gateways.items():
             log.warning("gateway %s: disabled — %s", name, why)
+        provider = self.services.withdrawals.provider if self.services.withdrawals else None
+        if provider is None:
+            log.warning("withdrawals: disabled — %s", self.payouts_off)
+        else:
+            log.info("withdrawals: through %s", provider.name)
+            section = getattr(self.settings.payouts, provider.name, None)
+            if section is not None and not section.verified:
+                log.warning("withdrawals: the %s adapter rests on assumptions its documentation leaves uncertain "
+                            "(see its module docstring); after a real sandbox trial set payouts.%s.verified = true",
+                            provider.name, provider.name)
         log.info("periodic jobs: %s", ", ".join(self.jobs.jobs))
 
 
@@ -276,6 +323,13 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
                             settle_hours=settings.escrow.settle_hours,
                             reversible_methods=settings.escrow.reversible_methods)
     w, limits, j = settings.wallet, settings.limits, settings.jastip
+    payout_provider, payouts_off = _build_payouts(settings, http)
+    p, r = settings.payouts, settings.reconcile
+    withdrawals = Withdrawals(
+        db, clock, payout_provider, min_amount=p.min_amount, fee=p.fee, approval_above=p.approval_above,
+        new_account_hold_hours=p.new_account_hold_hours, admins=admins, check_every_s=r.interval_s,
+        unknown_after_hours=r.grace_hours, lease_s=r.lease_s, on_notice=signals.notices_queued.fire,
+        page_url=payout_provider.page_url if isinstance(payout_provider, SandboxPayouts) else None)
     admin_service = Admins(db, clock, settlement, admins=admins,
                            correction_approval=settings.admin.correction_approval,
                            summary_hour=settings.admin.summary_hour, on_notice=signals.notices_queued.fire,
@@ -302,6 +356,7 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
                       ship_by_days=settings.escrow.ship_by_days, ship_grace_days=settings.escrow.ship_grace_days,
                       final_payment_days=settings.escrow.final_payment_days, admins=admins,
                       media_dir=j.media_dir, max_photo_bytes=j.max_photo_bytes),
+        withdrawals=withdrawals,
     )
     metrics = Metrics()
     delivery = Delivery(on_wait=metrics.observe_wait)
@@ -354,7 +409,6 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
     outbox = OutboxSender(db, delivery, render_notice, clock, signals, poll_interval_s=o.poll_interval_s,
                           max_attempts=o.max_attempts, batch_size=o.batch_size, lease_s=o.lease_s, windows=windows,
                           metrics=metrics)
-    r = settings.reconcile
     reconciler = Reconciler(db, settlement, clock, concurrency=r.concurrency, grace_hours=r.grace_hours,
                             lease_s=r.lease_s)
     jobs = Supervisor()
@@ -363,6 +417,10 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
     jobs.add("jastip-sweep", settings.jastip.sweep_interval_s, sweep.run)
     if r.enabled:
         jobs.add("reconcile", r.interval_s, reconciler.run_logged)
+    if withdrawals.enabled:
+        # Sends requested payouts within a second; checks those in flight as their next_check_at comes
+        # (reconcile.interval_s after the last word from the provider).
+        jobs.add("payouts", PAYOUTS_EVERY_S, withdrawals.run)
     stats = Stats(db, clock)
     # Database figures for /metrics, read on a timer rather than on every scrape.
     jobs.add("metrics", settings.server.metrics_interval_s, partial(metrics.database.refresh, stats))
@@ -375,6 +433,7 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
         settlement=settlement, reconciler=reconciler, delivery=delivery, outbox=outbox, conversation=conversation,
         progress=progress, jobs=jobs, stats=stats, metrics=metrics, telegram=telegram, whatsapp=whatsapp,
         playground=playground, public=services.public, channels=channels, disabled_gateways=disabled,
+        payouts_off=payouts_off,
     )
 
 

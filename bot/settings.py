@@ -239,6 +239,42 @@ class EscrowSettings(BaseModel):
     reversible_methods: list[str] = Field(default_factory=lambda: ["credit_card", "card", "vc"])
 
 
+class XenditPayoutSettings(BaseModel):
+    secret_key: SecretStr | None = None
+    callback_token: SecretStr | None = None
+    base_url: str = "https://api.xendit.co"
+    verified: bool = False  # set after a real sandbox trial; until then a warning at every start
+
+
+class MidtransPayoutSettings(BaseModel):
+    creator_key: SecretStr | None = None
+    approver_key: SecretStr | None = None  # unset: payouts wait at Midtrans until approved on its dashboard
+    merchant_key: SecretStr | None = None  # signs Midtrans' payout notifications (Iris-Signature)
+    base_url: str = "https://app.sandbox.midtrans.com/iris/api/v1"
+    verified: bool = False
+
+
+class DuitkuPayoutSettings(BaseModel):
+    user_id: int | None = None
+    email: str | None = None
+    secret_key: SecretStr | None = None
+    base_url: str = "https://sandbox.duitku.com"
+    verified: bool = False
+
+
+class PayoutsSettings(BaseModel):
+    """Withdrawals of earned money (services/withdrawals.py). "none" switches them off."""
+
+    provider: Literal["none", "sandbox", "xendit", "midtrans", "duitku"] = "none"
+    min_amount: int = Field(50_000, gt=0)
+    fee: int = Field(0, ge=0)  # ours, on top of the amount withdrawn
+    approval_above: int = Field(5_000_000, gt=0)  # per user per WIB day: more waits for an admin
+    new_account_hold_hours: float = Field(24.0, ge=0)  # a new or changed account is not paid out to before this
+    xendit: XenditPayoutSettings = Field(default_factory=XenditPayoutSettings)
+    midtrans: MidtransPayoutSettings = Field(default_factory=MidtransPayoutSettings)
+    duitku: DuitkuPayoutSettings = Field(default_factory=DuitkuPayoutSettings)
+
+
 class ReconcileSettings(BaseModel):
     enabled: bool = True
     interval_s: float = 300.0
@@ -299,6 +335,7 @@ class Settings(BaseSettings):
     broadcast: BroadcastSettings = Field(default_factory=BroadcastSettings)
     jastip: JastipSettings = Field(default_factory=JastipSettings)
     escrow: EscrowSettings = Field(default_factory=EscrowSettings)
+    payouts: PayoutsSettings = Field(default_factory=PayoutsSettings)
     reconcile: ReconcileSettings = Field(default_factory=ReconcileSettings)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
@@ -363,6 +400,26 @@ def _host(url: str) -> str:
     return (urlsplit(url.strip()).hostname or "").lower()
 
 
+# Each payout provider's settings that must be set for it to send and to verify callbacks.
+PAYOUT_KEYS: dict[str, tuple[str, ...]] = {
+    "none": (), "sandbox": (),
+    "xendit": ("secret_key", "callback_token"),
+    "midtrans": ("creator_key", "merchant_key"),
+    "duitku": ("user_id", "email", "secret_key"),
+}
+
+
+def missing_payout_keys(payouts: PayoutsSettings) -> list[str]:
+    """The `payouts.<provider>.<key>` settings still unset for the configured provider."""
+    section = getattr(payouts, payouts.provider, None)
+    missing = []
+    for key in PAYOUT_KEYS[payouts.provider]:
+        value = getattr(section, key, None)
+        if value is None or (not isinstance(value, int) and _missing(value)):
+            missing.append(f"payouts.{payouts.provider}.{key}")
+    return missing
+
+
 def live_credentials(payments: PaymentsSettings) -> list[str]:
     """Configured credentials that move real money (whether or not their gateway is listed)."""
     live = []
@@ -383,15 +440,23 @@ def startup_problems(settings: Settings) -> list[str]:
     problems: list[str] = []
     pay = settings.payments
     sandboxes = ["the sandbox gateway (payments.gateways)"] if "sandbox" in pay.gateways else []
-    for live in live_credentials(pay):
+    if settings.payouts.provider == "sandbox":
+        sandboxes.append("the sandbox payout provider (payouts.provider)")
+    live_money = live_credentials(pay)
+    if settings.payouts.provider not in ("none", "sandbox"):
+        live_money.append(f"the {settings.payouts.provider} payout provider (payouts.provider)")
+    for live in live_money:
         for sandbox in sandboxes:
             problems.append(f"{live} next to {sandbox}: real money and a test gateway that lets anyone mark "
                             f"a payment paid must never run together; remove one of them")
     if not settings.server.production:
         return problems
     where = f"server.public_url {settings.server.public_url} is production"
-    if sandboxes:
+    if "sandbox" in pay.gateways:
         problems.append(f"{where}: remove 'sandbox' from payments.gateways (it lets anyone mark a payment paid)")
+    if settings.payouts.provider == "sandbox":
+        problems.append(f"{where}: set payouts.provider to a real provider or \"none\" (the sandbox payout "
+                        f"provider lets anyone mark a withdrawal sent)")
     if settings.server.playground:
         problems.append(f"{where}: the playground runs only in development; remove server.playground")
     tg = settings.telegram
@@ -403,6 +468,9 @@ def startup_problems(settings: Settings) -> list[str]:
             problems.append("whatsapp.app_secret (BOT_WHATSAPP__APP_SECRET) is required to verify Meta's signatures")
         if _missing(wa.verify_token):
             problems.append("whatsapp.verify_token (BOT_WHATSAPP__VERIFY_TOKEN) is required for the webhook challenge")
+    for name in missing_payout_keys(settings.payouts):
+        env = "BOT_" + name.upper().replace(".", "__")
+        problems.append(f"{name} ({env}) is required for {settings.payouts.provider} payouts")
     for gateway in pay.gateways:
         for name in missing_keys(pay, gateway):
             env = "BOT_" + name.upper().replace(".", "__")

@@ -7,6 +7,7 @@ from handlers.chat import not_understood, support
 from handlers.context import Services
 from handlers.grammar import parse_amount
 from handlers.i18n import Translator, local_time
+from handlers.withdrawals import admin_payouts
 from services.admin import Admins, Correction, Decision, PaymentCase, who
 from services.kinds import AccountKind, PaymentStatus
 from services.messaging import Button, OutgoingMessage
@@ -14,8 +15,6 @@ from services.text import clean_name
 from services.wallet import UserView
 
 REASON_LENGTH = 200
-# Later issues' admin commands: named here so an admin who types them learns they are not there yet.
-NOT_YET = ("penarikan",)
 ALWAYS_SHOWN = (AccountKind.WALLET, AccountKind.EARNINGS, AccountKind.REVENUE, AccountKind.SUSPENSE)
 
 
@@ -25,7 +24,8 @@ def _admins(services: Services, user: UserView) -> Admins | None:
 
 
 async def admin(services: Services, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:
-    """ADMIN [PEMBAYARAN | KREDIT | TOLAK | CEK | KOREKSI | VERIFIKASI | BANTUAN] ..."""
+    """ADMIN [PEMBAYARAN | KREDIT | TOLAK | CEK | KOREKSI | VERIFIKASI | KOMPLAIN | PERPANJANG | PENARIKAN |
+    BANTUAN] ..."""
     admins = _admins(services, user)
     if admins is None:
         return await support(services, user, t, args)
@@ -52,8 +52,8 @@ async def admin(services: Services, user: UserView, t: Translator, args: str) ->
         return await _complaints(services, user, t, rest)
     if word in ("perpanjang", "extend"):
         return await _extend(services, user, t, rest)
-    if word in NOT_YET:
-        return [OutgoingMessage(t("admin_not_yet", what=word.upper()))]
+    if word in ("penarikan", "payouts", "withdrawals"):
+        return await admin_payouts(services, user, t, rest)
     return [OutgoingMessage(t("admin_help"))]
 
 
@@ -147,7 +147,7 @@ async def _dashboard(admins: Admins, t: Translator) -> list[OutgoingMessage]:
     books = t("admin_books_ok") if not d.problems else t("admin_books_bad", count=d.problems)
     text = t("admin_dashboard", money=money, held=d.held, held_amount=d.held_amount, flagged=d.flagged,
              stale=d.stale_pending, owing=d.receivables, receivable_amount=d.receivable_amount, books=books,
-             complaints=d.complaints)
+             complaints=d.complaints, payouts=d.payouts)
     buttons = ((Button(t("btn_admin_payments"), data="adm:daftar:"),),) if d.held or d.flagged else ()
     return [OutgoingMessage(text, buttons=buttons)]
 

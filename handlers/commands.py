@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from handlers import admin, broadcasts, chat, orders, recap, trips, wallet
+from handlers import admin, broadcasts, chat, orders, recap, trips, wallet, withdrawals
 from handlers.context import Services
 from handlers.i18n import Translator
 from services.messaging import OutgoingMessage
@@ -101,6 +101,10 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("batalkan", ("batalkan", "cancel trip"), orders.batalkan, Role.JASTIPER, help="help_batalkan"),
     CommandSpec("dp", ("dp", "down payment", "uang muka"), orders.dp, Role.JASTIPER, help="help_dp"),
     CommandSpec("tiba", ("tiba", "arrived"), orders.tiba, Role.JASTIPER, help="help_tiba"),
+    CommandSpec("rekening", ("rekening", "bank account", "payout account"), withdrawals.rekening, Role.JASTIPER,
+                help="help_rekening"),
+    CommandSpec("tarik", ("tarik", "tarik saldo", "tarik dana", "penarikan", "withdraw"), withdrawals.tarik,
+                Role.JASTIPER, help="help_tarik"),
 )
 
 BUTTONS: tuple[ButtonSpec, ...] = (
@@ -112,6 +116,7 @@ BUTTONS: tuple[ButtonSpec, ...] = (
     ButtonSpec("ann", broadcasts.announce_button),
     ButtonSpec("ord", orders.order_button),
     ButtonSpec("adm", admin.admin_button),
+    ButtonSpec("wd", withdrawals.withdraw_button),
 )
 
 BY_NAME: dict[str, CommandSpec] = {spec.name: spec for spec in COMMANDS}

@@ -14,6 +14,7 @@ from services.sent_messages import SentMessages
 from services.topups import Topups
 from services.trips import Trips
 from services.wallet import Wallet
+from services.withdrawals import Withdrawals
 
 
 @dataclass
@@ -40,3 +41,4 @@ class Services:
     admin: Admins | None = None  # ADMIN ... for the configured admins
     public: PublicPages | None = None  # PROFIL: the handle of a jastiper's public page
     escrow: Escrow | None = None  # order money on otomatis trips
+    withdrawals: Withdrawals | None = None  # REKENING, TARIK; off when payouts.provider = "none"

@@ -19,7 +19,9 @@ LANGUAGE_WORDS = {"id": "id", "indonesia": "id", "indo": "id", "bahasa indonesia
 HISTORY_KINDS = {"topup": "kind_topup", "reversal": "kind_reversal", "refund": "kind_refund",
                  "hold": "kind_broadcast_hold", "release": "kind_broadcast_release", "repay": "kind_repay",
                  "held-credit": "kind_held_credit", "order-pay": "kind_order_pay",
-                 "order-release": "kind_order_release", "order-refund": "kind_order_refund"}
+                 "order-release": "kind_order_release", "order-refund": "kind_order_refund",
+                 "payout-hold": "kind_payout_hold", "payout-void": "kind_payout_void",
+                 "payout-reverse": "kind_payout_reverse", "payout-fee-back": "kind_payout_fee_back"}
 
 
 def _qr_png(data: str) -> bytes:
@@ -80,8 +82,13 @@ async def saldo(services: Services, user: UserView, t: Translator, args: str) ->
 async def riwayat(services: Services, user: UserView, t: Translator, args: str) -> list[OutgoingMessage]:
     """/riwayat → the last ten ledger entries, newest first, each saying what it was for."""
     lines = await services.wallet.history(user.id, limit=10)
-    if not lines:
+    payouts = await services.withdrawals.history(user.id, limit=5) if services.withdrawals else []
+    shown_payouts = [t("payout_history_line", payout=p.id, amount=p.amount, bank=p.bank, number=p.number,
+                       payout_state=p.status, when=local_time(p.created_at)) for p in payouts]
+    if not lines and not payouts:
         return [OutgoingMessage(t("history_empty"))]
+    if not lines:
+        return [OutgoingMessage("\n".join([t("payout_history_title"), *shown_payouts]))]
     rendered = [
         t(
             "history_line",
@@ -93,6 +100,8 @@ async def riwayat(services: Services, user: UserView, t: Translator, args: str) 
         )
         for line in lines
     ]
+    if shown_payouts:
+        rendered += ["", t("payout_history_title"), *shown_payouts]
     return [OutgoingMessage("\n".join([t("history_title"), *rendered]))]
 
 

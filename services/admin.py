@@ -31,10 +31,11 @@ from services.errors import GatewayError, InsufficientFunds
 from services.kinds import AccountKind, OrderStatus, PaymentStatus
 from services.outbox import notice_row, queue_notices
 from services.payment_machine import IN_SUSPENSE
+from services.payout_machine import NEEDS_ADMIN
 from services.settlement import Settlement
 from services.wallet import UserView, user_views
 from storage.db import Database
-from storage.models import Account, AdminAction, Approval, Order, OutboxMessage, Payment, Transfer, User
+from storage.models import Account, AdminAction, Approval, Order, OutboxMessage, Payment, Payout, Transfer, User
 from storage.queries import rows_changed
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class Dashboard:
     receivable_amount: int
     problems: int  # violated ledger invariants
     complaints: int = 0  # otomatis orders whose escrow a complaint froze
+    payouts: int = 0  # withdrawals an admin must approve, check (unknown) or refund the provider for
 
 
 @dataclass(frozen=True)
@@ -180,8 +182,10 @@ class Admins:
                 .where(Account.kind == AccountKind.RECEIVABLE.value, Account.balance > 0))).one()
             complaints = await session.scalar(select(func.count()).select_from(Order).where(
                 Order.status == OrderStatus.DISPUTED))
+            payouts = await session.scalar(select(func.count()).select_from(Payout).where(
+                Payout.status.in_(NEEDS_ADMIN)))
         return Dashboard(money, int(held or 0), int(held_amount or 0), int(flagged or 0), int(stale or 0),
-                         int(owing or 0), int(owed or 0), problems, int(complaints or 0))
+                         int(owing or 0), int(owed or 0), problems, int(complaints or 0), int(payouts or 0))
 
     async def attention(self, limit: int = 10) -> list[PaymentCase]:
         """Payments an admin must decide (held, refused) first, then flagged ones; oldest first."""

@@ -77,6 +77,20 @@ class OrderStatus(StrEnum):
     FORFEITED = "forfeited"  # a DP whose rest was never paid, released to the jastiper (the trip said "hangus")
 
 
+class PayoutStatus(StrEnum):
+    AWAITING_APPROVAL = "awaiting_approval"  # above payouts.approval_above today: an admin decides first
+    REQUESTED = "requested"  # the hold is in place; the next attempt is to be sent
+    SENDING = "sending"  # an attempt is committed as started; its outcome is not known yet
+    PROCESSING = "processing"  # the provider accepted it; its callback or status API will say how it ended
+    WAITING_FUNDS = "waiting_funds"  # the provider's own balance ran out: a new attempt once it is topped up
+    COMPLETED = "completed"
+    FAILED = "failed"
+    REJECTED = "rejected"  # by an admin
+    CANCELLED = "cancelled"
+    UNKNOWN = "unknown"  # the provider may or may not have sent it: an admin checks its dashboard
+    REVERSED = "reversed"  # completed, then bounced back by the bank
+
+
 class BroadcastStatus(StrEnum):
     PREVIEW = "preview"
     RUNNING = "running"

@@ -63,6 +63,11 @@ def gateway(name: str) -> Ref:
     return Ref(AccountKind.GATEWAY, name)
 
 
+def provider(name: str) -> Ref:
+    """A payout provider's account: our money sent out through it."""
+    return Ref(AccountKind.PROVIDER, name)
+
+
 def hold(what: str, user_id: int | None = None) -> Ref:
     """A hold account: "broadcast:7", later "payout:3"."""
     return Ref(AccountKind.HOLD, what, user_id)

@@ -135,6 +135,8 @@ def _subject(reference: str) -> str:
     first = rest.split(":")[0]
     if head.startswith("bc") and first.isdigit():
         return f"#{first}"
+    if head == "payout" and first.isdigit():  # payout:12:hold -> the withdrawal's number
+        return f"#{first}"
     if head == "order" and first.isdigit():  # order:12:pay -> the order's code as people know it
         return f"P{first}"
     return ""

@@ -28,7 +28,15 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from services.kinds import AccountKind, BroadcastStatus, OrderStatus, PaymentPurpose, PaymentStatus, sql_in
+from services.kinds import (
+    AccountKind,
+    BroadcastStatus,
+    OrderStatus,
+    PaymentPurpose,
+    PaymentStatus,
+    PayoutStatus,
+    sql_in,
+)
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; BIGINT elsewhere.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -442,3 +450,85 @@ class MessageRef(Base):
     message_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     ref: Mapped[str] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PayoutAccount(Base):
+    """A bank or e-wallet account a jastiper withdraws to (REKENING). A registration is a draft until its owner
+    confirms it (after seeing the holder name the provider returned); the confirmed one replaces the previous,
+    and no payout goes to it before `usable_from` (a hijacked chat account must not empty earnings at once)."""
+
+    __tablename__ = "payout_accounts"
+    __table_args__ = (Index("ix_payout_accounts_user", "user_id", "confirmed_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    bank: Mapped[str] = mapped_column(String(16))  # our name for it (services/payouts/banks.py): bca, dana, ...
+    number: Mapped[str] = mapped_column(String(34))  # digits; e-wallets as 62...
+    holder_name: Mapped[str] = mapped_column(String(100))
+    checked_name: Mapped[str | None] = mapped_column(String(100), nullable=True)  # what the provider returned
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    usable_from: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    replaced_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Payout(Base):
+    """A withdrawal of earned money (TARIK): amount + fee held on the ledger (`hold` account `payout:<id>`) from
+    the moment it is requested until it completed (hold posted) or definitely did not (hold voided)."""
+
+    __tablename__ = "payouts"
+    __table_args__ = (
+        UniqueConstraint("user_id", "request_key", name="uq_payouts_request"),
+        CheckConstraint("amount > 0 AND fee >= 0", name="ck_payouts_amounts"),
+        CheckConstraint(f"status IN ({sql_in(PayoutStatus)})", name="ck_payouts_status"),
+        Index("ix_payouts_status_check", "status", "next_check_at"),
+        Index("ix_payouts_user", "user_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    request_key: Mapped[str] = mapped_column(String(32))  # the confirm button's: a double tap asks once
+    account_id: Mapped[int] = mapped_column(ForeignKey("payout_accounts.id"))
+    # A copy of where it goes, as it was when requested: a later REKENING never redirects money in flight.
+    bank: Mapped[str] = mapped_column(String(16))
+    number: Mapped[str] = mapped_column(String(34))
+    holder_name: Mapped[str] = mapped_column(String(100))
+    amount: Mapped[int] = mapped_column(BigInteger)  # what reaches the account
+    fee: Mapped[int] = mapped_column(BigInteger, default=0)  # ours (payouts.fee), on top of the amount
+    provider: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(20))
+    attempt: Mapped[int] = mapped_column(Integer, default=0)  # the current attempt's number (0: none yet)
+    # The current attempt's id at the provider.
+    provider_ref: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    failure: Mapped[str | None] = mapped_column(String(200), nullable=True)  # the provider's code / an admin's reason
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class PayoutAttempt(Base):
+    """One call to the provider for one payout. Its number is part of the idempotency key the provider sees, so
+    an attempt whose outcome is unknown is retried with the same key and a new one starts only after the
+    previous one definitely failed."""
+
+    __tablename__ = "payout_attempts"
+    __table_args__ = (
+        UniqueConstraint("payout_id", "number", name="uq_payout_attempts_number"),
+        Index("ix_payout_attempts_ref", "provider", "provider_ref"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    payout_id: Mapped[int] = mapped_column(ForeignKey("payouts.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    provider: Mapped[str] = mapped_column(String(16))
+    provider_ref: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(16))  # sending | accepted | completed | failed | no_funds | unknown
+    # What the provider returned before the money call that a retry of this attempt must reuse (Duitku's
+    # inquiry: custRefNumber, accountName), so that the retry is the same transfer, not a new one.
+    context: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    detail: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

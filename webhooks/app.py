@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from webhooks import health, pages, payments, playground, sandbox, telegram, templating, whatsapp
+from webhooks import health, pages, payments, payouts, playground, sandbox, telegram, templating, whatsapp
 from webhooks.deps import DEPS, WebDeps
 
 
@@ -17,6 +17,7 @@ def create_app(deps: WebDeps) -> web.Application:
     telegram.setup(app)
     whatsapp.setup(app)
     sandbox.setup(app)
+    payouts.setup(app)
     templating.setup(app)
     pages.setup(app)
     playground.setup(app)

@@ -11,11 +11,13 @@ from aiohttp import web
 from handlers import ShareLinks
 from services.metrics import Metrics
 from services.payments.sandbox import SandboxGateway
+from services.payouts.sandbox import SandboxPayouts
 from services.playground import VisitorCookie
 from services.public import PublicPages
 from services.settlement import Settlement
 from services.stats import Stats
 from services.topups import Topups
+from services.withdrawals import Withdrawals
 
 
 @dataclass
@@ -60,6 +62,8 @@ class WebDeps:
     public: PublicPages | None = None  # /t/<slug>, /j/<handle>, product photos
     playground: PlaygroundHook | None = None  # None: / answers 404 (production, or switched off)
     public_url: str = "http://127.0.0.1:8080"  # absolute links in preview tags
+    withdrawals: Withdrawals | None = None  # POST /payouts/{provider}/notify
+    sandbox_payouts: SandboxPayouts | None = None  # /pay/sandbox/payouts/{id} (development only)
     share: ShareLinks | None = None  # the bot's Telegram username and WhatsApp number, for the trip page's buttons
 
 
