@@ -43,7 +43,7 @@ async def rekening(services: Services, user: UserView, t: Translator, args: str)
                                   usable_from=local_time(current.usable_from) if current.usable_from else "-"))]
     match = _ACCOUNT.match(text)
     if match is None:
-        raise UserInputError("usage_rekening", banks=_banks())
+        raise usage("rekening")
     draft = await withdrawals.draft_account(user.id, match["bank"], match["number"], match["name"])
     key = "payout_account_ask_checked" if draft.checked_name else "payout_account_ask"
     lines = [t(key, bank=draft.bank, number=draft.number, name=draft.holder_name, checked=draft.checked_name or "",
@@ -110,6 +110,8 @@ def _requested(t: Translator, withdrawals: Withdrawals, payout: PayoutView) -> O
 
 # --- admins -------------------------------------------------------------------------------------------------
 
+HOW = {"awaiting_approval": "admin_payout_how_awaiting_approval", "unknown": "admin_payout_how_unknown",
+       "waiting_funds": "admin_payout_how_waiting_funds"}
 ADMIN_WORDS = {"setuju": "setuju", "approve": "setuju", "tolak": "tolak", "reject": "tolak",
                "berhasil": "berhasil", "sent": "berhasil", "gagal": "gagal", "failed": "gagal"}
 
@@ -117,6 +119,8 @@ ADMIN_WORDS = {"setuju": "setuju", "approve": "setuju", "tolak": "tolak", "rejec
 async def admin_payouts(services: Services, user: UserView, t: Translator, rest: str) -> list[OutgoingMessage]:
     """ADMIN PENARIKAN → payouts waiting for approval, in doubt, or waiting for the provider's balance;
     ADMIN PENARIKAN <no> setuju|tolak|berhasil|gagal <alasan>; ADMIN PENARIKAN SALDO."""
+    if services.withdrawals is None or not services.withdrawals.enabled:
+        return [OutgoingMessage(t("admin_payouts_off"))]
     if rest.strip():
         return await admin_decide(services, user, t, rest)
     withdrawals = _service(services)
@@ -135,7 +139,7 @@ async def admin_payouts(services: Services, user: UserView, t: Translator, rest:
                         Button(t("btn_admin_payout_failed"), data=f"wd:adm:{p.id}:gagal")),)
         else:
             buttons = ((Button(t("btn_admin_payout_funds"), data="wd:adm:saldo"),),)
-        replies.append(OutgoingMessage(text + "\n" + t(f"admin_payout_how_{p.status}", payout=p.id), buttons=buttons))
+        replies.append(OutgoingMessage(text + "\n" + t(HOW[p.status], payout=p.id), buttons=buttons))
     return replies
 
 

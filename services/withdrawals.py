@@ -599,7 +599,7 @@ class Withdrawals:
         payout waiting for funds gets a new attempt). Recorded with its reason; returns the new status."""
         reason = clean_text(reason, REASON_LENGTH)
         if decision in ("tolak", "gagal", "berhasil") and not reason:
-            raise UserInputError("admin_reason_missing")
+            raise UserInputError("admin_reason_required")
         async with self._db.read() as session:
             payout = await session.get(Payout, payout_id)
         if payout is None:
