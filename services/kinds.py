@@ -51,8 +51,11 @@ class AccountKind(StrEnum):
 CREDIT_NORMAL = frozenset({AccountKind.WALLET, AccountKind.EARNINGS, AccountKind.ESCROW, AccountKind.HOLD,
                            AccountKind.CLIENT, AccountKind.REVENUE, AccountKind.SUSPENSE})
 # Accounts that may go either way or only grow: never locked or updated row by row per transfer (every writer
-# would serialise on "the Midtrans account"); their balances are derived from the transfers.
-DERIVED = frozenset({AccountKind.GATEWAY, AccountKind.REVENUE, AccountKind.FEES, AccountKind.ADJUSTMENT})
+# would serialise on "the Midtrans account"); their balances are derived from the transfers. `provider` is one
+# since migration 0010: hold -> provider (a completed payout) takes it below zero in its debit-normal sign, as
+# gateway -> wallet (a top-up) takes the gateway above it.
+DERIVED = frozenset({AccountKind.GATEWAY, AccountKind.REVENUE, AccountKind.FEES, AccountKind.ADJUSTMENT,
+                     AccountKind.PROVIDER})
 
 
 class HoldStatus(StrEnum):

@@ -110,7 +110,7 @@ class LedgerEntry(Base):
 
 class Account(Base):
     """One account of the double-entry ledger. `balance` is kept for accounts that must never go negative and
-    are touched per person (wallet, earnings, escrow, hold, client, suspense, receivable, provider), in the
+    are touched per person (wallet, earnings, escrow, hold, client, suspense, receivable), in the
     account's normal sign; the database refuses a negative one. Derived accounts (gateway, revenue, fees,
     adjustment) keep 0 here: their balance is the sum of their transfers."""
 

@@ -1,4 +1,8 @@
-"""Withdrawals: payout accounts (REKENING), payouts (TARIK) and each attempt at the provider.
+"""Withdrawals: payout accounts (REKENING), payouts (TARIK) and each attempt at the provider; and the `provider`
+account kind becomes derived, like `gateway`: a completed payout moves hold -> provider, which takes a
+debit-normal account below zero by design (it mirrors the gateway account, whose top-ups are gateway -> wallet),
+and one shared row per provider must never serialise payouts. A reversal (provider -> earnings) is guarded by the
+payout's conditional state move, not by that account's balance.
 
 Revision ID: 0010
 Revises: 0009
@@ -18,7 +22,28 @@ STATUSES = ("awaiting_approval", "requested", "sending", "processing", "waiting_
             "rejected", "cancelled", "unknown", "reversed")
 
 
+CREDIT_NORMAL = {"wallet", "earnings", "escrow", "hold", "client", "revenue", "suspense"}
+
+
+def _balances_follow_transfers(derived: set[str]) -> None:
+    """Migration 0007's trigger, with this revision's set of derived kinds."""
+    credit_normal = ",".join(f"'{k}'" for k in sorted(CREDIT_NORMAL))
+    kinds = ",".join(f"'{k}'" for k in sorted(derived))
+    debit_side = (f"UPDATE accounts SET balance = balance + CASE WHEN kind IN ({credit_normal}) "
+                  f"THEN -NEW.amount ELSE NEW.amount END WHERE id = NEW.debit_id AND kind NOT IN ({kinds});")
+    credit_side = (f"UPDATE accounts SET balance = balance + CASE WHEN kind IN ({credit_normal}) "
+                   f"THEN NEW.amount ELSE -NEW.amount END WHERE id = NEW.credit_id AND kind NOT IN ({kinds});")
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute("DROP TRIGGER transfers_move_balances")
+        op.execute(f"CREATE TRIGGER transfers_move_balances AFTER INSERT ON transfers BEGIN "
+                   f"{debit_side} {credit_side} END")
+    else:
+        op.execute(f"CREATE OR REPLACE FUNCTION transfers_move_balances() RETURNS trigger AS $$ BEGIN "
+                   f"{debit_side} {credit_side} RETURN NEW; END; $$ LANGUAGE plpgsql")
+
+
 def upgrade() -> None:
+    _balances_follow_transfers({"gateway", "revenue", "fees", "adjustment", "provider"})
     op.create_table(
         "payout_accounts",
         sa.Column("id", Id, primary_key=True, autoincrement=True),
@@ -79,6 +104,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    _balances_follow_transfers({"gateway", "revenue", "fees", "adjustment"})
     op.drop_table("payout_attempts")
     op.drop_table("payouts")
     op.drop_table("payout_accounts")
