@@ -114,7 +114,8 @@ def who(user: User | UserView) -> str:
 
 
 def parse_who(text: str) -> tuple[str, str] | None:
-    """`tg:<id>` | `wa:62…` (or 08…) | `@username` -> (how, value); None when it is none of those."""
+    """`tg:<id>` | `wa:62…` (or 08…) | `@username` (or a jastiper's `@handle`) -> (how, value); None when it is
+    none of those."""
     text = text.strip()
     if re.fullmatch(r"@[A-Za-z0-9_]{3,64}", text):
         return "username", text[1:]
@@ -286,6 +287,10 @@ class Admins:
             query = (select(User).where(func.lower(User.username) == value.lower()) if how == "username" else
                      select(User).where(User.channel == how, User.external_id == value))
             user = (await session.scalars(query.order_by(User.id).limit(1))).first()
+            if user is None and how == "username":
+                # A jastiper's public handle (PROFIL, /j/<handle>) names them too: it is how admins know the
+                # playground's and WhatsApp's jastipers, who have no Telegram username.
+                user = await session.scalar(select(User).where(User.handle == value.lower()))
             if user is None:
                 return None
             return (await user_views(session, [user]))[user.id]

@@ -5,7 +5,6 @@ earnings only on a definite refusal — with the books whole after every test (c
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 
 import httpx
 import pytest
