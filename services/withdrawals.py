@@ -409,9 +409,18 @@ class Withdrawals:
         log.warning("payout %s attempt %s at %s: outcome not known (%s)", payout.id, payout.attempt,
                     payout.provider, why)
         provider = self._require_provider()
-        if not provider.resend_safe or payout.updated_at < self._clock.now() - self._unknown_after:
+        now = self._clock.now()
+        if not provider.resend_safe or payout.updated_at < now - self._unknown_after:
             await self._move(payout.id, payout.attempt, PayoutEvent.UNKNOWN, detail=why[:200])
-        return self._clock.now() + self._check_every
+            return now + self._check_every
+        # Still in flight: the money stays held, and the person hears once that it is delayed.
+        async with self._db.write() as session:
+            await notify_user(session, payout.user_id, "payout_delayed",
+                              {"amount": payout.amount, "fee": payout.fee, "bank": BY_WORD[payout.bank].label,
+                               "number": masked(payout.number), "payout": payout.id, "reason": "-"}, now,
+                              dedupe_key=f"payout:{payout.id}:{PayoutStatus.UNKNOWN}:{payout.attempt}")
+        self._on_notice()
+        return now + self._check_every
 
     async def _check(self, payout: Payout) -> datetime | None:
         provider = self._require_provider()

@@ -213,3 +213,38 @@ def test_the_shipped_config_derives_the_public_url_from_its_port():
         path = Path(folder) / "config.toml"
         path.write_text(changed)
         assert load_settings(path).server.public_url == "http://127.0.0.1:8181"
+
+
+def test_withdrawals_are_off_by_default_and_their_limits_match_the_contract(tmp_path):
+    payouts = load_settings(write(tmp_path, "")).payouts
+    assert payouts.provider == "none"
+    assert (payouts.min_amount, payouts.fee, payouts.approval_above, payouts.new_account_hold_hours) == (
+        50_000, 0, 5_000_000, 24)
+
+
+def test_sandbox_payouts_are_refused_in_production(tmp_path):
+    settings = load_settings(write(tmp_path, (
+        '[server]\npublic_url = "https://titip.example.id"\n'
+        '[payments]\ngateways = ["midtrans"]\n[payments.midtrans]\nserver_key = "SB-Mid-server-x"\n'
+        '[payouts]\nprovider = "sandbox"\n')))
+    with pytest.raises(ConfigError, match="sandbox payout provider"):
+        check_startable(settings)
+
+
+def test_a_real_payout_provider_next_to_the_sandbox_gateway_is_refused_even_in_development(tmp_path):
+    settings = load_settings(write(tmp_path, (
+        '[payments]\ngateways = ["sandbox"]\n'
+        '[payouts]\nprovider = "xendit"\n[payouts.xendit]\nsecret_key = "xnd_development_x"\ncallback_token = "t"\n')))
+    with pytest.raises(ConfigError, match="xendit payout provider"):
+        check_startable(settings)
+
+
+def test_production_payouts_without_their_keys_refuse_to_start_naming_each(tmp_path):
+    settings = load_settings(write(tmp_path, (
+        '[server]\npublic_url = "https://titip.example.id"\n'
+        '[payments]\ngateways = ["midtrans"]\n[payments.midtrans]\nserver_key = "SB-Mid-server-x"\n'
+        '[payouts]\nprovider = "midtrans"\n[payouts.midtrans]\ncreator_key = "c"\n')))
+    with pytest.raises(ConfigError) as caught:
+        check_startable(settings)
+    assert "payouts.midtrans.merchant_key (BOT_PAYOUTS__MIDTRANS__MERCHANT_KEY)" in str(caught.value)
+    assert "creator_key" not in str(caught.value)

@@ -22,6 +22,7 @@ from services.withdrawals import Withdrawals
 from storage.db import Database
 from storage.models import Account, OutboxMessage, Payout, PayoutAttempt, Transfer, User
 from tests.support.payouts import FakeDuitkuDisbursement, FakeIris, FakeXenditPayouts, forged
+from tests.support.servers import TcpProxy
 
 ADMINS = [("telegram", "9001")]
 
@@ -358,6 +359,27 @@ async def test_xendit_down_before_the_payout_was_made_is_retried_with_the_same_k
     await desk.w.run()  # no record under the reference: the same attempt again, with the same key
     assert list(xendit.made) == [f"titip-{payout_id}-1"]
     assert (await payout(db, payout_id)).attempt == 1
+
+
+async def test_xendit_an_outage_keeps_the_payout_in_flight_tells_the_user_and_the_check_resolves_it(
+        db, xendit, http):
+    clock = FrozenClock()
+    async with TcpProxy(xendit.port) as proxy:
+        provider = XenditPayouts(secret_key=xendit.secret_key, callback_token=xendit.callback_token,
+                                 base_url=f"http://127.0.0.1:{proxy.port}", http=http)
+        desk = await Desk(db, clock, provider).start()
+        payout_id = await desk.withdraw(100_000)
+        await proxy.cut()  # the provider cannot be reached: create and status both fail
+        await desk.w.run()
+        clock.advance(seconds=61)
+        await desk.w.run()
+        assert (await payout(db, payout_id)).status == "sending"
+        assert len(await notices(db, "payout_delayed")) == 1  # told once, however many checks fail
+        assert await desk.earnings() == 400_000
+        await proxy.restore()
+        clock.advance(seconds=61)
+        await desk.w.run()  # no record under its reference: the same attempt, the same key
+        assert (await payout(db, payout_id)).status == "processing" and xendit.creates == 1
 
 
 async def test_xendit_insufficient_balance_waits_for_funds_and_forged_callbacks_are_refused(db, xendit, http):
