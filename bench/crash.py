@@ -51,9 +51,11 @@ async def main() -> int:
     for kind in kinds:
         with tempfile.TemporaryDirectory() as tmp:
             reports.append(await run(kind, args.rounds, args.seed, Path(tmp)))
-    print_table(("database", "rounds", "payments", "violations", "dup notices", "max restart s", "escrow orders"),
+    print_table(("database", "rounds", "payments", "violations", "dup notices", "max restart s", "escrow orders",
+                 "payouts"),
                 [(r["database"], r["rounds"], r["payments"], r["violations"], r["duplicate_notices"],
-                  r["restart_s_max"], " ".join(f"{k} {v}" for k, v in sorted(r["escrow_orders"].items())))
+                  r["restart_s_max"], " ".join(f"{k} {v}" for k, v in sorted(r["escrow_orders"].items())),
+                  " ".join(f"{k} {v}" for k, v in sorted(r["payouts"].items())))
                  for r in reports])
     print(json.dumps(reports, indent=2))
     return 1 if any(r["violations"] for r in reports) else 0

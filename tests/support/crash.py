@@ -7,7 +7,10 @@ Each round seeds new pending Midtrans payments and a new product, then drives, a
   * a paid broadcast by the jastiper (BROADCAST, then the Send button);
   * escrow: buyers on an otomatis trip pay orders from their wallets ("Ya, bayar"), then the jastiper ships and
     the buyer confirms receipt (release to earnings, fee to revenue), or the jastiper refuses the paid order, or
-    the buyer cancels it (refunds).
+    the buyer cancels it (refunds);
+  * payouts: the (verified) jastiper withdraws earnings ("Ya, tarik …") through a fake Xendit on loopback that
+    sometimes loses its answer after making the payout (504) or is down before making it (503), then finishes
+    each payout it made — succeeded or failed — and sends its callback until it is answered 200.
 At a seeded moment the server is killed with SIGKILL and started again at once; the load keeps retrying.
 When everything is quiet, the invariants are checked over the whole history:
   - every payment credited exactly once (one `topup:<id>` ledger entry each), none lost;
@@ -17,7 +20,10 @@ When everything is quiet, the invariants are checked over the whole history:
     and may not exceed what one process can have in flight (one outbox batch);
   - every finished broadcast: charged + released == recipients, and the ledger says -charged exactly;
   - every otomatis order's escrow holds what its state says (its total while paid or shipped, nothing
-    otherwise; closed once released or refunded), and no order is both released and refunded.
+    otherwise; closed once released or refunded), and no order is both released and refunded;
+  - every payout ends completed with its hold posted, or failed with its hold voided, or `unknown` (visible to
+    admins) — never both, never lost — and the provider made at most one transfer per payout that did not
+    definitely fail (across every attempt and every kill).
 
 tests/test_crash.py runs a few rounds on SQLite and PostgreSQL; bench/crash.py runs hundreds.
 """
@@ -33,7 +39,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 
 from services import books, ledger
 from storage.db import Database
@@ -46,12 +52,15 @@ from storage.models import (
     OutboxMessage,
     Participant,
     Payment,
+    Payout,
+    PayoutAccount,
     Product,
     Transfer,
     Trip,
     User,
 )
 from tests.support.midtrans import FakeMidtrans, MidtransOrder
+from tests.support.payouts import FakeXenditPayouts
 from tests.support.processes import ServerProcess
 from tests.support.telegram import FakeBotAPI, telegram_callback_update, telegram_text_update
 
@@ -74,6 +83,7 @@ class RoundResult:
     duplicates: int
     violations: list[str] = field(default_factory=list)
     escrow: dict[str, int] = field(default_factory=dict)  # otomatis orders by state, over the whole history
+    payouts: dict[str, int] = field(default_factory=dict)  # payouts by state, over the whole history
 
 
 @dataclass
@@ -86,6 +96,7 @@ class CrashHarness:
     payments_per_round: int = 120
     stock_per_round: int = 10
     escrow_orders_per_round: int = 8
+    payouts_per_round: int = 4
     max_kill_after_s: float = 1.5
     rng: random.Random = field(init=False)
     _updates: int = field(default=0, init=False)
@@ -96,8 +107,10 @@ class CrashHarness:
         self.rng = random.Random(self.seed)
         self.bot = FakeBotAPI()
         self.midtrans = FakeMidtrans()
+        self.xendit = FakeXenditPayouts()
         await self.bot.start()
         await self.midtrans.start()
+        await self.xendit.start()
         self.db = Database(self.database_url)
         await upgrade(self.db)
         await self._seed_people()
@@ -113,6 +126,7 @@ class CrashHarness:
         await self.db.close()
         await self.bot.stop()
         await self.midtrans.stop()
+        await self.xendit.stop()
 
     def _env(self) -> dict[str, str]:
         return {
@@ -129,6 +143,9 @@ class CrashHarness:
             "BOT_RECONCILE__INTERVAL_S": "0.5", "BOT_RECONCILE__LEASE_S": "2",
             "BOT_JASTIP__SWEEP_INTERVAL_S": "0.5", "BOT_JASTIP__MEDIA_DIR": str(self.workdir / "media"),
             "BOT_BROADCAST__PRICE_PER_MESSAGE": str(PRICE), "BOT_BROADCAST__PROGRESS_INTERVAL_S": "0.5",
+            "BOT_PAYOUTS__PROVIDER": "xendit", "BOT_PAYOUTS__XENDIT__SECRET_KEY": self.xendit.secret_key,
+            "BOT_PAYOUTS__XENDIT__CALLBACK_TOKEN": self.xendit.callback_token,
+            "BOT_PAYOUTS__XENDIT__BASE_URL": self.xendit.url, "BOT_PAYOUTS__APPROVAL_ABOVE": "1000000000000",
         }
 
     # --- seeding (directly in the database, as earlier activity would have left it) -------------------
@@ -144,7 +161,14 @@ class CrashHarness:
                  "created_at": now, "display_name": f"U{i}"} for i in range(self.users)])
             owner = await session.scalar(select(User.id).where(User.external_id == str(JASTIPER)))
             await ledger.post(session, [ledger.Move("crash-seed", ledger.ADJUSTMENT, ledger.wallet(owner), funds,
-                                                    "adjust")], now)
+                                                    "adjust"),
+                                        ledger.Move("crash-earned", ledger.ADJUSTMENT, ledger.earnings(owner),
+                                                    funds, "adjust")], now)
+            # A verified jastiper with a confirmed account past its hold (as REKENING and a day would leave it).
+            await session.execute(update(User).where(User.id == owner).values(verified_at=now))
+            await session.execute(insert(PayoutAccount), [{"user_id": owner, "bank": "bca", "number": "0011223344",
+                                                           "holder_name": "Jastiper", "confirmed_at": now,
+                                                           "usable_from": now, "created_at": now}])
             await session.execute(insert(Trip), [{"slug": "crash", "title": "Crash trip", "owner_id": owner,
                                                   "deadline_at": now + timedelta(days=30), "status": "open",
                                                   "created_at": now}])
@@ -237,6 +261,35 @@ class CrashHarness:
         else:
             await self._step(chat, deadline, order_id, ("confirmed",), data=f"ord:bt:{code}")
 
+    async def _payout_status(self, key: str) -> str | None:
+        async with self.db.read() as session:
+            return await session.scalar(select(Payout.status).where(Payout.request_key == key))
+
+    async def _withdraw(self, number: int, index: int, deadline: float) -> None:
+        """The jastiper taps "Ya, tarik Rp…" (tapping again if the server lost the tap in the kill) until the
+        payout exists; a double tap is one payout by the button's key."""
+        key = f"r{number}w{index}"
+        amount = 50_000 + 1_000 * self.rng.randrange(100)
+        for _ in range(6):
+            await self._telegram(lambda u: telegram_callback_update(u, JASTIPER, f"wd:ok:{amount}:{key}"), deadline)
+            until = min(deadline, time.monotonic() + 3)
+            while time.monotonic() < until:
+                if await self._payout_status(key) is not None:
+                    return
+                await asyncio.sleep(0.05)
+
+    async def _provider(self, deadline: float, stop: asyncio.Event) -> None:
+        """The fake Xendit's back office: every payout it made is finished (80 % succeeded, 20 % failed) and its
+        callback sent until answered 200."""
+        while not stop.is_set() and time.monotonic() < deadline:
+            for key, made in list(self.xendit.made.items()):
+                if made.status != "ACCEPTED":
+                    continue
+                outcome = "SUCCEEDED" if self.rng.random() < 0.8 else "FAILED"
+                body, headers = self.xendit.finish(key, outcome, None if outcome == "SUCCEEDED" else "TRANSFER_ERROR")
+                await self._post_until_ok("/payouts/xendit/notify", body, headers, deadline)
+            await asyncio.sleep(0.1)
+
     # --- load -----------------------------------------------------------------------------------------
 
     async def _post_until_ok(self, path: str, body: bytes, headers: dict[str, str], deadline: float) -> int:
@@ -317,17 +370,25 @@ class CrashHarness:
 
         escrow_orders = await self._seed_escrow_orders(number)
         orderers = [self.rng.randrange(self.participants) for _ in range(self.stock_per_round * 2)]
+        # The provider misbehaves on some creates: the answer lost after the payout was made, or down before.
+        self.xendit.script = [self.rng.choice(["ok", "ok", "ok", "lost", "down"]) for _ in range(12)]
+        finished = asyncio.Event()
+        provider = asyncio.create_task(self._provider(deadline, finished))
         load = asyncio.gather(*(callback(b) for b in bodies), *(order(i) for i in orderers),
                               self._broadcast(number, deadline),
-                              *(self._escrow_life(o, chat, deadline) for o, chat in escrow_orders))
+                              *(self._escrow_life(o, chat, deadline) for o, chat in escrow_orders),
+                              *(self._withdraw(number, i, deadline) for i in range(self.payouts_per_round)))
         kill_after = self.rng.uniform(0.05, self.max_kill_after_s)
         await asyncio.sleep(kill_after)
         self.server.kill()
         restart = await self.server.start()
         await load
         result = RoundResult(number, round(kill_after, 3), round(restart, 2), len(payments), len(sent), 0)
-        if not await self._quiet(deadline):
-            result.violations.append("not quiet: payments, notices or broadcasts still pending after 90 s")
+        quiet = await self._quiet(deadline)
+        finished.set()
+        await provider
+        if not quiet:
+            result.violations.append("not quiet: payments, notices, broadcasts or payouts still pending after 90 s")
         await self.check(result)
         return result
 
@@ -340,7 +401,9 @@ class CrashHarness:
                                               .where(OutboxMessage.status == "pending"))
                 running = await session.scalar(select(func.count()).select_from(Broadcast)
                                                .where(Broadcast.status == "running"))
-            if unpaid == 0 and unsent == 0 and running == 0:
+                in_flight = await session.scalar(select(func.count()).select_from(Payout).where(
+                    Payout.status.in_(("requested", "sending", "processing", "waiting_funds"))))
+            if unpaid == 0 and unsent == 0 and running == 0 and in_flight == 0:
                 await asyncio.sleep(0.3)  # replies to the last updates may still be on their way
                 return True
             await asyncio.sleep(0.1)
@@ -399,6 +462,9 @@ class CrashHarness:
                 elif money != 0:
                     bad.append(f"broadcast {broadcast_id} ({status}) moved {money}")
             await self._check_escrows(session, bad)
+            await self._check_payouts(session, bad)
+            result.payouts = {str(k): int(v) for k, v in (await session.execute(
+                select(Payout.status, func.count()).group_by(Payout.status))).all()}
             result.escrow = {str(k): int(v) for k, v in (await session.execute(
                 select(Order.status, func.count()).where(Order.payment_mode == "otomatis")
                 .group_by(Order.status))).all()}
@@ -418,6 +484,42 @@ class CrashHarness:
         if result.duplicates > OUTBOX_BATCH:
             bad.append(f"{result.duplicates} duplicate notices: more than one batch in flight at the kill")
 
+
+    async def _check_payouts(self, session, bad: list[str]) -> None:
+        endings: dict[int, list[str]] = {}
+        for reference in (await session.scalars(select(Transfer.reference).where(
+                Transfer.kind.in_(("payout", "payout-void"))))).all():
+            endings.setdefault(int(reference.split(":")[1]), []).append(reference.rsplit(":", 1)[1])
+        holds = {key: (balance, status) for key, balance, status in (await session.execute(
+            select(Account.key, Account.balance, Account.status).where(Account.kind == "hold",
+                                                                      Account.key.like("payout:%")))).all()}
+        made: dict[int, int] = {}
+        sent_amounts: dict[int, set[int]] = {}
+        for key, transfer in self.xendit.made.items():
+            payout_id = int(key.split("-")[1])
+            sent_amounts.setdefault(payout_id, set()).add(transfer.amount)
+            if transfer.status not in ("FAILED", "CANCELLED"):
+                made[payout_id] = made.get(payout_id, 0) + 1
+        for payout_id, status, amount in (await session.execute(
+                select(Payout.id, Payout.status, Payout.amount))).all():
+            hold_balance, hold_status = holds.get(f"payout:{payout_id}", (0, None))
+            ends = endings.get(payout_id, [])
+            if made.get(payout_id, 0) > 1:
+                bad.append(f"payout {payout_id}: the provider made {made[payout_id]} transfers")
+            if sent_amounts.get(payout_id, {amount}) != {amount}:
+                bad.append(f"payout {payout_id} of {amount}: the provider was asked for {sent_amounts[payout_id]}")
+            if status == "completed" and (ends != ["send"] or hold_status != "posted" or hold_balance
+                                          or made.get(payout_id, 0) != 1):
+                bad.append(f"payout {payout_id} completed: transfers {ends}, hold {hold_status} {hold_balance}, "
+                           f"made {made.get(payout_id, 0)}")
+            elif status == "failed" and (ends != ["void"] or hold_status != "voided" or hold_balance
+                                         or made.get(payout_id, 0)):
+                bad.append(f"payout {payout_id} failed: transfers {ends}, hold {hold_status} {hold_balance}, "
+                           f"made {made.get(payout_id, 0)}")
+            elif status not in ("completed", "failed", "unknown"):
+                bad.append(f"payout {payout_id}: left {status}")
+            elif status == "unknown" and (ends or hold_status != "pending"):
+                bad.append(f"payout {payout_id} unknown: transfers {ends}, hold {hold_status}")
 
     @staticmethod
     async def _check_escrows(session, bad: list[str]) -> None:
@@ -447,6 +549,7 @@ def summarize(results: list[RoundResult]) -> dict:
         "rounds_with_duplicates": sum(1 for r in results if r.duplicates),
         "restart_s_max": max((r.restart_s for r in results), default=0.0),
         "escrow_orders": results[-1].escrow if results else {},  # by state, at the end
+        "payouts": results[-1].payouts if results else {},  # by state, at the end
         "first_violations": [f"round {r.number}: {v}" for r in results for v in r.violations][:20],
     }
 

@@ -1,5 +1,5 @@
-"""kill -9 at seeded random moments under a callback storm, orders, a broadcast and escrow payments, releases and
-refunds: no invariant breaks.
+"""kill -9 at seeded random moments under a callback storm, orders, a broadcast, escrow payments, releases and
+refunds, and payouts through a misbehaving provider: no invariant breaks.
 A short run of tests/crash.py; `bench/crash.py` runs hundreds of rounds."""
 
 from __future__ import annotations
@@ -20,3 +20,5 @@ async def test_killing_the_server_anywhere_loses_and_doubles_nothing(tmp_path, f
     # The escrow paths ran: orders paid from wallets, then released or refunded, through the kills.
     ended = report["escrow_orders"]
     assert ended.get("received", 0) > 0 and ended.get("refunded", 0) > 0, ended
+    # Payouts ran through the kills too: sent and completed, or failed and returned.
+    assert report["payouts"].get("completed", 0) > 0, report["payouts"]
