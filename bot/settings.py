@@ -435,6 +435,24 @@ def live_credentials(payments: PaymentsSettings) -> list[str]:
     return live
 
 
+# Payout hosts that move real money (protocols-more.md): the providers' sandboxes and local fakes are not live.
+LIVE_PAYOUT_HOSTS = {"midtrans": {"app.midtrans.com"}, "duitku": {"passport.duitku.com"}}
+
+
+def live_payouts(payouts: PayoutsSettings) -> list[str]:
+    """The configured payout provider, when its credentials move real money (as live_credentials for gateways:
+    a xnd_production_ key, Midtrans' or Duitku's production host)."""
+    name = payouts.provider
+    if name in ("none", "sandbox"):
+        return []
+    if name == "xendit":
+        key = payouts.xendit.secret_key.get_secret_value() if payouts.xendit.secret_key else ""
+        live = key.startswith("xnd_production_")
+    else:
+        live = _host(getattr(payouts, name).base_url) in LIVE_PAYOUT_HOSTS[name]
+    return [f"the {name} payout provider with live credentials (payouts.{name})"] if live else []
+
+
 def startup_problems(settings: Settings) -> list[str]:
     """Every reason this configuration must not start, one line each (empty: it may start)."""
     problems: list[str] = []
@@ -442,9 +460,7 @@ def startup_problems(settings: Settings) -> list[str]:
     sandboxes = ["the sandbox gateway (payments.gateways)"] if "sandbox" in pay.gateways else []
     if settings.payouts.provider == "sandbox":
         sandboxes.append("the sandbox payout provider (payouts.provider)")
-    live_money = live_credentials(pay)
-    if settings.payouts.provider not in ("none", "sandbox"):
-        live_money.append(f"the {settings.payouts.provider} payout provider (payouts.provider)")
+    live_money = live_credentials(pay) + live_payouts(settings.payouts)
     for live in live_money:
         for sandbox in sandboxes:
             problems.append(f"{live} next to {sandbox}: real money and a test gateway that lets anyone mark "

@@ -231,11 +231,25 @@ def test_sandbox_payouts_are_refused_in_production(tmp_path):
         check_startable(settings)
 
 
-def test_a_real_payout_provider_next_to_the_sandbox_gateway_is_refused_even_in_development(tmp_path):
+@pytest.mark.parametrize(("live", "allowed"), [
+    ('[payouts.xendit]\nsecret_key = "xnd_production_x"\ncallback_token = "t"\n', False),
+    ('[payouts.xendit]\nsecret_key = "xnd_development_x"\ncallback_token = "t"\n', True),
+])
+def test_a_payout_provider_with_live_credentials_next_to_the_sandbox_gateway_is_refused(tmp_path, live, allowed):
+    settings = load_settings(write(tmp_path, '[payments]\ngateways = ["sandbox"]\n[payouts]\nprovider = "xendit"\n'
+                                             + live))
+    if allowed:
+        check_startable(settings)  # Xendit's test mode beside the sandbox gateway: both move no real money
+        return
+    with pytest.raises(ConfigError, match="xendit payout provider with live credentials"):
+        check_startable(settings)
+
+
+def test_a_midtrans_payout_provider_on_its_production_host_is_live(tmp_path):
     settings = load_settings(write(tmp_path, (
-        '[payments]\ngateways = ["sandbox"]\n'
-        '[payouts]\nprovider = "xendit"\n[payouts.xendit]\nsecret_key = "xnd_development_x"\ncallback_token = "t"\n')))
-    with pytest.raises(ConfigError, match="xendit payout provider"):
+        '[payments]\ngateways = ["sandbox"]\n[payouts]\nprovider = "midtrans"\n'
+        '[payouts.midtrans]\ncreator_key = "c"\nmerchant_key = "m"\nbase_url = "https://app.midtrans.com/iris/api/v1"\n')))
+    with pytest.raises(ConfigError, match="midtrans payout provider with live credentials"):
         check_startable(settings)
 
 

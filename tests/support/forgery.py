@@ -1,4 +1,5 @@
-"""Forged and garbage requests against every gateway callback and both messenger webhooks.
+"""Forged and garbage requests against every gateway callback, the payout provider's callback and both messenger
+webhooks.
 
 A `Target` is one legitimate, correctly signed request and what its credential covers. `forge` mutates it
 with at least one *breaking* mutation — one that an attacker without the secret makes and that must be
@@ -236,6 +237,7 @@ async def send(host: str, port: int, request: Request, timeout: float = 10.0) ->
 
 
 VICTIM = "9000"  # the user whose pending payments the forgeries try to credit
+PAYEE = "forgery.tina"  # the jastiper whose withdrawal the forgeries try to complete or fail
 
 
 class ForgeryWorld:
@@ -252,29 +254,65 @@ class ForgeryWorld:
         from tests.support.gateways import FakeDoku, FakeDuitku, FakeXendit
         from tests.support.harness import AppUnderTest
         from tests.support.midtrans import FakeMidtrans
+        from tests.support.payouts import FakeIris
         from tests.support.telegram import FakeBotAPI
         from tests.support.whatsapp import FakeGraphAPI
 
         self.fakes = {"midtrans": FakeMidtrans(), "duitku": FakeDuitku(), "doku": FakeDoku(), "xendit": FakeXendit()}
         self.bot, self.graph = FakeBotAPI(), FakeGraphAPI()
-        for fake in (*self.fakes.values(), self.bot, self.graph):
+        self.iris = FakeIris()  # the payout provider whose signature binds the body (SHA-512 over it)
+        for fake in (*self.fakes.values(), self.bot, self.graph, self.iris):
             await fake.start()
         config = {
             "payments": {"gateways": list(self.GATEWAYS), **{n: f.config() for n, f in self.fakes.items()}},
             "telegram": {"token": self.bot.token, "mode": "webhook", "webhook_secret": "tg-forgery-secret",
                          "api_base_url": self.bot.base_url},
             "whatsapp": self.graph.config(),
+            "payouts": {"provider": "midtrans", "midtrans": self.iris.config(), "new_account_hold_hours": 0},
         }
         self.app = AppUnderTest(self._tmp, self._url, config)
         await self.app.start()
         self.max_body_bytes = self.app.settings.server.max_body_bytes
         self.orders = {name: await self._payment(name) for name in self.GATEWAYS}
+        self.payout_id, self.payout_ref = await self._payout()
+        self.baseline = await self._state()
         self.targets = {t.name: t for t in self._targets()}
         return self
 
+    async def _payout(self) -> tuple[int, str]:
+        """A verified jastiper's withdrawal, sent to the fake Iris and waiting for its notification. The payee
+        chats in the playground, so nothing it is told reaches the Telegram or WhatsApp fakes."""
+        from sqlalchemy import update
+
+        from services.kinds import AccountKind
+        from storage.models import User
+
+        rt = self.app.runtime
+        payee = (await rt.services.inbound.register(channel="playground", external_id=PAYEE, display_name="Tina",
+                                                  update_key=None)).user.id
+        async with rt.db.write() as session:
+            await session.execute(update(User).where(User.id == payee).values(verified_at=rt.clock.now()))
+        await rt.services.wallet.adjust(payee, 200_000, reference="forgery:earned", to=AccountKind.EARNINGS)
+        withdrawals = rt.services.withdrawals
+        draft = await withdrawals.draft_account(payee, "bca", "0011223344", "Siti Aminah")
+        await withdrawals.confirm_account(payee, draft.id)
+        quote = await withdrawals.quote(payee, 100_000)
+        payout = await withdrawals.request(payee, quote.amount, quote.key)
+        await withdrawals.advance(payout.id)
+        return payout.id, next(iter(self.iris.made))
+
+    async def _state(self) -> dict[str, object]:
+        from sqlalchemy import func, select
+
+        from storage.models import Payout, Transfer
+
+        async with self.app.runtime.db.read() as session:
+            return {"transfers": await session.scalar(select(func.count()).select_from(Transfer)),
+                    "payouts": sorted((await session.execute(select(Payout.id, Payout.status))).all())}
+
     async def __aexit__(self, *exc: object) -> None:
         await self.app.stop()
-        for fake in (*self.fakes.values(), self.bot, self.graph):
+        for fake in (*self.fakes.values(), self.bot, self.graph, self.iris):
             await fake.stop()
 
     async def _payment(self, gateway_name: str) -> str:
@@ -325,6 +363,11 @@ class ForgeryWorld:
         made.append(Target("sandbox", "/payments/sandbox/notify", body, headers, credential_header=SIGNATURE_HEADER,
                            fields={"amount": rb'"amount":(\d+)', "order": rb'"order_id":"([^"]*)"',
                                    "status": rb'"status":"([a-z]*)"'}))
+        body, headers = self.iris.finish(self.payout_ref, "completed")
+        made.append(Target("payout-midtrans", "/payouts/midtrans/notify", body, headers,
+                           credential_header="Iris-Signature",
+                           fields={"amount": rb'"amount": "([^"]*)"', "order": rb'"reference_no": "([^"]*)"',
+                                   "status": rb'"status": "([a-z]*)"'}))
         update = _json.dumps(telegram_text_update(777, 4242, "SALDO")).encode()
         made.append(Target("telegram", "/telegram/webhook", update,
                            {"Content-Type": "application/json",
@@ -342,19 +385,19 @@ class ForgeryWorld:
         """What forged requests changed (empty when nothing): credits, payment states, users, replies."""
         from sqlalchemy import func, select
 
-        from storage.models import GatewayEvent, Payment, Transfer, User
+        from storage.models import GatewayEvent, Payment, User
 
         problems = []
+        if (now := await self._state()) != self.baseline:
+            problems.append(f"ledger or payouts changed: {self.baseline} -> {now}")
         async with self.app.runtime.db.read() as session:
-            if transfers := await session.scalar(select(func.count()).select_from(Transfer)):
-                problems.append(f"{transfers} transfers posted")
             if events := await session.scalar(select(func.count()).select_from(GatewayEvent)):
                 problems.append(f"{events} gateway events stored")
             statuses = set((await session.scalars(select(Payment.status))).all())
             if statuses != {"pending"}:
                 problems.append(f"payment statuses {statuses}")
             users = set((await session.scalars(select(User.external_id))).all())
-            if strangers := users - {VICTIM}:
+            if strangers := users - {VICTIM, PAYEE}:
                 problems.append(f"users created: {sorted(strangers)[:5]}")
         await asyncio.sleep(0.2)  # a webhook update is processed after its 200: give one the time to show
         if sent := [c for c in self.bot.calls if c.method == "sendMessage"]:

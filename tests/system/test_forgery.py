@@ -1,4 +1,5 @@
-"""Forged and garbage requests (tests/forgery.py) against every gateway callback and both messenger webhooks:
+"""Forged and garbage requests (tests/forgery.py) against every gateway callback, the payout provider's callback
+and both messenger webhooks:
 none is accepted, none gets a 5xx, nothing changes — and afterwards the untouched legitimate request works,
 so each forgery really was one edit away from being accepted."""
 
@@ -15,7 +16,7 @@ from storage.models import Payment
 from tests.support.forgery import ForgeryWorld, forge
 from tests.support.waiting import wait_for
 
-TARGETS = ["midtrans", "duitku", "doku", "xendit", "sandbox", "telegram", "whatsapp"]
+TARGETS = ["midtrans", "duitku", "doku", "xendit", "sandbox", "payout-midtrans", "telegram", "whatsapp"]
 EXAMPLES = 60
 
 
@@ -55,6 +56,8 @@ async def _legitimate_effect(world: ForgeryWorld, name: str) -> None:
         async with world.app.runtime.db.read() as session:
             status = await session.scalar(select(Payment.status).where(Payment.order_id == world.orders[name]))
         assert status == "paid"
+    elif name == "payout-midtrans":
+        assert (await world.app.runtime.services.withdrawals.describe(world.payout_id)).status == "completed"
     elif name == "telegram":
         await wait_for(lambda: world.bot.texts_to(4242))
     else:
