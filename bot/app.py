@@ -328,7 +328,8 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
     withdrawals = Withdrawals(
         db, clock, payout_provider, min_amount=p.min_amount, fee=p.fee, approval_above=p.approval_above,
         new_account_hold_hours=p.new_account_hold_hours, admins=admins, check_every_s=r.interval_s,
-        unknown_after_hours=r.grace_hours, lease_s=r.lease_s, on_notice=signals.notices_queued.fire,
+        unknown_after_hours=r.grace_hours, lease_s=r.lease_s, concurrency=r.concurrency,
+        on_notice=signals.notices_queued.fire,
         page_url=payout_provider.page_url if isinstance(payout_provider, SandboxPayouts) else None)
     admin_service = Admins(db, clock, settlement, admins=admins,
                            correction_approval=settings.admin.correction_approval,

@@ -101,6 +101,11 @@ class DatabaseFigures(Collector):
         yield outbox
         yield GaugeMetricFamily("titip_outbox_oldest_pending_seconds", "Age of the oldest notice still waiting.",
                                 value=snap.oldest_pending_s)
+        payouts = GaugeMetricFamily("titip_payouts", "Withdrawals by provider and status (watch unknown and "
+                                    "waiting_funds: an admin must act).", labels=["provider", "status"])
+        for (provider, status), count in sorted((snap.payouts_by_status or {}).items()):
+            payouts.add_metric([provider, status], count)
+        yield payouts
         yield GaugeMetricFamily("titip_users", "Known users.", value=snap.users)
         yield GaugeMetricFamily("titip_balance_rupiah", "Sum of all balances.", value=snap.balance_total)
         yield GaugeMetricFamily("titip_ledger_rupiah", "Sum of all ledger entries (equals the balances).",

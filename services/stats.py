@@ -10,7 +10,7 @@ from services.clock import Clock
 from services.errors import StorageUnavailable
 from services.kinds import AccountKind
 from storage.db import Database
-from storage.models import Account, OutboxMessage, Payment, Transfer, User
+from storage.models import Account, OutboxMessage, Payment, Payout, Transfer, User
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,7 @@ class Snapshot:
     ledger_total: int
     credited_total: int
     oldest_pending_s: float = 0.0  # how long the oldest notice still waiting has waited
+    payouts_by_status: dict[tuple[str, str], int] | None = None  # (provider, status) -> count
 
 
 class Stats:
@@ -62,6 +63,8 @@ class Stats:
                 )
                 oldest = await session.scalar(select(func.min(OutboxMessage.created_at)).where(
                     OutboxMessage.status == "pending"))
+                payouts = await session.execute(
+                    select(Payout.provider, Payout.status, func.count()).group_by(Payout.provider, Payout.status))
                 return Snapshot(
                     payments_by_status={(g, s): n for g, s, n in payments},
                     outbox_by_status={(c, s): n for c, s, n in outbox},
@@ -70,6 +73,7 @@ class Stats:
                     ledger_total=int(ledger or 0),
                     credited_total=int(credited or 0),
                     oldest_pending_s=max(0.0, (self._clock.now() - oldest).total_seconds()) if oldest else 0.0,
+                    payouts_by_status={(p, s): n for p, s, n in payouts},
                 )
         except Exception as exc:
             raise StorageUnavailable(f"{type(exc).__name__}: {exc}") from exc

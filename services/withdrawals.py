@@ -21,6 +21,7 @@ moves from pending once, so a repeated callback or two processes racing move the
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Callable, Sequence
@@ -121,7 +122,7 @@ class Withdrawals:
     def __init__(self, db: Database, clock: Clock, provider: PayoutProvider | None, *, min_amount: int = 50_000,
                  fee: int = 0, approval_above: int = 5_000_000, new_account_hold_hours: float = 24.0,
                  admins: Sequence[tuple[str, str]] = (), check_every_s: float = 300.0,
-                 unknown_after_hours: float = 24.0, lease_s: float = 120.0,
+                 unknown_after_hours: float = 24.0, lease_s: float = 120.0, concurrency: int = 8,
                  page_url: Callable[[int], str] | None = None, on_notice: Callable[[], None] | None = None) -> None:
         self._db = db
         self._clock = clock
@@ -134,6 +135,7 @@ class Withdrawals:
         self._check_every = timedelta(seconds=check_every_s)
         self._unknown_after = timedelta(hours=unknown_after_hours)
         self._lease = timedelta(seconds=lease_s)
+        self._concurrency = max(1, concurrency)  # provider calls at once (reconcile.concurrency)
         self.page_url = page_url  # the sandbox provider's page for a payout (development)
         self._on_notice = on_notice or (lambda: None)
 
@@ -321,14 +323,17 @@ class Withdrawals:
                     Payout.status.in_([PayoutStatus.SENDING, PayoutStatus.PROCESSING, PayoutStatus.WAITING_FUNDS])
                     & (Payout.next_check_at <= now)),
                 or_(Payout.lease_until.is_(None), Payout.lease_until <= now)).order_by(Payout.id).limit(50))).all())
-        handled = 0
-        for payout_id in ids:
-            try:
-                if await self.advance(payout_id):
-                    handled += 1
-            except TitipError:
-                log.exception("payout %s: could not be advanced now; tried again later", payout_id)
-        return handled
+        gate = asyncio.Semaphore(self._concurrency)
+
+        async def one(payout_id: int) -> bool:
+            async with gate:
+                try:
+                    return await self.advance(payout_id)
+                except TitipError:
+                    log.exception("payout %s: could not be advanced now; tried again later", payout_id)
+                    return False
+
+        return sum(await asyncio.gather(*(one(i) for i in ids)))
 
     async def _claim(self, payout_id: int) -> Payout | None:
         now = self._clock.now()
