@@ -142,7 +142,10 @@ async def admin_button(services: Services, user: UserView, t: Translator, value:
 
 async def _dashboard(admins: Admins, t: Translator) -> list[OutgoingMessage]:
     d = await admins.dashboard()
-    money = "\n".join(t("admin_money_line", label=t(f"account_kind_{kind.value}"), amount=amount)
+    # A provider's account sits below zero in its debit-normal sign by design (hold -> provider): what a person
+    # reads there is how much went out, a positive amount.
+    money = "\n".join(t("admin_money_line", label=t(f"account_kind_{kind.value}"),
+                         amount=-amount if kind is AccountKind.PROVIDER else amount)
                       for kind, amount in d.money.items() if amount or kind in ALWAYS_SHOWN)
     books = t("admin_books_ok") if not d.problems else t("admin_books_bad", count=d.problems)
     text = t("admin_dashboard", money=money, held=d.held, held_amount=d.held_amount, flagged=d.flagged,

@@ -46,8 +46,9 @@ async def rekening(services: Services, user: UserView, t: Translator, args: str)
         raise usage("rekening")
     draft = await withdrawals.draft_account(user.id, match["bank"], match["number"], match["name"])
     key = "payout_account_ask_checked" if draft.checked_name else "payout_account_ask"
-    lines = [t(key, bank=draft.bank, number=draft.number, name=draft.holder_name, checked=draft.checked_name or "",
-               hours=_hours(withdrawals))]
+    lines = [t(key, bank=draft.bank, number=draft.number, name=draft.holder_name, checked=draft.checked_name or "")]
+    if _hours(withdrawals):
+        lines[0] += "\n" + t("payout_account_hold_note", hours=_hours(withdrawals))
     if not user.verified:
         lines.append(t("payout_account_unverified_note"))
     return [OutgoingMessage("\n\n".join(lines), buttons=(
