@@ -157,6 +157,9 @@ async def admin_decide(services: Services, user: UserView, t: Translator, rest: 
     if len(parts) < 2 or not parts[0].lstrip("#").isdigit() or parts[1].lower() not in ADMIN_WORDS:
         return [OutgoingMessage(t("admin_usage_penarikan"))]
     decision = ADMIN_WORDS[parts[1].lower()]
+    if decision == "tolak" and len(parts) < 3:
+        # The person is told why: a rejection needs the admin's own words, never a placeholder.
+        return [OutgoingMessage(t("admin_payout_reason_needed", payout=parts[0].lstrip("#")))]
     reason = parts[2] if len(parts) > 2 else (t("admin_reason_button") if decision != "setuju" else "")
     target = await withdrawals.decide(admin_id, int(parts[0].lstrip("#")), decision, reason)
     return [OutgoingMessage(t("admin_payout_decided", payout=parts[0].lstrip("#"), payout_state=target))]

@@ -262,3 +262,18 @@ def test_production_payouts_without_their_keys_refuse_to_start_naming_each(tmp_p
         check_startable(settings)
     assert "payouts.midtrans.merchant_key (BOT_PAYOUTS__MIDTRANS__MERCHANT_KEY)" in str(caught.value)
     assert "creator_key" not in str(caught.value)
+
+
+def test_an_unverified_payout_adapter_warns_at_every_start_until_its_trial_is_recorded(tmp_path, caplog):
+    from bot.app import build_runtime
+
+    config = ('[payments]\ngateways = ["midtrans"]\n[payments.midtrans]\nserver_key = "SB-Mid-server-x"\n'
+              f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path}/t.db"\n'
+              '[payouts]\nprovider = "xendit"\n[payouts.xendit]\nsecret_key = "xnd_development_x"\n'
+              'callback_token = "t"\n')
+    for verified, warned in (("false", True), ("true", False)):
+        settings = load_settings(write(tmp_path, config + f"verified = {verified}\n"))
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="bot.app"):
+            build_runtime(settings).log_readiness()
+        assert any("payouts.xendit.verified" in r.getMessage() for r in caplog.records) == warned

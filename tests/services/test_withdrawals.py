@@ -538,3 +538,16 @@ async def test_duitku_insufficient_funds_waits_for_an_admin(db, duitku, http):
     await desk.w.funds_added(admin)
     await desk.w.run()
     assert (await payout(db, payout_id)).status == "completed" and duitku.transfers() == 1
+
+
+async def test_duitku_documents_no_reversal_so_a_late_failure_after_success_moves_nothing(db, duitku, http):
+    clock = FrozenClock()
+    desk = await Desk(db, clock, duitku_provider(duitku, http)).start(bank="bca", number="8760673566")
+    payout_id = await desk.withdraw(100_000)
+    await desk.w.run()
+    assert (await payout(db, payout_id)).status == "completed"
+    disburse_id = max(duitku.inquiries)
+    duitku.transferred.pop(disburse_id)  # even if its status API then denies it: a bank return is an admin's call
+    await desk.w.callback("duitku", *duitku.callback(disburse_id, "01"))
+    assert (await payout(db, payout_id)).status == "completed"
+    assert await desk.earnings() == 400_000

@@ -104,6 +104,8 @@ async def test_a_large_withdrawal_waits_for_the_admins_approval_in_chat(tmp_path
         quote = await v.ask("tina", "TARIK 200rb", "Tarik Rp200.000")
         await v.tap_and_wait("tina", button(quote, "Ya, tarik"), "menunggu persetujuan admin")
         listed = await v.ask("admin", "ADMIN PENARIKAN", "#1 Rp200.000")
+        why = await v.tap_and_wait("admin", button(listed, "Jangan setujui"), "Tulis alasannya")
+        assert "ADMIN PENARIKAN 1 tolak <alasan>" in why["text"]
         await v.tap_and_wait("admin", button(listed, "Setujui penarikan"), "Penarikan #1: diproses")
         dashboard = await v.ask("admin", "ADMIN", "Penarikan perlu admin: 0")
         assert "Pembukuan" in dashboard["text"]
