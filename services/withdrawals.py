@@ -385,7 +385,8 @@ class Withdrawals:
             attempt_no = payout.attempt + 1
             session.add(PayoutAttempt(payout_id=payout.id, number=attempt_no, provider=payout.provider,
                                       outcome="sending", created_at=now, updated_at=now))
-        payout.attempt, payout.status = attempt_no, PayoutStatus.SENDING
+        # As committed: "unknown for too long" counts from this attempt's start, not from the request.
+        payout.attempt, payout.status, payout.updated_at = attempt_no, PayoutStatus.SENDING, now
         return await self._call(payout, None)
 
     async def _call(self, payout: Payout, attempt: PayoutAttempt | None) -> datetime | None:

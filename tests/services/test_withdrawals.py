@@ -551,3 +551,19 @@ async def test_duitku_documents_no_reversal_so_a_late_failure_after_success_move
     await desk.w.callback("duitku", *duitku.callback(disburse_id, "01"))
     assert (await payout(db, payout_id)).status == "completed"
     assert await desk.earnings() == 400_000
+
+
+async def test_a_payout_retried_days_after_its_funds_ran_out_is_not_taken_as_unknown_at_its_first_lost_answer(
+        db, xendit, http):
+    clock = FrozenClock()
+    async with TcpProxy(xendit.port) as proxy:
+        provider = XenditPayouts(secret_key=xendit.secret_key, callback_token=xendit.callback_token,
+                                 base_url=f"http://127.0.0.1:{proxy.port}", http=http)
+        desk = await Desk(db, clock, provider).start()
+        payout_id = await desk.withdraw(100_000)
+        await desk.w.run()
+        await desk.w.callback("xendit", *xendit.finish(f"titip-{payout_id}-1", "FAILED", "INSUFFICIENT_BALANCE"))
+        clock.advance(days=2)  # the server was down over a long weekend
+        await proxy.cut()
+        await desk.w.run()  # the new attempt's answer is lost: in flight, not in doubt (Xendit can be asked)
+        assert (await payout(db, payout_id)).status == "sending"
