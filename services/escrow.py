@@ -545,7 +545,7 @@ class Escrow:
             raise UserInputError("order_not_otomatis", order=order_code(order.id))
 
     async def _refund_all(self, session: AsyncSession, order: Order, now: datetime, note: str | None,
-                          known: dict[ledger.Ref, Account]) -> int | None:
+                          known: dict[ledger.Ref, ledger.AccountRow]) -> int | None:
         """The order's conditional move to refunded and, only if it won, everything its escrow holds back to the
         buyer's wallet and the escrow closed; the amount, or None when the order was no longer refundable. The
         accounts (escrow, wallet) were read and locked by the caller, before the order (one lock order)."""
@@ -601,7 +601,7 @@ async def _tell_paid(session: AsyncSession, order: Order, trip: Trip, event: Ord
         await notify_user(session, trip.owner_id, "order_paid_owner", params, now, dedupe_key=f"order-paid:{order.id}")
 
 
-async def _close(session: AsyncSession, account: Account) -> None:
+async def _close(session: AsyncSession, account: ledger.AccountRow) -> None:
     """A released or refunded escrow takes no more money (the database refuses transfers into it from now)."""
     await session.execute(update(Account).where(Account.id == account.id).values(status="closed"))
 
@@ -625,7 +625,7 @@ async def _view(session: AsyncSession, order_id: int) -> OrderView:
 
 
 async def fund_order(session: AsyncSession, order_id: int, buyer_id: int, amount: int, now: datetime, *,
-                     known: dict[ledger.Ref, Account], payment_code: str,
+                     known: dict[ledger.Ref, ledger.AccountRow], payment_code: str,
                      ship_by: timedelta = timedelta(days=30), settles_at: datetime | None = None) -> bool:
     """A gateway payment for order `order_id` was just credited to the buyer's wallet (same transaction): move it
     on into the order's escrow if the order still waits for exactly that money; else leave it in the wallet and

@@ -42,6 +42,9 @@ from storage.queries import dialect_of, pairs_in
 log = logging.getLogger(__name__)
 
 NOTIFYING = {"credited", "held", "failed", "expired", "reversed", "refunded"}
+_PAYMENT_COLUMNS = (Payment.id, Payment.order_id, Payment.user_id, Payment.gateway, Payment.amount, Payment.status,
+                    Payment.purpose, Payment.paid_amount, Payment.refunded_amount, Payment.credited_at,
+                    Payment.gateway_ref, Payment.flag_reason, Payment.method, Payment.jastip_order_id)
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,7 @@ class _Loaded:
     original: dict[int, PaymentState]  # by payment id, as read
     payers: dict[int, _Payer]
     funds: dict[int, Funds]
-    accounts: dict[ledger.Ref, Account]
+    accounts: dict[ledger.Ref, ledger.AccountRow]
     orders: dict[int, int]  # payment id -> the jastip order it pays (purpose "order")
 
 
@@ -282,56 +285,48 @@ class Settlement:
     async def _load(self, session: AsyncSession, items: Sequence[_Item], now: datetime) -> _Loaded:
         # One lock order for every writer: the accounts first, then the payments, each by ascending id (two
         # processes settling batches that share users deadlocked when payments were locked first).
-        order_ids = {i.notification.order_id for i in items}
-        rows = (await session.execute(
-            select(Payment, Account.kind, Account.key, Account.user_id, User.channel, User.external_id,
-                   User.language)
-            .join(User, User.id == Payment.user_id)
-            .outerjoin(Account, Account.id == Payment.account_id)
-            .where(Payment.order_id.in_(list(order_ids)))
-            .order_by(Payment.id)
-        )).all()
+        order_ids = list({i.notification.order_id for i in items})
+        # Plain rows, not ORM objects: a batch reads a hundred payments, and hydrating entities it never changes
+        # through the ORM cost more than the query (the writes below are set-based statements).
+        query = (select(*_PAYMENT_COLUMNS, Account.kind, Account.key, Account.user_id.label("owner"), User.channel,
+                        User.external_id, User.language)
+                 .join(User, User.id == Payment.user_id)
+                 .outerjoin(Account, Account.id == Payment.account_id)
+                 .where(Payment.order_id.in_(order_ids))
+                 .order_by(Payment.id))
+        rows = (await session.execute(query)).all()
         refs: set[ledger.Ref] = set()
-        if self._may_touch_suspense(items, {p.order_id: p for p, *_ in rows}):
+        if self._may_touch_suspense(items, {row.order_id: row for row in rows}):
             refs.add(ledger.SUSPENSE)  # locked only when needed: every settling batch would queue on it
         orders: dict[int, int] = {}
-        for payment, kind, key, owner, *_ in rows:
+        for row in rows:
             # The gateway's (derived, never locked) account too: read here, not again when the moves are posted.
-            refs |= {ledger.wallet(payment.user_id), ledger.receivable(payment.user_id),
-                     ledger.gateway(payment.gateway)}
-            if kind is not None:
-                refs.add(ledger.Ref(AccountKind(kind), key, owner))
-            if payment.jastip_order_id is not None:
-                orders[payment.id] = payment.jastip_order_id
-                refs.add(ledger.escrow(payment.jastip_order_id, payment.user_id))
+            refs |= {ledger.wallet(row.user_id), ledger.receivable(row.user_id), ledger.gateway(row.gateway)}
+            if row.kind is not None:
+                refs.add(ledger.Ref(AccountKind(row.kind), row.key, row.owner))
+            if row.jastip_order_id is not None:
+                orders[row.id] = row.jastip_order_id
+                refs.add(ledger.escrow(row.jastip_order_id, row.user_id))
         accounts = await ledger.accounts(session, refs, now)
         if dialect_of(session) != "sqlite" and rows:
-            await session.execute(select(Payment.id).where(Payment.order_id.in_(list(order_ids)))
+            await session.execute(select(Payment.id).where(Payment.order_id.in_(order_ids))
                                   .order_by(Payment.id).with_for_update())
-            rows = (await session.execute(
-                select(Payment, Account.kind, Account.key, Account.user_id, User.channel, User.external_id,
-                       User.language)
-                .join(User, User.id == Payment.user_id)
-                .outerjoin(Account, Account.id == Payment.account_id)
-                .where(Payment.order_id.in_(list(order_ids)))
-                .order_by(Payment.id)
-                .execution_options(populate_existing=True)
-            )).all()
+            rows = (await session.execute(query)).all()  # as the lock saw them
         states: dict[str, PaymentState] = {}
         payers: dict[int, _Payer] = {}
         funds: dict[int, Funds] = {}
-        for payment, kind, key, owner, channel, external_id, language in rows:
-            account = (ledger.Ref(AccountKind(kind), key, owner) if kind is not None
-                       else ledger.wallet(payment.user_id))
-            states[payment.order_id] = PaymentState(
-                id=payment.id, order_id=payment.order_id, user_id=payment.user_id, gateway=payment.gateway,
-                amount=payment.amount, status=PaymentStatus(payment.status), account=account,
-                purpose=PaymentPurpose(payment.purpose), paid_amount=payment.paid_amount,
-                refunded_amount=payment.refunded_amount, credited=payment.credited_at is not None,
-                gateway_ref=payment.gateway_ref, flag_reason=payment.flag_reason, method=payment.method)
-            payers[payment.user_id] = _Payer(channel, external_id, language)
-            funds[payment.user_id] = Funds(accounts[ledger.wallet(payment.user_id)].balance,
-                                           accounts[ledger.receivable(payment.user_id)].balance)
+        for row in rows:
+            account = (ledger.Ref(AccountKind(row.kind), row.key, row.owner) if row.kind is not None
+                       else ledger.wallet(row.user_id))
+            states[row.order_id] = PaymentState(
+                id=row.id, order_id=row.order_id, user_id=row.user_id, gateway=row.gateway,
+                amount=row.amount, status=PaymentStatus(row.status), account=account,
+                purpose=PaymentPurpose(row.purpose), paid_amount=row.paid_amount,
+                refunded_amount=row.refunded_amount, credited=row.credited_at is not None,
+                gateway_ref=row.gateway_ref, flag_reason=row.flag_reason, method=row.method)
+            payers[row.user_id] = _Payer(row.channel, row.external_id, row.language)
+            funds[row.user_id] = Funds(accounts[ledger.wallet(row.user_id)].balance,
+                                       accounts[ledger.receivable(row.user_id)].balance)
         return _Loaded(states, {st.id: st for st in states.values()}, payers, funds, accounts, orders)
 
     async def _fund_orders(self, session: AsyncSession, loaded: _Loaded, now: datetime) -> None:
@@ -348,7 +343,7 @@ class Settlement:
                              settles_at=now + self._settle if reversible else None)
 
     @staticmethod
-    def _may_touch_suspense(items: Sequence[_Item], payments: Mapping[str, Payment]) -> bool:
+    def _may_touch_suspense(items: Sequence[_Item], payments: Mapping[str, Any]) -> bool:
         """Whether this batch may move money into or out of suspense: an admin's decision, a payment whose
         money waits there, or a payment notified with another amount than its bill."""
         for item in items:

@@ -560,8 +560,8 @@ class Withdrawals:
         self._on_notice()
         return target
 
-    async def _money(self, session: AsyncSession, payout: Payout, target: str, known: dict[ledger.Ref, Account],
-                     now: datetime) -> None:
+    async def _money(self, session: AsyncSession, payout: Payout, target: str,
+                     known: dict[ledger.Ref, ledger.AccountRow], now: datetime) -> None:
         hold, earned = _hold(payout), ledger.earnings(payout.user_id)
         provider = ledger.provider(payout.provider)
         if target in POSTS_HOLD or target in VOIDS_HOLD:
