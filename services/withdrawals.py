@@ -546,7 +546,7 @@ class Withdrawals:
             if not won:
                 return None
             await self._money(session, payout, target, known, now)
-            template = NOTICE_OF.get(target)
+            template = "payout_approved" if event is PayoutEvent.APPROVE else NOTICE_OF.get(target)
             params = {"amount": payout.amount, "fee": payout.fee, "bank": BY_WORD[payout.bank].label,
                       "number": masked(payout.number), "payout": payout.id,
                       "reason": (detail or "-")[:REASON_LENGTH]}

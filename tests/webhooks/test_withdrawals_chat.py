@@ -107,6 +107,7 @@ async def test_a_large_withdrawal_waits_for_the_admins_approval_in_chat(tmp_path
         why = await v.tap_and_wait("admin", button(listed, "Jangan setujui"), "Tulis alasannya")
         assert "ADMIN PENARIKAN 1 tolak <alasan>" in why["text"]
         await v.tap_and_wait("admin", button(listed, "Setujui penarikan"), "Penarikan #1: diproses")
+        await v.reply_with("tina", "Penarikan #1 sebesar Rp200.000", "disetujui admin")
         dashboard = await v.ask("admin", "ADMIN", "Penarikan perlu admin: 0")
         assert "Pembukuan" in dashboard["text"]
 
