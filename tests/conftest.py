@@ -85,9 +85,15 @@ def db_url(request, tmp_path) -> str:
 
 
 async def reset_postgres(url: str) -> None:
+    """An empty schema in this run's database. Connections an earlier test left behind (a server it killed, a
+    transaction a task never finished) are ended first: one idle in a transaction would hold locks that make
+    DROP SCHEMA wait for ever (seen once as a 300 s timeout), and no earlier test's connection is needed now."""
     db = Database(url)
     try:
         async with db.engine.begin() as conn:
+            await conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+            await conn.execute(text("SET LOCAL lock_timeout = '30s'"))  # a clear error rather than a hang
             await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
             await conn.execute(text("CREATE SCHEMA public"))
     finally:
