@@ -57,6 +57,8 @@ NOTICE_OF = {PayoutStatus.COMPLETED: "payout_completed", PayoutStatus.FAILED: "p
              PayoutStatus.CANCELLED: "payout_failed", PayoutStatus.REJECTED: "payout_rejected",
              PayoutStatus.REVERSED: "payout_reversed", PayoutStatus.WAITING_FUNDS: "payout_delayed",
              PayoutStatus.UNKNOWN: "payout_delayed"}
+# What a person is told a provider's refusal means (the code itself goes to admins).
+REASON_OF = {PayoutStatus.FAILED: "payout_reason_failed", PayoutStatus.CANCELLED: "payout_reason_cancelled"}
 ADMIN_NOTICE_OF = {PayoutStatus.UNKNOWN: "admin_payout_unknown", PayoutStatus.WAITING_FUNDS: "admin_payout_no_funds",
                    PayoutStatus.REVERSED: "admin_payout_reversed"}
 
@@ -547,11 +549,17 @@ class Withdrawals:
                 return None
             await self._money(session, payout, target, known, now)
             template = "payout_approved" if event is PayoutEvent.APPROVE else NOTICE_OF.get(target)
-            params = {"amount": payout.amount, "fee": payout.fee, "bank": BY_WORD[payout.bank].label,
-                      "number": masked(payout.number), "payout": payout.id,
-                      "reason": (detail or "-")[:REASON_LENGTH]}
+            params: dict[str, Any] = {"amount": payout.amount, "fee": payout.fee, "bank": BY_WORD[payout.bank].label,
+                                      "number": masked(payout.number), "payout": payout.id,
+                                      "reason": (detail or "-")[:REASON_LENGTH]}
             if template:
-                await notify_user(session, payout.user_id, template, params, now,
+                # A provider's failure code (INVALID_DESTINATION, 002, -510…) is for admins; the person reads why in
+                # their own language. An admin's reason (a rejection) is meant for them and stays as written.
+                reason_key = "payout_reason_admin" if admin_id is not None else REASON_OF.get(
+                    PayoutStatus(target), "payout_reason_none")
+                told = {k: v for k, v in params.items() if k != "reason" or admin_id is not None}
+                told["reason_key"] = reason_key
+                await notify_user(session, payout.user_id, template, told, now,
                                   dedupe_key=f"payout:{payout.id}:{target}:{payout.attempt}")
             if target in ADMIN_NOTICE_OF:
                 user = await session.get_one(User, payout.user_id)

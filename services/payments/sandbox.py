@@ -37,6 +37,16 @@ def sign(secret: str, raw_body: bytes) -> str:
     return hmac.new(secret.encode(), raw_body, hashlib.sha256).hexdigest()
 
 
+async def post_to_ourselves(http: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str],
+                            who: str) -> int:
+    """A sandbox's signed callback sent to our own notify route, as a real gateway or provider would; its status."""
+    try:
+        response = await http.post(url, content=body, headers=headers)
+    except httpx.HTTPError as exc:
+        raise GatewayUnavailable(who, f"callback to ourselves failed: {type(exc).__name__}") from exc
+    return response.status_code
+
+
 @dataclass
 class _Charge:
     amount: int
@@ -79,13 +89,8 @@ class SandboxGateway:
     async def complete(self, order_id: str, amount: int, outcome: str) -> int:
         """Press Pay/Fail: send the signed callback to our own notify route; returns its HTTP status."""
         body, headers = self.signed_callback(order_id, amount, outcome)
-        try:
-            response = await self._http.post(
-                f"{self._public_url}/payments/sandbox/notify", content=body, headers=headers
-            )
-        except httpx.HTTPError as exc:
-            raise GatewayUnavailable(self.name, f"callback to ourselves failed: {type(exc).__name__}") from exc
-        return response.status_code
+        return await post_to_ourselves(self._http, f"{self._public_url}/payments/sandbox/notify", body, headers,
+                                       self.name)
 
     def parse_callback(self, raw_body: bytes, headers: Mapping[str, str]) -> Notification:
         verify_equal(sign(self._secret, raw_body), headers.get(SIGNATURE_HEADER))

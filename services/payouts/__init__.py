@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+import httpx
+
 from services.payments import CallbackAnswer
 
 Outcome = Literal["accepted", "completed", "failed", "no_funds", "cancelled", "reversed"]
@@ -50,6 +52,15 @@ class PayoutReport:
     code: str | None = None  # the provider's failure code
     detail: str = ""
     event_key: str = ""  # unique per delivery of a state, for the log
+
+
+def json_object(response: httpx.Response) -> dict[str, Any]:
+    """A provider's answer as a JSON object; {} when it is not one (the caller decides what a missing field means)."""
+    try:
+        data = response.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def parse_key(key: str | None) -> tuple[int, int] | None:

@@ -23,7 +23,7 @@ import httpx
 
 from services.errors import GatewayUnavailable, MalformedCallback, UserInputError
 from services.payments import CallbackAnswer, call_gateway, parse_json_object, parse_rupiah, require_str, verify_equal
-from services.payouts import Outcome, PayoutOrder, PayoutReport, Remember
+from services.payouts import Outcome, PayoutOrder, PayoutReport, Remember, json_object
 from services.payouts.banks import BY_WORD
 
 SIGNATURE_HEADER = "Iris-Signature"
@@ -78,7 +78,7 @@ class MidtransPayouts:
             raise UserInputError("payout_account_invalid")
         if response.status_code != 200:
             raise GatewayUnavailable(self.name, f"account validation answered HTTP {response.status_code}")
-        name = _json(response).get("account_name")
+        name = json_object(response).get("account_name")
         return str(name) if name else None
 
     async def send(self, order: PayoutOrder, remember: Remember) -> PayoutReport:
@@ -89,7 +89,7 @@ class MidtransPayouts:
         }]}
         response = await call_gateway(self.name, "create payout",
                                       self._http.post(f"{self._base}/payouts", json=body, headers=self._creator))
-        data = _json(response)
+        data = json_object(response)
         if response.status_code not in (200, 201):
             if response.status_code == 429:
                 raise GatewayUnavailable(self.name, "rate limited")
@@ -119,7 +119,7 @@ class MidtransPayouts:
             return None
         if response.status_code != 200:
             raise GatewayUnavailable(self.name, f"payout details answered HTTP {response.status_code}")
-        return report_of(_json(response)) or PayoutReport("accepted", provider_ref=order.provider_ref)
+        return report_of(json_object(response)) or PayoutReport("accepted", provider_ref=order.provider_ref)
 
     def parse_callback(self, raw_body: bytes, headers: Mapping[str, str]) -> PayoutReport | None:
         verify_equal(signature(raw_body, self._merchant_key), headers.get(SIGNATURE_HEADER))
@@ -133,11 +133,3 @@ class MidtransPayouts:
         if report is None:
             raise MalformedCallback(f"unknown payout status {status!r}")
         return report
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        data = response.json()
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import httpx
 
-from services.errors import GatewayUnavailable, MalformedCallback
+from services.errors import MalformedCallback
 from services.payments import CallbackAnswer, parse_json_object, require_str, verify_equal
-from services.payments.sandbox import sign
+from services.payments.sandbox import post_to_ourselves, sign
 from services.payouts import Outcome, PayoutOrder, PayoutReport, Remember
 
 SIGNATURE_HEADER = "X-Sandbox-Signature"
@@ -75,12 +75,8 @@ class SandboxPayouts:
     async def complete(self, key: str, amount: int, outcome: str) -> int:
         """Press a button on the sandbox page: the signed callback goes to our own notify route."""
         body, headers = self.signed_callback(key, amount, outcome)
-        try:
-            response = await self._http.post(f"{self._public_url}/payouts/sandbox/notify", content=body,
-                                             headers=headers)
-        except httpx.HTTPError as exc:
-            raise GatewayUnavailable(self.name, f"callback to ourselves failed: {type(exc).__name__}") from exc
-        return response.status_code
+        return await post_to_ourselves(self._http, f"{self._public_url}/payouts/sandbox/notify", body, headers,
+                                       self.name)
 
     def parse_callback(self, raw_body: bytes, headers: Mapping[str, str]) -> PayoutReport:
         verify_equal(sign(self._secret, raw_body), headers.get(SIGNATURE_HEADER))

@@ -22,7 +22,7 @@ import httpx
 
 from services.errors import GatewayUnavailable, MalformedCallback
 from services.payments import CallbackAnswer, call_gateway, parse_json_object, require_str, verify_equal
-from services.payouts import Outcome, PayoutOrder, PayoutReport, Remember
+from services.payouts import Outcome, PayoutOrder, PayoutReport, Remember, json_object
 from services.payouts.banks import BY_WORD
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class XenditPayouts:
         headers = {**self._headers, "Idempotency-key": order.key}
         response = await call_gateway(self.name, "create payout",
                                       self._http.post(f"{self._base}/v2/payouts", json=body, headers=headers))
-        data = _json(response)
+        data = json_object(response)
         if response.status_code in (200, 201):
             report = report_of(data)
             if report is None:
@@ -102,7 +102,7 @@ class XenditPayouts:
             return None
         if response.status_code != 200:
             raise GatewayUnavailable(self.name, f"list payouts answered HTTP {response.status_code}")
-        items = _json(response).get("data")
+        items = json_object(response).get("data")
         if not isinstance(items, list) or not items:
             return None
         return report_of(items[0]) or PayoutReport("accepted", provider_ref=str(items[0].get("id")), key=order.key)
@@ -120,11 +120,3 @@ class XenditPayouts:
             return PayoutReport("accepted", provider_ref=inner["id"], key=inner.get("reference_id"),
                                 event_key=f"{inner['id']}:{inner['status']}")
         return report
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        data = response.json()
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}

@@ -20,7 +20,7 @@ from services.orders import Orders
 from services.trips import Trips
 from storage.db import Database
 from storage.models import Account, Order, OutboxMessage, Product
-from tests.support.money import assert_books_hold, transfers_of_kind
+from tests.support.money import assert_books_hold, balance, seed, transfers_of_kind
 
 PRICE = 150_000
 
@@ -31,17 +31,8 @@ async def person(inbound: Inbounds, external_id: str) -> int:
 
 
 async def fund(db: Database, clock: FrozenClock, user_id: int, amount: int, reference: str) -> None:
-    """Money in a wallet as a top-up would leave it (adjustment → wallet; no chat command can do this)."""
-    async with db.write() as session:
-        await ledger.post(session, [ledger.Move(reference, ledger.ADJUSTMENT, ledger.wallet(user_id), amount,
-                                                "adjust")], clock.now())
-
-
-async def balance(db: Database, ref: ledger.Ref) -> int:
-    async with db.read() as session:
-        found = await session.scalar(select(Account.balance).where(Account.kind == ref.kind.value,
-                                                                   Account.key == ref.key))
-        return int(found or 0)
+    """Money in a wallet as a top-up would leave it."""
+    await seed(db, clock.now(), ledger.wallet(user_id), amount, reference)
 
 
 async def revenue(db: Database) -> int:

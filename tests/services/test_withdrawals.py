@@ -21,6 +21,7 @@ from services.payouts.xendit import XenditPayouts
 from services.withdrawals import Withdrawals
 from storage.db import Database
 from storage.models import Account, OutboxMessage, Payout, PayoutAttempt, Transfer, User
+from tests.support.money import balance, seed
 from tests.support.payouts import FakeDuitkuDisbursement, FakeIris, FakeXenditPayouts, forged
 from tests.support.servers import TcpProxy
 
@@ -37,23 +38,12 @@ async def person(db: Database, clock: FrozenClock, external_id: str, *, verified
 
 
 async def earn(db: Database, clock: FrozenClock, user_id: int, amount: int, reference: str) -> None:
-    """Earnings as escrow releases leave them (adjustment → earnings; no chat command can do this)."""
-    async with db.write() as session:
-        await ledger.post(session, [ledger.Move(reference, ledger.ADJUSTMENT, ledger.earnings(user_id), amount,
-                                                "adjust")], clock.now())
+    """Earnings as escrow releases leave them."""
+    await seed(db, clock.now(), ledger.earnings(user_id), amount, reference)
 
 
 async def top_up(db: Database, clock: FrozenClock, user_id: int, amount: int, reference: str) -> None:
-    async with db.write() as session:
-        await ledger.post(session, [ledger.Move(reference, ledger.ADJUSTMENT, ledger.wallet(user_id), amount,
-                                                "adjust")], clock.now())
-
-
-async def balance(db: Database, ref: ledger.Ref) -> int:
-    async with db.read() as session:
-        found = await session.scalar(select(Account.balance).where(Account.kind == ref.kind.value,
-                                                                   Account.key == ref.key))
-        return int(found or 0)
+    await seed(db, clock.now(), ledger.wallet(user_id), amount, reference)
 
 
 async def sent_through(db: Database, provider: str) -> int:

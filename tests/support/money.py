@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import func, select
 
-from services import books
+from services import books, ledger
 from services.kinds import AccountKind
 from storage.db import Database
 from storage.models import Account, Transfer
+
+
+async def seed(db: Database, now: datetime, to: ledger.Ref, amount: int, reference: str) -> None:
+    """Money in an account as earlier activity would have left it (adjustment → wallet or earnings); no chat
+    command can do this."""
+    async with db.write() as session:
+        await ledger.post(session, [ledger.Move(reference, ledger.ADJUSTMENT, to, amount, "adjust")], now)
+
+
+async def balance(db: Database, ref: ledger.Ref) -> int:
+    """A tracked account's stored balance, 0 before it exists."""
+    async with db.read() as session:
+        found = await session.scalar(select(Account.balance).where(Account.kind == ref.kind.value,
+                                                                   Account.key == ref.key))
+        return int(found or 0)
 
 
 async def wallets_total(db: Database) -> int:

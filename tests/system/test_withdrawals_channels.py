@@ -84,5 +84,6 @@ async def test_jastipers_withdraw_on_telegram_and_on_whatsapp(tmp_path, fresh_db
         failed = await wait_for(lambda: next((t for t in graph.texts_to(WA_BUYER) if "Penarikan #2" in t
                                               and "gagal" in t), None))
         assert "sudah kembali ke penghasilanmu" in failed
+        assert "menolaknya" in failed and "SANDBOX" not in failed  # why, in words; the code is for admins
         for text in bot.texts_to(JASTIPER) + graph.texts_to(WA_BUYER):
             assert "1111222233333" not in text and "6281234567890" not in text  # account numbers masked

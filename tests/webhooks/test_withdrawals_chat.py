@@ -16,18 +16,18 @@ CONFIG = {"payments": {"gateways": ["sandbox"], "sandbox": {"secret": "sandbox-t
           "payouts": {"provider": "sandbox", "new_account_hold_hours": 0, "approval_above": 150_000}}
 
 
-async def earn_from_an_order(app: AppUnderTest, v: Visitor, amount_word: str = "100rb") -> None:
-    """Siti tops up, orders KK1 (Rp100.000) on Tina's otomatis trip, pays from her balance, receives it."""
-    bill = await v.ask("siti", f"topup {amount_word}", "Tagihan top up")
+async def earn_from_an_order(app: AppUnderTest, v: Visitor, product: str = "KK1", amount: str = "Rp100.000") -> None:
+    """Siti tops up, orders `product` on Tina's otomatis trip, pays from her balance, receives it: Tina earns it."""
+    bill = await v.ask("siti", f"topup {amount.removeprefix('Rp').replace('.', '')}", "Tagihan top up")
     await pay_in_sandbox(app, button(bill, "Bayar")["url"])
     await v.reply_with("siti", "Saldo bertambah")
-    choice = await v.ask("siti", "PESAN KK1 1", "dari saldo")
+    choice = await v.ask("siti", f"PESAN {product} 1", "dari saldo")
     ask = await v.tap_and_wait("siti", button(choice, "dari saldo"), "Bayar pesanan P1")
     await v.tap_and_wait("siti", button(ask, "Ya, bayar"), "lunas")
     await v.ask("tina", "KIRIM P1 JNE 1234567890", "P1 ditandai dikirim")
     sure = await v.ask("siti", "TERIMA P1", "sudah kamu terima")
     await v.tap_and_wait("siti", button(sure, "Ya, sudah diterima"), "selesai")
-    await v.reply_with("tina", "Rp100.000 masuk ke penghasilanmu")
+    await v.reply_with("tina", f"{amount} masuk ke penghasilanmu")
 
 
 async def sandbox_page_press(app: AppUnderTest, url: str, label: str) -> str:
@@ -87,15 +87,7 @@ async def test_a_large_withdrawal_waits_for_the_admins_approval_in_chat(tmp_path
     async with AppUnderTest(tmp_path, fresh_db_url, CONFIG) as app, Visitor(app.url) as v:
         await otomatis_trip(v)
         await v.ask("tina", "PRODUK jpn25 BG1 200rb 1 Tas", "Produk BG1 ditambahkan")
-        bill = await v.ask("siti", "topup 200rb", "Tagihan top up")
-        await pay_in_sandbox(app, button(bill, "Bayar")["url"])
-        await v.reply_with("siti", "Saldo bertambah")
-        choice = await v.ask("siti", "PESAN BG1 1", "dari saldo")
-        ask = await v.tap_and_wait("siti", button(choice, "dari saldo"), "Bayar pesanan P1")
-        await v.tap_and_wait("siti", button(ask, "Ya, bayar"), "lunas")
-        await v.ask("tina", "KIRIM P1 JNE 1", "P1 ditandai dikirim")
-        sure = await v.ask("siti", "TERIMA P1", "sudah kamu terima")
-        await v.tap_and_wait("siti", button(sure, "Ya, sudah diterima"), "selesai")
+        await earn_from_an_order(app, v, "BG1", "Rp200.000")
         await v.ask("tina", "PROFIL tinajastip", "tinajastip")
         await v.ask("admin", "ADMIN VERIFIKASI @tinajastip KTP dicek", "Tina")
         ask = await v.ask("tina", "REKENING dana 0812 3456 7890 an Tina Jastip", "Simpan rekening ini")
