@@ -1,4 +1,4 @@
-"""`python -m bot [serve|migrate|reconcile --once|ledger check|export|gateways] [--config PATH]`."""
+"""`python -m bot [serve|migrate|reconcile --once|ledger check|export|gateways|clients ...] [--config PATH]`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from datetime import date, datetime, time
 
 from aiohttp import web
 
-from bot import logs
+from bot import clients_cli, logs
 from bot.app import build_runtime, build_web_app, secret_values
 from bot.settings import ConfigError, Settings, load_settings
 from services import books
@@ -35,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     report = books.add_parser("gateways", help="one WIB day per gateway and payment method, as CSV")
     report.add_argument("--day", type=date.fromisoformat, required=True, help="YYYY-MM-DD (WIB)")
     report.add_argument("--by-reference", action="store_true", help="one row per gateway reference")
+    clients_cli.add_parser(sub)
     return parser
 
 
@@ -97,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_reconcile_once(settings))
         if command == "ledger":
             return asyncio.run(_ledger(settings, args))
+        if command == "clients":
+            return asyncio.run(clients_cli.run(settings, args))
         runtime = build_runtime(settings)
     except ConfigError as exc:
         log.error("configuration error: %s", exc)

@@ -12,6 +12,7 @@ import os
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -22,21 +23,27 @@ from aiohttp import web
 from bot.playground import PlaygroundChannel
 from bot.settings import ConfigError, Settings, check_startable, is_loopback, missing_keys, missing_payout_keys
 from bot.telegram import SEND_CONNECTIONS, TelegramChannel
+from bot.webhook_channel import WebhookChannel
 from bot.whatsapp import WhatsAppChannel
 from handlers.context import Services, ShareLinks
 from handlers.i18n import render_notice
 from handlers.progress import BroadcastProgress
 from handlers.router import Conversation
+from services import forwarding
 from services.admin import Admins
 from services.broadcasts import Broadcasts
+from services.clients import Clients
 from services.clock import Clock, SystemClock
 from services.delivery import Delivery, Limits
+from services.deposits import Deposits
 from services.escrow import Escrow
 from services.inbound import Inbounds
 from services.jobs import Supervisor
+from services.kinds import Channel
+from services.messaging import OutgoingMessage
 from services.metrics import Metrics
 from services.orders import Orders
-from services.outbox import OutboxSender, WindowPolicy
+from services.outbox import OutboxSender, Retries, WindowPolicy
 from services.payments import PaymentGateway
 from services.payments.doku import DokuGateway
 from services.payments.duitku import DuitkuGateway
@@ -50,7 +57,9 @@ from services.payouts.sandbox import SandboxPayouts
 from services.payouts.xendit import XenditPayouts
 from services.playground import PlaygroundHistory, VisitorCookie, is_playground_admin
 from services.public import PublicPages
+from services.ratelimit import RateLimiter
 from services.reconcile import Reconciler
+from services.sealing import Sealer
 from services.sent_messages import SentMessages
 from services.settlement import Settlement
 from services.signals import Signals
@@ -63,11 +72,50 @@ from services.withdrawals import Withdrawals
 from storage.db import Database
 from storage.migrate import upgrade
 from webhooks.app import create_app
-from webhooks.deps import PlaygroundHook, TelegramHook, WebDeps, WhatsAppHook
+from webhooks.deps import ApiHook, PlaygroundHook, TelegramHook, WebDeps, WhatsAppHook
 
 log = logging.getLogger(__name__)
 PAYOUTS_EVERY_S = 1.0  # how often the payouts job looks for requested payouts (one indexed query)
 ADMIN_SUMMARY_EVERY_S = 300.0  # how often the summary job looks whether today's summary is due
+NONCES_EVERY_S = 300.0  # how often client bots' expired request nonces are forgotten
+CHAT_CHANNELS = ("telegram", "whatsapp", "playground")  # what the notice sender claims (not "webhook")
+
+
+def api_secret(settings: Settings) -> str | None:
+    """api.secret_key; in development, when it is unset, a key generated once and kept beside the database's
+    other local files (production refuses to start without the setting)."""
+    if settings.api.secret_key is not None and settings.api.secret_key.get_secret_value().strip():
+        return settings.api.secret_key.get_secret_value()
+    if settings.server.production:
+        return None
+    path = Path(settings.jastip.media_dir).parent / "api-secret.key"
+    try:
+        key = path.read_text().strip()
+        if len(key) >= 32:
+            return key
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    log.warning("api.secret_key is unset: development uses a generated one kept in %s", path)
+    return key
+
+
+def build_clients(settings: Settings, db: Database, clock: Clock) -> Clients:
+    """Client bots' credentials and requests (the CLI's `clients` commands use this too)."""
+    secret = api_secret(settings)
+    return Clients(db, clock, Sealer(secret) if secret else None,
+                   rotation_grace_hours=settings.api.rotation_grace_hours)
+
+
+def render_message(channel: str, language: str, template: str, params: dict) -> OutgoingMessage:
+    """What an outbox row becomes: a chat notice in its person's language, or a client bot's deposit event."""
+    if channel == Channel.WEBHOOK.value:
+        return forwarding.as_message(template, params)
+    return render_notice(channel, language, template, params)
 
 
 def secret_values(settings: Settings) -> list[str]:
@@ -186,6 +234,9 @@ class Runtime:
     channels: dict[str, str]
     disabled_gateways: dict[str, str]
     payouts_off: str | None = None  # why withdrawals are off (None: on)
+    api: ApiHook | None = None  # the deposit API for other bots (None: api.enabled = false)
+    forwarder: OutboxSender | None = None  # client bots' deposit events
+    webhook: WebhookChannel | None = None
     tasks: list[asyncio.Task] = field(default_factory=list)
 
     def web_deps(self) -> WebDeps:
@@ -223,6 +274,7 @@ class Runtime:
             channels=self.channels,
             gateways=[g.name for g in self.gateways],
             max_body_bytes=self.settings.server.max_body_bytes,
+            api=self.api,
         )
 
     def _playground_key(self) -> bytes:
@@ -246,7 +298,11 @@ class Runtime:
         await upgrade(self.db)
         self.settlement.batcher.start()
         self.services.inbound.batcher.start()
+        if self.api is not None:
+            self.api.deposits.batcher.start()
         self.tasks.append(asyncio.create_task(self.outbox.run(), name="outbox"))
+        if self.forwarder is not None:
+            self.tasks.append(asyncio.create_task(self.forwarder.run(), name="forwarder"))
         self.jobs.start()
         if self.telegram is not None:
             self.tasks.append(asyncio.create_task(self.telegram.start(), name="telegram-start"))
@@ -272,7 +328,11 @@ class Runtime:
                 await self.whatsapp.close()
             if self.playground is not None:
                 await self.playground.drain()
+            if self.webhook is not None:
+                await self.webhook.close()
             await self.services.inbound.batcher.stop()
+            if self.api is not None:
+                await self.api.deposits.batcher.stop()
             await self.settlement.batcher.stop()
             await self.http.aclose()
             await self.db.close()
@@ -301,6 +361,11 @@ class Runtime:
                 log.warning("withdrawals: the %s adapter rests on assumptions its documentation leaves uncertain "
                             "(see its module docstring); after a real sandbox trial set payouts.%s.verified = true",
                             provider.name, provider.name)
+        if self.api is None:
+            log.info("deposit API for other bots: disabled — set api.enabled = true (BOT_API__ENABLED) to enable it")
+        else:
+            log.info("deposit API for other bots: enabled at %s/api/v1 (docs: %s/api/docs)", server.link_base,
+                     server.link_base)
         log.info("periodic jobs: %s", ", ".join(self.jobs.jobs))
 
 
@@ -407,9 +472,28 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
     progress = BroadcastProgress(services.broadcasts, services.sent, delivery, signals.broadcast_recorded,
                                  every_s=settings.broadcast.progress_interval_s)
     o = settings.outbox
-    outbox = OutboxSender(db, delivery, render_notice, clock, signals, poll_interval_s=o.poll_interval_s,
+    outbox = OutboxSender(db, delivery, render_message, clock, signals, poll_interval_s=o.poll_interval_s,
                           max_attempts=o.max_attempts, batch_size=o.batch_size, lease_s=o.lease_s, windows=windows,
-                          metrics=metrics)
+                          metrics=metrics, channels=CHAT_CHANNELS)
+    api = forwarder = webhook = None
+    if settings.api.enabled:
+        a = settings.api
+        clients = build_clients(settings, db, clock)
+        deposits = Deposits(db, gateways, clock, public_url=settings.server.link_base, min_amount=w.min_topup,
+                            max_amount=w.max_topup, expiry_minutes=settings.payments.expiry_minutes)
+        api = ApiHook(clients, deposits, RateLimiter(a.rate_per_minute))
+        # Client bots' servers are one more channel of the one delivery path: each client its own queue, a few
+        # POSTs at once each (their order does not matter), retried for days by a sender of their own.
+        webhook = WebhookChannel(clients.forward_target, timeout_s=a.forward_timeout_s)
+        delivery.add_channel(webhook.channel, webhook, Limits(rate_per_s=5000.0,
+                                                              in_flight_per_destination=a.forward_in_flight),
+                             parallel=256)
+        retries = Retries(max_attempts=None, max_age=timedelta(days=a.forward_days), cap_s=3600.0)
+        forwarder = OutboxSender(db, delivery, render_message, clock, signals, poll_interval_s=o.poll_interval_s,
+                                 batch_size=max(o.batch_size, 4 * a.forward_in_flight),
+                                 per_destination=2 * a.forward_in_flight,
+                                 lease_s=max(o.lease_s, 4 * a.forward_timeout_s), channels=(webhook.channel,),
+                                 hears_failures=False, retries=retries, on_give_up=forwarding.give_up_alerts(admins))
     reconciler = Reconciler(db, settlement, clock, concurrency=r.concurrency, grace_hours=r.grace_hours,
                             lease_s=r.lease_s)
     jobs = Supervisor()
@@ -429,12 +513,14 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
              first_after_s=60.0)
     # Cheap when there is nothing to send: one indexed lookup of today's dedupe keys.
     jobs.add("admin-summary", ADMIN_SUMMARY_EVERY_S, admin_service.send_daily_summary, first_after_s=30.0)
+    if api is not None:
+        jobs.add("api-nonces", NONCES_EVERY_S, api.clients.forget_nonces, first_after_s=60.0)
     return Runtime(
         settings=settings, db=db, clock=clock, http=http, signals=signals, services=services, gateways=gateways,
         settlement=settlement, reconciler=reconciler, delivery=delivery, outbox=outbox, conversation=conversation,
         progress=progress, jobs=jobs, stats=stats, metrics=metrics, telegram=telegram, whatsapp=whatsapp,
         playground=playground, public=services.public, channels=channels, disabled_gateways=disabled,
-        payouts_off=payouts_off,
+        payouts_off=payouts_off, api=api, forwarder=forwarder, webhook=webhook,
     )
 
 

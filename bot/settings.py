@@ -275,6 +275,20 @@ class PayoutsSettings(BaseModel):
     duitku: DuitkuPayoutSettings = Field(default_factory=DuitkuPayoutSettings)
 
 
+class ApiSettings(BaseModel):
+    """Titip as the payment backend of other bots (services/deposits.py; clients: `python -m bot clients`)."""
+
+    enabled: bool = False  # false: every /api/v1, /api/docs, /deposit/* and /health route answers 404
+    # Seals client bots' signing and webhook secrets (and Worker clients' keys) at rest. Required in production;
+    # in development, when unset, one is generated once and kept in data/api-secret.key.
+    secret_key: SecretStr | None = None
+    rate_per_minute: int = Field(120, ge=1)  # requests per client per process
+    rotation_grace_hours: float = Field(24.0, ge=0)  # `clients rotate`: the old credentials stay valid this long
+    forward_timeout_s: float = Field(15.0, gt=0)  # one POST to a client's callback URL
+    forward_days: float = Field(3.0, gt=0)  # a forward is retried (backoff up to an hour) this long, then admins
+    forward_in_flight: int = Field(16, ge=1)  # POSTs at once to one client's server
+
+
 class ReconcileSettings(BaseModel):
     enabled: bool = True
     interval_s: float = 300.0
@@ -336,6 +350,7 @@ class Settings(BaseSettings):
     jastip: JastipSettings = Field(default_factory=JastipSettings)
     escrow: EscrowSettings = Field(default_factory=EscrowSettings)
     payouts: PayoutsSettings = Field(default_factory=PayoutsSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
     reconcile: ReconcileSettings = Field(default_factory=ReconcileSettings)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
@@ -475,6 +490,9 @@ def startup_problems(settings: Settings) -> list[str]:
                         f"provider lets anyone mark a withdrawal sent)")
     if settings.server.playground:
         problems.append(f"{where}: the playground runs only in development; remove server.playground")
+    if settings.api.enabled and _missing(settings.api.secret_key):
+        problems.append("api.secret_key (BOT_API__SECRET_KEY, 32+ random characters) is required when api.enabled: "
+                        "it seals client bots' secrets at rest")
     tg = settings.telegram
     if not _missing(tg.token) and tg.mode == "webhook" and _missing(tg.webhook_secret):
         problems.append("telegram.webhook_secret (BOT_TELEGRAM__WEBHOOK_SECRET) is required for webhook mode")

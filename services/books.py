@@ -17,7 +17,7 @@ from storage.db import Database
 from storage.models import Account, Payment, Transfer
 
 WIB = timezone(timedelta(hours=7))
-SETTLING = ("topup", "held-credit")  # transfers that put a paid payment's money where it belongs
+SETTLING = ("topup", "deposit", "held-credit")  # transfers that put a paid payment's money where it belongs
 
 
 async def check(db: Database) -> list[str]:

@@ -6,7 +6,8 @@ destination feeding one channel-wide rate limit.
 - A destination that must wait (Telegram ~1 message/s per chat, WhatsApp ~1 per 6 s per recipient with a
   small burst) waits alone: its queue holds its own messages and nobody else's.
 - Destinations that may send take turns (round robin), at most one send in flight each (which keeps each
-  chat's messages in order), up to the channel's overall rate.
+  chat's messages in order; a channel whose order does not matter, another bot's webhook URL, allows a few),
+  up to the channel's overall rate.
 - Priorities: a reply to someone who just wrote goes before business-initiated notices, which go before
   broadcasts; within a priority, the destination that became ready first goes first.
 - 429 / 5xx: the destination (or, when the platform says the whole number is throttled, the channel) backs off;
@@ -54,6 +55,7 @@ class Limits:
     interval_s: float = 0.0
     burst: int = 1
     replies_exempt: bool = False
+    in_flight_per_destination: int = 1  # more than one: that destination's messages may overtake each other
 
 
 @dataclass
@@ -61,7 +63,8 @@ class _Destination(Generic[Item]):
     queue: list[tuple[int, int, Item]] = field(default_factory=list)  # heap of (priority, seq, item)
     tat: float = 0.0  # GCRA theoretical arrival time of its next message
     blocked_until: float = 0.0  # a back-off for this destination alone
-    busy: bool = False  # one send in flight at a time keeps a chat's messages in order
+    in_flight: int = 0  # one send in flight at a time keeps a chat's messages in order
+    busy: bool = False  # in_flight has reached the limit
     version: int = 0  # invalidates its older entries in the lane's heaps
 
 
@@ -108,9 +111,12 @@ class Lane(Generic[Item]):
             if state is None or state.version != version or state.busy or not state.queue:
                 continue
             priority, seq, item = heapq.heappop(state.queue)
-            state.busy = True
+            state.in_flight += 1
+            state.busy = state.in_flight >= self.limits.in_flight_per_destination
             state.version = next(self._versions)
             state.tat = max(state.tat, now) + self.limits.interval_s
+            if not state.busy and state.queue:
+                self._schedule(name, state, now)
             # A runner that woke a little late keeps the schedule (the next slot stays one spacing after the
             # last one) instead of letting every late wake-up stretch it; after a pause it starts from now.
             base = self._next_slot if now - self._next_slot < self._spacing else now
@@ -134,10 +140,13 @@ class Lane(Generic[Item]):
         state = self._destinations.get(destination)
         if state is None:
             return
-        state.busy = False
+        was_busy = state.busy
+        state.in_flight = max(0, state.in_flight - 1)
+        state.busy = state.in_flight >= self.limits.in_flight_per_destination
         if state.queue:
-            self._schedule(destination, state, now)
-        elif state.tat <= now and state.blocked_until <= now:
+            if was_busy:  # (when it was not, its next item is scheduled already)
+                self._schedule(destination, state, now)
+        elif not state.in_flight and state.tat <= now and state.blocked_until <= now:
             del self._destinations[destination]  # nothing to remember about it any more
 
     def back_off(self, seconds: float, now: float, destination: str | None = None) -> None:
@@ -153,7 +162,7 @@ class Lane(Generic[Item]):
 
     def _forget_idle(self, now: float) -> None:
         self._destinations = {name: state for name, state in self._destinations.items()
-                              if state.busy or state.queue or state.tat > now or state.blocked_until > now}
+                              if state.in_flight or state.queue or state.tat > now or state.blocked_until > now}
 
     def _eligible_at(self, state: _Destination[Item]) -> float:
         head_priority = state.queue[0][0]
@@ -170,10 +179,10 @@ class Lane(Generic[Item]):
             heapq.heappush(self._timed, (at, state.version, name))
 
 
-def backoff_seconds(attempt: int, base: float = 2.0) -> float:
-    """base^n seconds (2, 4, 8 ...; 4^n for WhatsApp's pair limit) capped at 10 minutes, jittered so that
-    retries of many messages do not align."""
-    return min(600.0, base ** max(1, attempt)) * random.uniform(0.8, 1.2)
+def backoff_seconds(attempt: int, base: float = 2.0, *, cap: float = 600.0) -> float:
+    """base^n seconds (2, 4, 8 ...; 4^n for WhatsApp's pair limit) capped at `cap` (10 minutes), jittered so
+    that retries of many messages do not align."""
+    return min(cap, base ** min(max(1, attempt), 64)) * random.uniform(0.8, 1.2)
 
 
 @dataclass

@@ -14,6 +14,12 @@
     │   ├── RetryLater            429 / 5xx / network / pair limit (carries retry_after, backoff base)
     │   ├── OutsideWindow         WhatsApp 131047: only a template may be sent now
     │   └── PermanentDeliveryError blocked bot, unknown chat, undeliverable
+    ├── ClientRequestError        a client bot's API request we refuse (services/clients.py, deposits.py)
+    │   ├── Unauthorized          bad or missing key, disabled, bad signature, stale, nonce reused -> 401
+    │   ├── BadRequest            not JSON, a field missing or of the wrong type                -> 400
+    │   ├── NotFound              no such deposit for this client                                -> 404
+    │   ├── IdempotencyConflict   a deposit id used before for another amount or user            -> 409
+    │   └── RateLimited           over api.rate_per_minute (carries retry_after)                 -> 429
     ├── LedgerConflict            a transfer reference posted before with other accounts or amount -> admins
     ├── StorageUnavailable        the database cannot be reached            -> 503 / "sistem sedang gangguan"
     └── StorageDataError          the database refused one row's data (too long, out of range): that item fails
@@ -84,10 +90,12 @@ class DeliveryError(TitipError):
 
 class RetryLater(DeliveryError):
     def __init__(
-        self, message: str, retry_after: float | None = None, *, chat_only: bool = False, backoff_base: float = 2.0
+        self, message: str, retry_after: float | None = None, *, chat_only: bool = False, backoff_base: float = 2.0,
+        status: int | None = None,
     ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.status = status  # the HTTP status the destination answered, if it answered
         self.chat_only = chat_only  # only this recipient is over its limit (WhatsApp 131056)
         self.backoff_base = backoff_base
 
@@ -98,6 +106,32 @@ class OutsideWindow(DeliveryError):
 
 class PermanentDeliveryError(DeliveryError):
     pass
+
+
+class ClientRequestError(TitipError):
+    pass
+
+
+class Unauthorized(ClientRequestError):
+    pass
+
+
+class BadRequest(ClientRequestError):
+    pass
+
+
+class NotFound(ClientRequestError):
+    pass
+
+
+class IdempotencyConflict(ClientRequestError):
+    pass
+
+
+class RateLimited(ClientRequestError):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"over the rate limit; retry after {retry_after} s")
+        self.retry_after = retry_after
 
 
 class StorageUnavailable(TitipError):

@@ -10,6 +10,7 @@ class Channel(StrEnum):
     TELEGRAM = "telegram"
     WHATSAPP = "whatsapp"
     PLAYGROUND = "playground"
+    WEBHOOK = "webhook"  # a client bot's server: deposit events forwarded to its callback URL
 
 
 class PaymentStatus(StrEnum):
@@ -29,6 +30,11 @@ class PaymentPurpose(StrEnum):
     TOPUP = "topup"
     ORDER = "order"
     DEPOSIT = "deposit"
+
+
+class DepositFormat(StrEnum):
+    API = "api"  # created through /api/v1: forwarded as Standard Webhooks
+    WORKER = "worker"  # created through the Worker's /deposit/create: forwarded in the Worker's format
 
 
 class AccountKind(StrEnum):

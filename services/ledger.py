@@ -67,6 +67,16 @@ def provider(name: str) -> Ref:
     return Ref(AccountKind.PROVIDER, name)
 
 
+def client(client_id: int) -> Ref:
+    """A client bot's account: its deposits, owed to it until the operator pays it (`clients settle`)."""
+    return Ref(AccountKind.CLIENT, str(client_id))
+
+
+def client_receivable(client_id: int) -> Ref:
+    """What a client bot owes us: a reversed deposit its account could not cover (its next deposits repay it)."""
+    return Ref(AccountKind.RECEIVABLE, f"client:{client_id}")
+
+
 def hold(what: str, user_id: int | None = None) -> Ref:
     """A hold account: "broadcast:7", later "payout:3"."""
     return Ref(AccountKind.HOLD, what, user_id)

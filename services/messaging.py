@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from services.kinds import DepositFormat
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,16 @@ class TemplateRef:
 
 
 @dataclass(frozen=True)
+class WebhookEvent:
+    """A machine-readable event for another bot's server (the webhook channel): sent as `body` under `id`."""
+
+    id: str
+    type: str
+    body: str  # compact JSON, fixed when the event was queued: every retry sends the same bytes
+    format: DepositFormat
+
+
+@dataclass(frozen=True)
 class OutgoingMessage:
     text: str
     buttons: tuple[tuple[Button, ...], ...] = ()
@@ -35,11 +48,13 @@ class OutgoingMessage:
     # A notice's values as shown to people (money as Rp50.000, statuses translated), in the notice's order:
     # the body parameters when it has to go as an approved template (WhatsApp outside 24 hours).
     values: tuple[str, ...] = ()
+    event: WebhookEvent | None = None  # the webhook channel's payload (text is unused there)
 
 
 @dataclass(frozen=True)
 class SentMessage:
     provider_message_id: str | None = None
+    status: int | None = None  # the HTTP status the destination answered, where it answers with one
 
 
 class Messenger(Protocol):

@@ -8,13 +8,17 @@ at most a few rows per destination and skips every destination that already has 
 Notices are claimed before broadcast messages, and broadcasts may fill at most half of what is in flight, so
 a credit notice never waits behind a broadcast. Results are recorded as they arrive, a few at a time, and
 the sender keeps claiming while earlier rows still wait for their destination's turn.
+
+A sender claims the channels it is given: chat notices have one sender, client bots' webhook events another
+(services/forwarding.py), with its own retry policy (`Retries`: for days rather than a dozen tries), so neither
+ever waits for the other's rows.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -93,6 +97,22 @@ class WindowPolicy:
 
 
 @dataclass(frozen=True)
+class Retries:
+    """When a failed send is tried again, and when it is given up: after `max_attempts` tries, or (with
+    `max_age`) once it has waited that long since it was queued. Backoff doubles (the error may say otherwise)
+    up to `cap_s`."""
+
+    max_attempts: int | None = 12
+    max_age: timedelta | None = None
+    cap_s: float = 600.0
+
+    def gives_up(self, tries: int, age: timedelta) -> bool:
+        if self.max_age is not None:
+            return age >= self.max_age
+        return self.max_attempts is not None and tries >= self.max_attempts
+
+
+@dataclass(frozen=True)
 class _Claimed:
     id: int
     channel: str
@@ -115,6 +135,11 @@ class _Result:
     retry_after: float | None = None
     permanent: bool = False
     backoff_base: float = 2.0
+    status: int | None = None  # the destination's HTTP status, where it answers with one
+
+
+# Rows to queue (admins' notices) when a message is given up: (the row, why, now) -> outbox rows.
+GiveUpAlert = Callable[[_Claimed, str, datetime], list[dict[str, Any]]]
 
 
 class OutboxSender:
@@ -133,14 +158,20 @@ class OutboxSender:
         per_destination: int = 3,
         windows: dict[str, WindowPolicy] | None = None,
         metrics: Metrics | None = None,
+        channels: Sequence[str] | None = None,
+        retries: Retries | None = None,
+        on_give_up: GiveUpAlert | None = None,
+        hears_failures: bool = True,
     ) -> None:
         self._metrics = metrics
+        self._only = list(channels) if channels is not None else None  # None: every channel of `delivery`
+        self._retries = retries or Retries(max_attempts=max_attempts)
+        self._on_give_up = on_give_up
         self._db = db
         self._delivery = delivery
         self._render = render
         self._clock = clock
         self._poll = poll_interval_s
-        self._max_attempts = max_attempts
         self._lease = timedelta(seconds=lease_s)
         self._batch = batch_size
         self._per_destination = per_destination
@@ -149,7 +180,8 @@ class OutboxSender:
         self._broadcast_recorded = signals.broadcast_recorded
         self._wake = asyncio.Event()
         signals.notices_queued.connect(self.wake)
-        signals.delivery_failed.connect(self.delivery_failed)
+        if hears_failures:  # a platform that reports a failure after accepting a message is one of ours
+            signals.delivery_failed.connect(self.delivery_failed)
         self._held: dict[int, _Claimed] = {}  # claimed by this process and not yet recorded
         self._results: asyncio.Queue[_Result] = asyncio.Queue()
 
@@ -243,11 +275,17 @@ class OutboxSender:
             except Exception as exc:
                 log.warning("outbox: could not renew %d leases: %s", len(ids), exc)
 
+    @property
+    def channels(self) -> list[str]:
+        """The channels this sender claims: the ones it was given that its delivery path can send on."""
+        mine = self._delivery.channels
+        return mine if self._only is None else [c for c in mine if c in self._only]
+
     # --- one round, for tools and tests --------------------------------------------------------------
 
     async def deliver_due(self) -> int:
         """One round: claim what is due (up to the batch size), deliver it, record the results."""
-        if not self._delivery.channels:
+        if not self.channels:
             return 0
         claimed = await self._claim(self._batch, notices=True)
         claimed += await self._claim(self._batch - len(claimed), notices=False)
@@ -259,7 +297,7 @@ class OutboxSender:
     # --- claiming, delivering, recording -----------------------------------------------------------
 
     async def _claim(self, limit: int, *, notices: bool) -> list[_Claimed]:
-        channels = self._delivery.channels
+        channels = self.channels
         if limit <= 0 or not channels:
             return []
         now = self._clock.now()
@@ -331,14 +369,15 @@ class OutboxSender:
                 sent = await self._delivery.deliver(row.channel, row.chat_id, templated, priority=priority)
         except RetryLater as exc:
             log.warning("outbox %s to %s:%s: retry later (%s)", row.id, row.channel, row.chat_id, exc)
-            return _Result(row, False, error=str(exc), retry_after=exc.retry_after, backoff_base=exc.backoff_base)
+            return _Result(row, False, error=str(exc), retry_after=exc.retry_after, backoff_base=exc.backoff_base,
+                           status=exc.status)
         except PermanentDeliveryError as exc:
             log.warning("outbox %s to %s:%s: undeliverable (%s)", row.id, row.channel, row.chat_id, exc)
             return _Result(row, False, error=str(exc), permanent=True)
         except Exception as exc:
             log.exception("outbox %s: unexpected send failure", row.id)
             return _Result(row, False, error=f"{type(exc).__name__}: {exc}")
-        return _Result(row, True, provider_message_id=sent.provider_message_id)
+        return _Result(row, True, provider_message_id=sent.provider_message_id, status=sent.status)
 
     def _inside_window(self, row: _Claimed, policy: WindowPolicy) -> bool:
         if row.last_inbound_at is None:
@@ -401,29 +440,37 @@ class OutboxSender:
         """Results in one transaction: one executemany per kind of outcome."""
         now = self._clock.now()
         sent, failed, retry = [], [], []
+        alerts: list[dict[str, Any]] = []
         for result in results:
             tries = result.row.attempts + 1
+            common = {"row_id": result.row.id, "tries": tries, "code": result.status}
             if result.sent:
-                sent.append({"row_id": result.row.id, "tries": tries, "provider": result.provider_message_id})
-            elif result.permanent or tries >= self._max_attempts:
-                failed.append({"row_id": result.row.id, "tries": tries, "error": (result.error or "")[:500]})
+                sent.append({**common, "provider": result.provider_message_id})
+            elif result.permanent or self._retries.gives_up(tries, now - result.row.created_at):
+                failed.append({**common, "error": (result.error or "")[:500]})
+                if self._on_give_up is not None:
+                    alerts += self._on_give_up(result.row, result.error or "", now)
             else:
-                delay = max(result.retry_after or 0.0, backoff_seconds(tries, result.backoff_base))
-                retry.append({"row_id": result.row.id, "tries": tries, "error": (result.error or "")[:500],
-                              "due": now + timedelta(seconds=delay)})
+                delay = max(result.retry_after or 0.0, backoff_seconds(tries, result.backoff_base,
+                                                                       cap=self._retries.cap_s))
+                retry.append({**common, "error": (result.error or "")[:500], "due": now + timedelta(seconds=delay)})
         table = OutboxMessage.__table__
         by_id = update(table).where(table.c.id == bindparam("row_id"))
         async with self._db.write() as session:
             if sent:
                 await session.execute(by_id.values(status="sent", sent_at=now, attempts=bindparam("tries"),
-                                                   provider_message_id=bindparam("provider"), lease_until=None),
-                                      sent)
+                                                   provider_message_id=bindparam("provider"), lease_until=None,
+                                                   last_status=bindparam("code")), sent)
             if failed:
                 await session.execute(by_id.values(status="failed", attempts=bindparam("tries"),
-                                                   last_error=bindparam("error"), lease_until=None), failed)
+                                                   last_error=bindparam("error"), lease_until=None,
+                                                   last_status=bindparam("code")), failed)
             if retry:
                 await session.execute(by_id.values(next_attempt_at=bindparam("due"), attempts=bindparam("tries"),
-                                                   last_error=bindparam("error"), lease_until=None), retry)
+                                                   last_error=bindparam("error"), lease_until=None,
+                                                   last_status=bindparam("code")), retry)
+            if alerts:
+                await queue_notices(session, alerts)
         for result in results:
             self._held.pop(result.row.id, None)
         if self._metrics is not None:

@@ -4,7 +4,8 @@ not cover, batch, lock, run the pure state machine (services/payment_machine.py)
 Notifications are applied in batches (see services/batcher.py), each batch in one transaction:
 
 1. events already stored under (gateway, event_key), or repeated within the batch, are duplicates: no work;
-2. the batch's accounts (each payer's wallet and receivable, suspense) are locked in id order, then its
+2. the batch's accounts (each payment's account and its owner's receivable, suspense) are locked in id order,
+   then its
    payments in id order (FOR UPDATE on PostgreSQL; SQLite's write transaction is exclusive), and the state
    machine runs on them in memory, in arrival order, so a later item sees an earlier one's effect;
 3. the results are written with a few set-based statements: payment rows, transfers (services/ledger.py:
@@ -19,24 +20,34 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services import ledger
+from services import forwarding, ledger
 from services.batcher import WriteBatcher
 from services.clock import Clock
 from services.errors import BadSignature, LedgerConflict
 from services.escrow import fund_order
-from services.kinds import AccountKind, PaymentPurpose, PaymentStatus
+from services.kinds import AccountKind, DepositFormat, PaymentPurpose, PaymentStatus
 from services.outbox import notice_row, queue_notices
-from services.payment_machine import ADMIN_EVENTS, IN_SUSPENSE, Event, Funds, Notice, PaymentState, Step, transition
+from services.payment_machine import (
+    ADMIN_EVENTS,
+    IN_SUSPENSE,
+    Event,
+    Funds,
+    Notice,
+    PaymentState,
+    Step,
+    funds_after,
+    transition,
+)
 from services.payments import CallbackAnswer, Notification, PaymentGateway
 from storage.db import Database
-from storage.models import Account, AdminAction, GatewayEvent, Payment, User
+from storage.models import Account, AdminAction, Client, Deposit, GatewayEvent, Payment, User
 from storage.queries import dialect_of, pairs_in
 
 log = logging.getLogger(__name__)
@@ -44,7 +55,8 @@ log = logging.getLogger(__name__)
 NOTIFYING = {"credited", "held", "failed", "expired", "reversed", "refunded"}
 _PAYMENT_COLUMNS = (Payment.id, Payment.order_id, Payment.user_id, Payment.gateway, Payment.amount, Payment.status,
                     Payment.purpose, Payment.paid_amount, Payment.refunded_amount, Payment.credited_at,
-                    Payment.gateway_ref, Payment.flag_reason, Payment.method, Payment.jastip_order_id)
+                    Payment.gateway_ref, Payment.flag_reason, Payment.method, Payment.jastip_order_id,
+                    Payment.paid_at)
 
 
 @dataclass(frozen=True)
@@ -80,14 +92,21 @@ class _Payer:
     language: str
 
 
+@dataclass(frozen=True)
+class _ClientDeposit:
+    facts: forwarding.DepositFacts
+    paid_at: datetime | None
+
+
 @dataclass
 class _Loaded:
     states: dict[str, PaymentState]  # by order id
     original: dict[int, PaymentState]  # by payment id, as read
-    payers: dict[int, _Payer]
-    funds: dict[int, Funds]
+    payers: dict[int, _Payer]  # by user id
+    funds: dict[ledger.Ref, Funds]  # by the payment's account (a payer's wallet, a client bot's account)
     accounts: dict[ledger.Ref, ledger.AccountRow]
     orders: dict[int, int]  # payment id -> the jastip order it pays (purpose "order")
+    deposits: dict[int, _ClientDeposit]  # payment id -> the deposit it pays (purpose "deposit")
 
 
 def event_of(n: Notification) -> Event:
@@ -237,7 +256,7 @@ class Settlement:
             elif not item.any_gateway and state.gateway != n.gateway:
                 outcome = Outcome("gateway_mismatch", n.order_id, state.id, state.user_id)
             else:
-                step = transition(state, item.event or event_of(n), loaded.funds[state.user_id])
+                step = transition(state, item.event or event_of(n), loaded.funds[state.account])
                 self._take(step, loaded, moves, outbox, now)
                 outcome = Outcome(step.outcome, n.order_id, state.id, state.user_id)
                 if item.audit is not None and step.outcome != "no_change":
@@ -259,25 +278,31 @@ class Settlement:
         state = step.state
         loaded.states[state.order_id] = state
         moves.extend(step.moves)
-        funds = loaded.funds[state.user_id]
-        for move in step.moves:
-            for ref, side in ((move.debit, "debit"), (move.credit, "credit")):
-                delta = ledger.natural_delta(ref.kind, side, move.amount)
-                if ref == ledger.wallet(state.user_id):
-                    funds = replace(funds, wallet=funds.wallet + delta)
-                elif ref == ledger.receivable(state.user_id):
-                    funds = replace(funds, receivable=funds.receivable + delta)
-        loaded.funds[state.user_id] = funds
-        payer = loaded.payers[state.user_id]
+        loaded.funds[state.account] = funds_after(state, loaded.funds[state.account], step.moves)
         for notice in step.notices:
-            outbox.extend(self._notice_rows(notice, state, payer, now))
+            outbox.extend(self._notice_rows(notice, state, loaded, now))
 
-    def _notice_rows(self, notice: Notice, state: PaymentState, payer: _Payer, now: datetime) -> list[dict[str, Any]]:
+    def _notice_rows(self, notice: Notice, state: PaymentState, loaded: _Loaded,
+                     now: datetime) -> list[dict[str, Any]]:
+        deposit = loaded.deposits.get(state.id)
         if notice.admins:
+            params = dict(notice.params)
+            if deposit is not None:  # admins are told whose deposit it is
+                params.update(client=deposit.facts.client, deposit_id=deposit.facts.deposit_id)
             return [notice_row(channel=channel, chat_id=chat_id, language="id", template=notice.template,
-                               params=dict(notice.params), now=now,
+                               params=params, now=now,
                                dedupe_key=f"admin:{notice.key}:{state.id}:{channel}:{chat_id}")
                     for channel, chat_id in self._admins]
+        if notice.forward:
+            if deposit is None:
+                return []
+            paid_at = deposit.paid_at or (now if state.paid_amount is not None else None)
+            row = forwarding.event_row(deposit.facts, notice.template, status=state.status, reference=state.order_id,
+                                       gateway_reference=state.gateway_ref, paid_at=paid_at, gateway=state.gateway,
+                                       now=now)
+            return [row] if row is not None else []
+        assert state.user_id is not None, "a payer's notice names its payer"
+        payer = loaded.payers[state.user_id]
         return [notice_row(channel=payer.channel, chat_id=payer.external_id, language=payer.language,
                            template=notice.template, params=dict(notice.params), now=now,
                            dedupe_key=f"{notice.key}:{state.id}")]
@@ -289,9 +314,14 @@ class Settlement:
         # Plain rows, not ORM objects: a batch reads a hundred payments, and hydrating entities it never changes
         # through the ORM cost more than the query (the writes below are set-based statements).
         query = (select(*_PAYMENT_COLUMNS, Account.kind, Account.key, Account.user_id.label("owner"), User.channel,
-                        User.external_id, User.language)
-                 .join(User, User.id == Payment.user_id)
+                        User.external_id, User.language, Deposit.id.label("deposit_row"), Deposit.client_id,
+                        Deposit.deposit_id.label("client_deposit_id"), Deposit.user_ref,
+                        Deposit.amount.label("deposit_amount"), Deposit.format,
+                        Client.name.label("client_name"))
+                 .outerjoin(User, User.id == Payment.user_id)
                  .outerjoin(Account, Account.id == Payment.account_id)
+                 .outerjoin(Deposit, Deposit.id == Payment.deposit_id)
+                 .outerjoin(Client, Client.id == Deposit.client_id)
                  .where(Payment.order_id.in_(order_ids))
                  .order_by(Payment.id))
         rows = (await session.execute(query)).all()
@@ -301,7 +331,7 @@ class Settlement:
         orders: dict[int, int] = {}
         for row in rows:
             # The gateway's (derived, never locked) account too: read here, not again when the moves are posted.
-            refs |= {ledger.wallet(row.user_id), ledger.receivable(row.user_id), ledger.gateway(row.gateway)}
+            refs |= {_account_of(row), _receivable_of(row), ledger.gateway(row.gateway)}
             if row.kind is not None:
                 refs.add(ledger.Ref(AccountKind(row.kind), row.key, row.owner))
             if row.jastip_order_id is not None:
@@ -314,20 +344,24 @@ class Settlement:
             rows = (await session.execute(query)).all()  # as the lock saw them
         states: dict[str, PaymentState] = {}
         payers: dict[int, _Payer] = {}
-        funds: dict[int, Funds] = {}
+        funds: dict[ledger.Ref, Funds] = {}
+        deposits: dict[int, _ClientDeposit] = {}
         for row in rows:
-            account = (ledger.Ref(AccountKind(row.kind), row.key, row.owner) if row.kind is not None
-                       else ledger.wallet(row.user_id))
+            account, receivable = _account_of(row), _receivable_of(row)
             states[row.order_id] = PaymentState(
                 id=row.id, order_id=row.order_id, user_id=row.user_id, gateway=row.gateway,
                 amount=row.amount, status=PaymentStatus(row.status), account=account,
-                purpose=PaymentPurpose(row.purpose), paid_amount=row.paid_amount,
+                purpose=PaymentPurpose(row.purpose), receivable=receivable, paid_amount=row.paid_amount,
                 refunded_amount=row.refunded_amount, credited=row.credited_at is not None,
                 gateway_ref=row.gateway_ref, flag_reason=row.flag_reason, method=row.method)
-            payers[row.user_id] = _Payer(row.channel, row.external_id, row.language)
-            funds[row.user_id] = Funds(accounts[ledger.wallet(row.user_id)].balance,
-                                       accounts[ledger.receivable(row.user_id)].balance)
-        return _Loaded(states, {st.id: st for st in states.values()}, payers, funds, accounts, orders)
+            if row.user_id is not None:
+                payers[row.user_id] = _Payer(row.channel, row.external_id, row.language)
+            if row.deposit_row is not None:
+                facts = forwarding.DepositFacts(row.deposit_row, row.client_id, row.client_deposit_id, row.user_ref,
+                                                row.deposit_amount, DepositFormat(row.format), row.client_name)
+                deposits[row.id] = _ClientDeposit(facts, row.paid_at)
+            funds[account] = Funds(accounts[account].balance, accounts[receivable].balance)
+        return _Loaded(states, {st.id: st for st in states.values()}, payers, funds, accounts, orders, deposits)
 
     async def _fund_orders(self, session: AsyncSession, loaded: _Loaded, now: datetime) -> None:
         """Order payments credited in this batch: their money, now in the buyer's wallet, moves on into the order's
@@ -338,6 +372,7 @@ class Settlement:
             if order_id is None or not state.credited or loaded.original[state.id].credited:
                 continue
             reversible = (state.method or "").lower() in self._reversible
+            assert state.user_id is not None
             await fund_order(session, order_id, state.user_id, state.paid_amount or state.amount, now,
                              known=loaded.accounts, payment_code=state.order_id, ship_by=self._ship_by,
                              settles_at=now + self._settle if reversible else None)
@@ -383,3 +418,17 @@ class Settlement:
             await queue_notices(session, outbox)
         if events:
             await session.execute(insert(GatewayEvent.__table__), events)
+
+
+def _account_of(row: Any) -> ledger.Ref:
+    """Where a payment's money goes: its account as stored (a wallet, a client bot's account)."""
+    if row.kind is not None:
+        return ledger.Ref(AccountKind(row.kind), row.key, row.owner)
+    return ledger.wallet(row.user_id)
+
+
+def _receivable_of(row: Any) -> ledger.Ref:
+    """Who owes us when that money was taken back after it was spent: the payer, or the deposit's client bot."""
+    if row.deposit_row is not None:
+        return ledger.client_receivable(row.client_id)
+    return ledger.receivable(row.user_id)

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -161,11 +162,19 @@ class Payment(Base):
         CheckConstraint("refunded_amount >= 0", name="ck_payments_refunded_nonnegative"),
         Index("ix_payments_status_created", "status", "created_at"),
         Index("ix_payments_jastip_order", "jastip_order_id"),
+        Index("ix_payments_deposit", "deposit_id"),
+        # A deposit belongs to a client bot, never to a Titip user; everything else belongs to a user.
+        CheckConstraint("(purpose = 'deposit' AND user_id IS NULL AND deposit_id IS NOT NULL) OR "
+                        "(purpose <> 'deposit' AND user_id IS NOT NULL AND deposit_id IS NULL)",
+                        name="ck_payments_owner"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     order_id: Mapped[str] = mapped_column(String(50), unique=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    # The payer; None for a deposit (purpose "deposit"): its money is owed to a client bot, see `deposit_id`.
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True, nullable=True)
+    deposit_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("deposits.id", name="fk_payments_deposit"), nullable=True)
     gateway: Mapped[str] = mapped_column(String(16))
     amount: Mapped[int] = mapped_column(BigInteger)
     # created -> pending -> paid | failed | expired; paid -> reversed | refunded; held = amount mismatch.
@@ -258,6 +267,8 @@ class OutboxMessage(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     provider_message_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # The HTTP status of the last attempt, where the destination answers with one (a client bot's server).
+    last_status: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
@@ -532,3 +543,83 @@ class PayoutAttempt(Base):
     detail: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Client(Base):
+    """Another bot that uses Titip as its payment backend (`python -m bot clients add`): it creates deposits for
+    its own users over the API and is told, through its callback URL, when each is paid."""
+
+    __tablename__ = "clients"
+    __table_args__ = (
+        CheckConstraint("min_amount IS NULL OR min_amount > 0", name="ck_clients_min_amount"),
+        CheckConstraint("max_amount IS NULL OR max_amount > 0", name="ck_clients_max_amount"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(40), unique=True)
+    callback_url: Mapped[str] = mapped_column(Text)
+    # Speaks the top-up Worker's wire format (/deposit/*); its API key is also the Worker's shared secret.
+    worker: Mapped[bool] = mapped_column(Boolean)
+    require_signature: Mapped[bool] = mapped_column(Boolean)
+    origins: Mapped[list[str]] = mapped_column(JSON)  # browser origins allowed by CORS
+    min_amount: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    max_amount: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    gateways: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)  # None: every configured gateway
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ClientKey(Base):
+    """One generation of a client's credentials: the API key (hashed; sealed instead for a Worker client, whose
+    key also signs what is forwarded to it) and its signing and webhook secrets (sealed with api.secret_key).
+    Rotation adds a generation and gives the previous one an `expires_at` (api.rotation_grace_hours)."""
+
+    __tablename__ = "client_keys"
+    __table_args__ = (
+        CheckConstraint("(key_hash IS NULL) <> (key_sealed IS NULL)", name="ck_client_keys_one_form"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
+    key_id: Mapped[str] = mapped_column(String(16), unique=True)  # the key's public part: how it is looked up
+    key_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)  # SHA-256 of the whole key, hex
+    key_sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
+    signing_secret_sealed: Mapped[str] = mapped_column(Text)
+    webhook_secret_sealed: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)  # None: current
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Deposit(Base):
+    """A client bot's deposit for one of its users, idempotent on the client's `deposit_id`. Each attempt at a
+    gateway is a payment (purpose "deposit") pointing here; the newest one is the deposit's."""
+
+    __tablename__ = "deposits"
+    __table_args__ = (
+        UniqueConstraint("client_id", "deposit_id", name="uq_deposits_client_deposit"),
+        CheckConstraint("amount > 0", name="ck_deposits_amount_positive"),
+        CheckConstraint("format IN ('api','worker')", name="ck_deposits_format"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"))
+    deposit_id: Mapped[str] = mapped_column(String(64))
+    user_ref: Mapped[str] = mapped_column(String(128))  # the client's own user, opaque to us
+    amount: Mapped[int] = mapped_column(BigInteger)
+    description: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    customer: Mapped[dict[str, Any]] = mapped_column(JSON)  # email, phone: passed on to the gateway
+    format: Mapped[str] = mapped_column(String(8))  # api: Standard Webhooks; worker: the Worker's callback
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ApiNonce(Base):
+    """A nonce a client's signed request used: refused again for 10 minutes, in every process."""
+
+    __tablename__ = "api_nonces"
+    __table_args__ = (UniqueConstraint("client_id", "nonce", name="uq_api_nonces_client_nonce"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"))
+    nonce: Mapped[str] = mapped_column(String(64))
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

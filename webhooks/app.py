@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from webhooks import health, pages, payments, payouts, playground, sandbox, telegram, templating, whatsapp
+from webhooks import api, health, pages, payments, payouts, playground, sandbox, telegram, templating, whatsapp
 from webhooks.deps import DEPS, WebDeps
 
 
@@ -18,6 +18,7 @@ def create_app(deps: WebDeps) -> web.Application:
     whatsapp.setup(app)
     sandbox.setup(app)
     payouts.setup(app)
+    api.setup(app)
     templating.setup(app)
     pages.setup(app)
     playground.setup(app)

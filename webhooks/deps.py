@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -9,11 +10,14 @@ from typing import Any
 from aiohttp import web
 
 from handlers import ShareLinks
+from services.clients import Clients
+from services.deposits import Deposits
 from services.metrics import Metrics
 from services.payments.sandbox import SandboxGateway
 from services.payouts.sandbox import SandboxPayouts
 from services.playground import VisitorCookie
 from services.public import PublicPages
+from services.ratelimit import RateLimiter
 from services.settlement import Settlement
 from services.stats import Stats
 from services.topups import Topups
@@ -48,6 +52,19 @@ class PlaygroundHook:
 
 
 @dataclass
+class ApiHook:
+    """The deposit API for other bots (webhooks/api.py): present only when api.enabled."""
+
+    clients: Clients
+    deposits: Deposits
+    limiter: RateLimiter
+    version: str = "0.1.0"
+    signatures_required: bool = False  # what /health tells a Worker bot
+    monotonic: Callable[[], float] = time.monotonic
+    wall_clock: Callable[[], float] = time.time
+
+
+@dataclass
 class WebDeps:
     settlement: Settlement
     topups: Topups
@@ -65,6 +82,7 @@ class WebDeps:
     withdrawals: Withdrawals | None = None  # POST /payouts/{provider}/notify
     sandbox_payouts: SandboxPayouts | None = None  # /pay/sandbox/payouts/{id} (development only)
     share: ShareLinks | None = None  # the bot's Telegram username and WhatsApp number, for the trip page's buttons
+    api: ApiHook | None = None  # None: every API route answers 404 (api.enabled = false)
 
 
 

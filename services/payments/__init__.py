@@ -28,6 +28,9 @@ class PaymentRequest:
     notify_url: str
     return_url: str
     expiry_minutes: int
+    # Who pays, when the requester knows (a client bot's deposit may say): passed on where the gateway takes it.
+    email: str | None = None
+    phone: str | None = None
 
 
 @dataclass(frozen=True)

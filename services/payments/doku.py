@@ -86,7 +86,9 @@ class DokuGateway:
             "order": {"amount": request.amount, "invoice_number": request.order_id, "currency": "IDR",
                       "callback_url": request.return_url},
             "payment": {"payment_due_date": request.expiry_minutes},
-            "customer": {"name": (request.customer_name or "Titip")[:50]},
+            "customer": {"name": (request.customer_name or "Titip")[:50],
+                         **({"email": request.email} if request.email else {}),
+                         **({"phone": request.phone} if request.phone else {})},
         }, separators=(",", ":")).encode()
         response = await call_gateway(
             self.name, "create",

@@ -69,7 +69,8 @@ class DuitkuGateway:
             "paymentMethod": self._method,
             "merchantOrderId": request.order_id,
             "productDetails": request.description,
-            "email": "pelanggan@titip.invalid",
+            "email": request.email or "pelanggan@titip.invalid",  # required by Duitku
+            **({"phoneNumber": request.phone} if request.phone else {}),
             "customerVaName": (request.customer_name or "Titip")[:20],
             "callbackUrl": request.notify_url,
             "returnUrl": request.return_url,

@@ -89,7 +89,9 @@ class MidtransGateway:
             "item_details": [
                 {"id": "topup", "price": request.amount, "quantity": 1, "name": request.description[:50]}
             ],
-            "customer_details": {"first_name": request.customer_name[:50] or "Titip"},
+            "customer_details": {"first_name": request.customer_name[:50] or "Titip",
+                                 **({"email": request.email} if request.email else {}),
+                                 **({"phone": request.phone} if request.phone else {})},
             "expiry": {"unit": "minutes", "duration": request.expiry_minutes},
             "callbacks": {"finish": request.return_url},
         }

@@ -45,8 +45,12 @@ class XenditGateway:
             "external_id": request.order_id, "amount": request.amount, "currency": "IDR",
             "description": request.description, "invoice_duration": request.expiry_minutes * 60,
             "success_redirect_url": request.return_url, "failure_redirect_url": request.return_url,
-            "customer": {"given_names": (request.customer_name or "Titip")[:50]},
+            "customer": {"given_names": (request.customer_name or "Titip")[:50],
+                         **({"email": request.email} if request.email else {}),
+                         **({"mobile_number": request.phone} if request.phone else {})},
         }
+        if request.email:
+            body["payer_email"] = request.email
         response = await call_gateway(
             self.name, "create", self._http.post(f"{self._base}/v2/invoices", json=body, headers=self._headers)
         )
