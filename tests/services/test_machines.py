@@ -12,10 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services import broadcast_machine, ledger, order_machine
-from services.kinds import CREDIT_NORMAL, AccountKind, BroadcastStatus, OrderStatus, PaymentStatus
-from services.payment_machine import Event, Funds, PaymentState, transition
+from services.kinds import CREDIT_NORMAL, AccountKind, BroadcastStatus, OrderStatus, PaymentPurpose, PaymentStatus
+from services.payment_machine import Event, Funds, PaymentState, owed_by, transition
 
-USER, BILL = 7, 50_000
+USER, BILL, CLIENT = 7, 50_000, 3
 
 
 class Books:
@@ -40,8 +40,9 @@ class Books:
             if ref.kind in CREDIT_NORMAL or ref.kind is AccountKind.RECEIVABLE:
                 assert amount >= 0, (ref, amount)
 
-    def funds(self) -> Funds:
-        return Funds(self.balance[ledger.wallet(USER)], self.balance[ledger.receivable(USER)])
+    def funds(self, p: PaymentState | None = None) -> Funds:
+        p = p or payment()
+        return Funds(self.balance[p.account], self.balance[owed_by(p)])
 
     def money(self) -> dict[ledger.Ref, int]:
         return {ref: amount for ref, amount in self.balance.items() if amount}
@@ -50,6 +51,15 @@ class Books:
 def payment(status: PaymentStatus = PaymentStatus.CREATED, **changes) -> PaymentState:
     return replace(PaymentState(id=1, order_id="TT1", user_id=USER, gateway="midtrans", amount=BILL,
                                 status=PaymentStatus.CREATED, account=ledger.wallet(USER)), status=status, **changes)
+
+
+def deposit(status: PaymentStatus = PaymentStatus.CREATED, **changes) -> PaymentState:
+    """A client bot's deposit: no Titip user; its money is owed to the client."""
+    return payment(status, user_id=None, purpose=PaymentPurpose.DEPOSIT, account=ledger.client(CLIENT),
+                   receivable=ledger.client_receivable(CLIENT), **changes)
+
+
+KINDS = {"topup": payment, "deposit": deposit}
 
 
 # --- the payment machine: every state × every event --------------------------------------------------------
@@ -84,10 +94,10 @@ TABLE: dict[PaymentStatus, tuple] = {
 }
 
 
-def as_it_would_be(status: PaymentStatus) -> tuple[PaymentState, Books]:
+def as_it_would_be(status: PaymentStatus, kind: str = "topup") -> tuple[PaymentState, Books]:
     """A payment in `status` with the books as reaching that status leaves them."""
     books = Books()
-    base = payment()
+    base = KINDS[kind]()
     paths = {
         PaymentStatus.PAID: ["paid"], PaymentStatus.PARTIALLY_REFUNDED: ["paid", "half_refund"],
         PaymentStatus.HELD: ["paid_other"], PaymentStatus.REFUSED: ["paid_other", "admin_refuse"],
@@ -96,7 +106,7 @@ def as_it_would_be(status: PaymentStatus) -> tuple[PaymentState, Books]:
     }
     events = {**EVENTS, "half_refund": Event("refunded", amount=BILL, refunded_total=BILL // 2)}
     for name in paths.get(status, []):
-        step = transition(base, events[name], books.funds())
+        step = transition(base, events[name], books.funds(base))
         books.post(step.moves)
         base = step.state
     assert base.status is status
@@ -107,18 +117,22 @@ def test_the_table_covers_every_payment_state():
     assert set(TABLE) == set(PaymentStatus)
 
 
+@pytest.mark.parametrize("kind", sorted(KINDS))
 @pytest.mark.parametrize("state", list(PaymentStatus))
 @pytest.mark.parametrize("event", COLUMNS)
-def test_every_payment_state_and_event_moves_as_the_table_says_and_keeps_the_books_whole(state, event):
-    before, books = as_it_would_be(state)
-    step = transition(before, EVENTS[event], books.funds())
+def test_every_payment_state_and_event_moves_as_the_table_says_and_keeps_the_books_whole(state, event, kind):
+    before, books = as_it_would_be(state, kind)
+    step = transition(before, EVENTS[event], books.funds(before))
     expected = TABLE[state][COLUMNS.index(event)]
     assert step.state.status == (expected or state.value)
     if expected is None:
         assert step.moves == () and step.state == before and step.outcome == "no_change"
     books.post(step.moves)  # refuses a negative wallet or a conflicting reference
-    again = transition(step.state, EVENTS[event], books.funds())  # the same event twice changes nothing more
+    again = transition(step.state, EVENTS[event], books.funds(step.state))  # the same event twice: nothing more
     assert again.state == step.state and again.moves == ()
+    if kind == "deposit":  # a deposit's money is the client's: no wallet moves, no chat notice to anyone
+        assert not any(ref.kind is AccountKind.WALLET for ref in books.balance)
+        assert all(n.admins or n.forward for n in step.notices)
 
 
 # --- the payment machine: order and repeats do not matter --------------------------------------------------
@@ -134,20 +148,20 @@ def notifications(draw):
     return ordered
 
 
-def run(events, funds_from: Books | None = None) -> tuple[PaymentState, dict]:
+def run(events, funds_from: Books | None = None, kind: str = "topup") -> tuple[PaymentState, dict]:
     books = funds_from or Books()
-    state = payment()
+    state = KINDS[kind]()
     for event in events:
-        step = transition(state, event, books.funds())
+        step = transition(state, event, books.funds(state))
         books.post(step.moves)
         state = step.state
     return state, books.money()
 
 
-@given(notifications(), st.data())
-def test_duplicated_and_reordered_notifications_end_where_the_ordered_ones_do(ordered, data):
+@given(notifications(), st.data(), st.sampled_from(sorted(KINDS)))
+def test_duplicated_and_reordered_notifications_end_where_the_ordered_ones_do(ordered, data, kind):
     stream = data.draw(st.permutations(ordered + data.draw(st.lists(st.sampled_from(ordered), max_size=6))))
-    assert run(stream) == run(ordered)
+    assert run(stream, kind=kind) == run(ordered, kind=kind)
 
 
 @given(st.lists(st.integers(0, 3), max_size=6), st.booleans())
@@ -174,6 +188,44 @@ def test_a_refund_after_the_money_was_spent_takes_what_is_there_and_books_the_re
     step = transition(nxt, Event("paid", amount=BILL), books.funds())
     books.post(step.moves)
     assert books.balance[ledger.wallet(USER)] == 20_000 and books.balance[ledger.receivable(USER)] == 0
+
+
+def test_a_deposit_is_owed_to_its_client_and_yields_the_event_for_its_server_not_a_chat_notice():
+    books = Books()
+    step = transition(deposit(), Event("paid", amount=BILL), books.funds(deposit()))
+    books.post(step.moves)
+    assert [(m.reference, m.debit, m.credit, m.amount) for m in step.moves] == [
+        ("deposit:1", ledger.gateway("midtrans"), ledger.client(CLIENT), BILL)]
+    assert [(n.template, n.key, n.forward) for n in step.notices] == [("deposit.paid", "paid", True)]
+    failed = transition(deposit(), Event("failed"), books.funds(deposit()))
+    assert [(n.template, n.forward) for n in failed.notices] == [("deposit.failed", True)]
+
+
+def test_a_reversed_deposit_takes_back_what_the_client_holds_books_the_rest_and_tells_admins():
+    books = Books()
+    state, _ = run([Event("paid", amount=BILL)], books, kind="deposit")
+    # The operator paid 30 000 of it over to the client already (`clients settle`).
+    books.post([ledger.Move("client-settle:3:x", ledger.client(CLIENT), ledger.provider("manual"), 30_000,
+                            "client-settle")])
+    step = transition(state, Event("failed", reverses_success=True), books.funds(state))
+    books.post(step.moves)
+    assert step.state.status is PaymentStatus.REVERSED
+    assert books.balance[ledger.client(CLIENT)] == 0 and books.balance[ledger.client_receivable(CLIENT)] == 30_000
+    assert {n.template for n in step.notices} == {"deposit.reversed", "admin_payment_owed"}
+    # The client's next deposit repays what it owes first; its whole amount is still the client's user's.
+    nxt = replace(deposit(), id=2, order_id="TT2")
+    step = transition(nxt, Event("paid", amount=BILL), books.funds(nxt))
+    books.post(step.moves)
+    assert books.balance[ledger.client(CLIENT)] == 20_000 and books.balance[ledger.client_receivable(CLIENT)] == 0
+    assert [n.template for n in step.notices] == ["deposit.paid"]
+
+
+def test_a_reversed_deposit_the_client_could_cover_still_tells_admins():
+    books = Books()
+    state, _ = run([Event("paid", amount=BILL)], books, kind="deposit")
+    step = transition(state, Event("failed", reverses_success=True), books.funds(state))
+    assert {(n.template, n.admins) for n in step.notices} == {("deposit.reversed", False),
+                                                              ("admin_deposit_reversed", True)}
 
 
 # --- orders ------------------------------------------------------------------------------------------------
