@@ -3,7 +3,7 @@ event (services/forwarding.py says what it is and how it is signed); this adapte
 signs it at the moment of sending, POSTs it and maps the answer:
 
     2xx (a Worker bot: 200 {"ok": true})  -> delivered
-    429 / 503 with Retry-After             -> RetryLater(retry_after)
+    429 / 503 with Retry-After             -> RetryLater(retry_after): this client's queue pauses that long
     anything else, a timeout, no answer     -> RetryLater (the outbox backs off, for days, then alerts admins)
 """
 
@@ -62,11 +62,11 @@ class WebhookChannel:
             raise PermanentDeliveryError(str(exc)) from exc
         except (SealBroken, StorageUnavailable) as exc:
             log.error("webhook to client #%s: cannot read its credentials: %s", chat_id, exc)
-            raise RetryLater(f"credentials unreadable: {exc}", chat_only=True) from exc
+            raise RetryLater(f"credentials unreadable: {exc}") from exc
         body = event.body
         if event.format is DepositFormat.WORKER:
             if target.worker_key is None:
-                raise RetryLater("no Worker key for this client", chat_only=True)
+                raise RetryLater("no Worker key for this client")
             headers = worker_headers(target.worker_key, body)
         else:
             # The timestamp is the moment of this attempt (receivers refuse one older than 5 minutes).
@@ -78,14 +78,15 @@ class WebhookChannel:
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
         except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
-            raise RetryLater(f"{type(exc).__name__}: {exc}"[:300], chat_only=True) from exc
+            raise RetryLater(f"{type(exc).__name__}: {exc}"[:300]) from exc
         ok = worker_acknowledged(status, answer) if event.format is DepositFormat.WORKER else 200 <= status < 300
         if ok:
             return SentMessage(provider_message_id=event.id, status=status)
         wait = float(retry_after) if retry_after and retry_after.isdigit() else None
-        # chat_only: only this client backs off; every other client's queue goes on.
+        # The outbox retries it with its own backoff; a Retry-After also pauses this client's queue (chat_only:
+        # this destination alone; every other client's queue goes on).
         raise RetryLater(f"HTTP {status}: {answer[:200].decode(errors='replace')}", wait, status=status,
-                         chat_only=True)
+                         chat_only=wait is not None)
 
     async def close(self) -> None:
         if self._session is not None and not self._session.closed:

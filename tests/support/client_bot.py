@@ -44,6 +44,7 @@ class FakeClientBot(LoopbackServer):
         app.router.add_post("/hook", self._hook)
         app.router.add_post("/internal/deposit-callback", self._worker)
         self._app = app
+        self._released = asyncio.Event()
         super().__init__(app)
 
     async def start(self) -> None:
@@ -53,6 +54,11 @@ class FakeClientBot(LoopbackServer):
         site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        self._released.set()  # hung handlers end now, so the server can close
+        await super().stop()
+        self._released = asyncio.Event()
 
     async def down(self) -> None:
         await self.stop()
@@ -69,7 +75,10 @@ class FakeClientBot(LoopbackServer):
 
     async def _answer(self) -> int:
         if self.hang_s:
-            await asyncio.sleep(self.hang_s)
+            try:  # like a stuck server, until the time is up or the test is over
+                await asyncio.wait_for(self._released.wait(), timeout=self.hang_s)
+            except TimeoutError:
+                pass
         return self.answers.pop(0) if self.answers else 200
 
     async def _hook(self, request: web.Request) -> web.Response:
