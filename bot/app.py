@@ -492,7 +492,8 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
         forwarder = OutboxSender(db, delivery, render_message, clock, signals, poll_interval_s=o.poll_interval_s,
                                  batch_size=max(o.batch_size, 4 * a.forward_in_flight),
                                  per_destination=2 * a.forward_in_flight,
-                                 lease_s=max(o.lease_s, 4 * a.forward_timeout_s), channels=(webhook.channel,),
+                                 # (a POST in flight keeps its claim: leases of held rows are renewed)
+                                 lease_s=o.lease_s, channels=(webhook.channel,),
                                  hears_failures=False, retries=retries, on_give_up=forwarding.give_up_alerts(admins))
     reconciler = Reconciler(db, settlement, clock, concurrency=r.concurrency, grace_hours=r.grace_hours,
                             lease_s=r.lease_s)

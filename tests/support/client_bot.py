@@ -38,6 +38,7 @@ class FakeClientBot(LoopbackServer):
     answers: list[int] = field(default_factory=list)  # scripted statuses for the next deliveries, then 200
     hang_s: float = 0.0
     deliveries: list[Delivery] = field(default_factory=list)
+    started: int = 0  # requests that arrived (a hanging one is counted before it is answered)
 
     def __post_init__(self) -> None:
         app = web.Application()
@@ -82,6 +83,7 @@ class FakeClientBot(LoopbackServer):
         return self.answers.pop(0) if self.answers else 200
 
     async def _hook(self, request: web.Request) -> web.Response:
+        self.started += 1
         body = await request.read()
         verified = False
         if self.webhook_secret is not None:
@@ -97,6 +99,7 @@ class FakeClientBot(LoopbackServer):
     async def _worker(self, request: web.Request) -> web.Response:
         """As the Worker's README bot: Bearer must be the shared secret, and X-Signature the HMAC of
         JSON.stringify(req.body) — the body parsed and written again compactly."""
+        self.started += 1
         body = await request.read()
         secret = self.shared_secret or ""
         try:

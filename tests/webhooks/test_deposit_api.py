@@ -303,3 +303,35 @@ async def test_forwarding_state_is_visible_while_the_clients_server_fails(app, r
     async with app.runtime.db.read() as session:
         row = await session.scalar(select(OutboxMessage).where(OutboxMessage.channel == "webhook"))
     assert row.status == "pending" and row.dedupe_key.endswith("_paid")
+
+
+async def test_a_reversed_deposit_takes_back_what_the_client_is_owed_books_the_rest_and_forwards_it(
+        tmp_path, fresh_db_url, midtrans, receiver):
+    config = {**api_config(), "payments": {"gateways": ["midtrans"], "midtrans": midtrans.config()}}
+    async with AppUnderTest(tmp_path, fresh_db_url, config) as app:
+        creds = await add_client(app, receiver)
+        clients = app.runtime.api.clients
+        assert (await create(app, creds.api_key, deposit_id="big", amount=50_000)).status_code == 201
+        (first,) = list(midtrans.orders)
+        assert (await app.http.post("/payments/midtrans/notify", json=midtrans.settle(first))).status_code == 200
+        assert await clients.settle("shopbot", 30_000, "BCA-1")  # the operator paid most of it over already
+        deny = midtrans.settle(first, "deny", fraud_status=None)
+        assert (await app.http.post("/payments/midtrans/notify", json=deny)).status_code == 200
+        (summary,) = await clients.summaries()
+        assert (summary.owed, summary.receivable) == (0, 30_000)
+        await wait_for(lambda: {d.json["type"] for d in receiver.accepted()} == {"deposit.paid", "deposit.reversed"})
+        reversed_ = next(d for d in receiver.accepted() if d.json["type"] == "deposit.reversed")
+        assert reversed_.json["data"]["status"] == "reversed"
+        assert reversed_.headers["webhook-id"].endswith("_reversed")
+        async with app.runtime.db.read() as session:
+            alerts = (await session.scalars(select(OutboxMessage.template).where(OutboxMessage.chat_id == "999"))).all()
+        assert "admin_payment_owed" in alerts
+        # The client's next deposit repays what it owes first.
+        assert (await create(app, creds.api_key, deposit_id="next", amount=40_000)).status_code == 201
+        second = next(o for o in midtrans.orders if o != first)
+        assert (await app.http.post("/payments/midtrans/notify", json=midtrans.settle(second))).status_code == 200
+        (summary,) = await clients.summaries()
+        assert (summary.owed, summary.receivable) == (10_000, 0)
+        read = (await app.http.get("/api/v1/deposits/big", headers=bearer(creds.api_key))).json()
+        assert read["status"] == "reversed"
+        await assert_books_hold(app.runtime.db)
