@@ -14,16 +14,9 @@ from bot.app import build_clients
 from bot.settings import KNOWN_GATEWAYS, Settings
 from services.clients import summary_json
 from services.clock import SystemClock
-from services.errors import InsufficientFunds, LedgerConflict, NotFound, UserInputError
+from services.errors import InsufficientFunds, LedgerConflict, NotFound, OperatorError
 from storage.db import Database
 from storage.migrate import upgrade
-
-MESSAGES = {
-    "api_secret_key_missing": "set api.secret_key (BOT_API__SECRET_KEY): it seals client secrets at rest",
-    "client_name_invalid": "a client name is 2-40 of a-z 0-9 _ - (starting with a letter or digit)",
-    "client_exists": "a client with that name exists already (use `clients rotate` for new credentials)",
-    "client_settle_invalid": "--amount must be positive and --reference not empty",
-}
 
 
 def add_parser(sub: Any) -> None:
@@ -96,11 +89,9 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
                 recorded = await clients.settle(args.name, args.amount, args.reference)
                 _out({"client": args.name, "amount": args.amount, "reference": args.reference,
                       "recorded": recorded})
-        except UserInputError as exc:
-            if isinstance(exc, InsufficientFunds):
-                return _fail(f"{args.name} is owed only Rp{exc.balance:,}".replace(",", "."))
-            return _fail(MESSAGES.get(exc.key, exc.key))
-        except NotFound as exc:
+        except InsufficientFunds as exc:
+            return _fail(f"{args.name} is owed only Rp{exc.balance:,}".replace(",", "."))
+        except (OperatorError, NotFound) as exc:
             return _fail(str(exc))
         except LedgerConflict as exc:
             return _fail(f"{exc} — that reference was recorded with another amount")

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services import ledger
 from services.clock import Clock
-from services.errors import NotFound, Unauthorized, UserInputError
+from services.errors import NotFound, OperatorError, Unauthorized
 from services.forwarding import EVENT_TYPES, webhook_id
 from services.kinds import AccountKind, Channel
 from services.sealing import Sealer
@@ -128,7 +128,7 @@ class Clients:
 
     def _seal(self) -> Sealer:
         if self._sealer is None:
-            raise UserInputError("api_secret_key_missing")
+            raise OperatorError("set api.secret_key (BOT_API__SECRET_KEY): it seals client secrets at rest")
         return self._sealer
 
     # --- the operator's commands --------------------------------------------------------------------
@@ -139,11 +139,12 @@ class Clients:
         """A new client bot and its first credentials (shown once)."""
         sealer = self._seal()
         if not NAME.fullmatch(name):
-            raise UserInputError("client_name_invalid", name=name)
+            raise OperatorError("a client name is 2-40 of a-z 0-9 _ - (starting with a letter or digit)")
         now = self._clock.now()
         async with self._db.write() as session:
             if await session.scalar(select(Client.id).where(Client.name == name)) is not None:
-                raise UserInputError("client_exists", name=name)
+                raise OperatorError(f"a client named {name} exists already (`clients rotate {name}` gives it new "
+                                    "credentials)")
             client = Client(name=name, callback_url=callback_url, worker=worker, require_signature=require_signature,
                             origins=list(origins), min_amount=min_amount, max_amount=max_amount,
                             gateways=list(gateways) if gateways else None, created_at=now)
@@ -223,7 +224,7 @@ class Clients:
         zero: InsufficientFunds). The reference makes it once: the same again is a no-op (False), the same reference
         with another amount a LedgerConflict."""
         if amount <= 0 or not reference.strip():
-            raise UserInputError("client_settle_invalid")
+            raise OperatorError("--amount must be positive and --reference not empty")
         now = self._clock.now()
         async with self._db.write() as session:
             client = await self._client(session, name)

@@ -20,6 +20,7 @@
     │   ├── NotFound              no such deposit for this client                                -> 404
     │   ├── IdempotencyConflict   a deposit id used before for another amount or user            -> 409
     │   └── RateLimited           over api.rate_per_minute (carries retry_after)                 -> 429
+    ├── OperatorError             an operator's command (python -m bot clients ...) cannot be done -> stderr, exit 1
     ├── LedgerConflict            a transfer reference posted before with other accounts or amount -> admins
     ├── StorageUnavailable        the database cannot be reached            -> 503 / "sistem sedang gangguan"
     └── StorageDataError          the database refused one row's data (too long, out of range): that item fails
@@ -132,6 +133,10 @@ class RateLimited(ClientRequestError):
     def __init__(self, retry_after: int) -> None:
         super().__init__(f"over the rate limit; retry after {retry_after} s")
         self.retry_after = retry_after
+
+
+class OperatorError(TitipError):
+    """The message says what to do (set a setting, pick another name)."""
 
 
 class StorageUnavailable(TitipError):

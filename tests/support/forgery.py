@@ -1,5 +1,5 @@
-"""Forged and garbage requests against every gateway callback, the payout provider's callback and both messenger
-webhooks.
+"""Forged and garbage requests against every gateway callback, the payout provider's callback, both messenger
+webhooks and the deposit API (a signed create, and the Worker-compatible create).
 
 A `Target` is one legitimate, correctly signed request and what its credential covers. `forge` mutates it
 with at least one *breaking* mutation — one that an attacker without the secret makes and that must be
@@ -10,9 +10,10 @@ refused — plus optional cosmetic ones (content type, junk headers, header-name
     alter a header the signature covers (DOKU's Request-Id, timestamp, Client-Id)
     truncate the body (inside the signed part) · oversize it past server.max_body_bytes
 
-Xendit's callback token and Telegram's secret token authenticate the sender, not the body: for them,
-body edits under the real token are the platform's own words, so only the token mutations (and
-truncation/oversize) count as forgeries.
+Xendit's callback token, Telegram's secret token and a Worker client's Bearer key authenticate the sender, not
+the body: for them, body edits under the real token are the sender's own words, so only the token mutations
+(and truncation/oversize) count as forgeries. The signed API create binds its body, its key, its timestamp and
+its nonce (the nonce is only spent by a request whose signature holds, so forgeries never spend it).
 
 Requests go out over a raw socket so that bytes no HTTP client would send (control characters in header
 values) reach the server. `choose(lo, hi)` is where randomness comes from: hypothesis in tests
@@ -237,6 +238,7 @@ async def send(host: str, port: int, request: Request, timeout: float = 10.0) ->
 
 
 VICTIM = "9000"  # the user whose pending payments the forgeries try to credit
+API_SECRET = "forgery-api-secret-0123456789abcdef"
 PAYEE = "forgery.tina"  # the jastiper whose withdrawal the forgeries try to complete or fail
 
 
@@ -269,12 +271,17 @@ class ForgeryWorld:
                          "api_base_url": self.bot.base_url},
             "whatsapp": self.graph.config(),
             "payouts": {"provider": "midtrans", "midtrans": self.iris.config(), "new_account_hold_hours": 0},
+            # A high rate: a truncated body under a valid key is counted, and must not make the last request 429.
+            "api": {"enabled": True, "secret_key": API_SECRET, "rate_per_minute": 10_000_000},
         }
         self.app = AppUnderTest(self._tmp, self._url, config)
         await self.app.start()
         self.max_body_bytes = self.app.settings.server.max_body_bytes
         self.orders = {name: await self._payment(name) for name in self.GATEWAYS}
         self.payout_id, self.payout_ref = await self._payout()
+        clients = self.app.runtime.api.clients
+        self.signer = await clients.add("forgery-api", "http://127.0.0.1:9/hook", require_signature=True)
+        self.worker = await clients.add("forgery-worker", "http://127.0.0.1:9/cb", worker=True)
         self.baseline = await self._state()
         self.targets = {t.name: t for t in self._targets()}
         return self
@@ -304,11 +311,12 @@ class ForgeryWorld:
     async def _state(self) -> dict[str, object]:
         from sqlalchemy import func, select
 
-        from storage.models import Payout, Transfer
+        from storage.models import Deposit, Payout, Transfer
 
         async with self.app.runtime.db.read() as session:
             return {"transfers": await session.scalar(select(func.count()).select_from(Transfer)),
-                    "payouts": sorted((await session.execute(select(Payout.id, Payout.status))).all())}
+                    "payouts": sorted((await session.execute(select(Payout.id, Payout.status))).all()),
+                    "deposits": await session.scalar(select(func.count()).select_from(Deposit))}
 
     async def __aexit__(self, *exc: object) -> None:
         await self.app.stop()
@@ -376,7 +384,34 @@ class ForgeryWorld:
         raw, headers = signed(text_update("6281234500000", "SALDO", "wamid.forgery1"))
         made.append(Target("whatsapp", "/whatsapp/webhook", raw, headers, credential_header="X-Hub-Signature-256",
                            fields={"text": rb'"body": "([^"]*)"', "from": rb'"from": "([^"]*)"'}))
+        made += [self._api_target(), self._worker_target()]
         return made
+
+    def _api_target(self) -> Target:
+        """A signed create for a client that must sign: fresh timestamp and nonce each time it is built."""
+        import json as _json
+        import secrets
+        import time
+
+        from services.clients import request_signature
+
+        body = _json.dumps({"deposit_id": "forged-1", "user_ref": "victim", "amount": 60_000}).encode()
+        timestamp, nonce = str(int(time.time())), secrets.token_hex(12)
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {self.signer.api_key}",
+                   "X-Timestamp": timestamp, "X-Nonce": nonce,
+                   "X-Signature": request_signature(self.signer.signing_secret, timestamp, nonce, body)}
+        return Target("api-deposit", "/api/v1/deposits", body, headers, credential_header="X-Signature",
+                      fields={"amount": rb'"amount": (\d+)', "user": rb'"user_ref": "([^"]*)"',
+                              "deposit": rb'"deposit_id": "([^"]*)"'},
+                      bound_headers=("Authorization", "X-Timestamp", "X-Nonce"))
+
+    def _worker_target(self) -> Target:
+        import json as _json
+
+        body = _json.dumps({"userId": "victim", "amount": 60_000, "productDetails": "forged"}).encode()
+        return Target("worker-deposit", "/deposit/create", body,
+                      {"Content-Type": "application/json", "Authorization": f"Bearer {self.worker.api_key}"},
+                      credential_header="Authorization", binds_body=False)
 
     async def send(self, request: Request) -> int:
         return await send("127.0.0.1", self.app.port, request)
@@ -407,5 +442,5 @@ class ForgeryWorld:
         return problems
 
     def legitimate(self, name: str) -> Request:
-        target = self.targets[name]
+        target = self._api_target() if name == "api-deposit" else self.targets[name]  # (a nonce is good once)
         return Request(target.path, [(k, v.encode()) for k, v in target.headers.items()], target.body, ())

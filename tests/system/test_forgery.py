@@ -1,5 +1,5 @@
-"""Forged and garbage requests (tests/forgery.py) against every gateway callback, the payout provider's callback
-and both messenger webhooks:
+"""Forged and garbage requests (tests/forgery.py) against every gateway callback, the payout provider's callback,
+both messenger webhooks and the deposit API's creates:
 none is accepted, none gets a 5xx, nothing changes — and afterwards the untouched legitimate request works,
 so each forgery really was one edit away from being accepted."""
 
@@ -12,11 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from storage.models import Payment
+from storage.models import Deposit, Payment
 from tests.support.forgery import ForgeryWorld, forge
 from tests.support.waiting import wait_for
 
-TARGETS = ["midtrans", "duitku", "doku", "xendit", "sandbox", "payout-midtrans", "telegram", "whatsapp"]
+TARGETS = ["midtrans", "duitku", "doku", "xendit", "sandbox", "payout-midtrans", "telegram", "whatsapp", "api-deposit",
+           "worker-deposit"]
 EXAMPLES = 60
 
 
@@ -44,7 +45,7 @@ def test_no_forged_or_garbage_request_is_accepted_and_none_gets_a_5xx(tmp_path, 
         assert loop.run_until_complete(world.nothing_happened()) == []
 
         # The untouched request is accepted: the forgeries were near-misses, not noise.
-        assert loop.run_until_complete(world.send(world.legitimate(name))) == 200
+        assert loop.run_until_complete(world.send(world.legitimate(name))) == (201 if name == "api-deposit" else 200)
         loop.run_until_complete(_legitimate_effect(world, name))
     finally:
         loop.run_until_complete(world.__aexit__(None, None, None))
@@ -58,6 +59,9 @@ async def _legitimate_effect(world: ForgeryWorld, name: str) -> None:
         assert status == "paid"
     elif name == "payout-midtrans":
         assert (await world.app.runtime.services.withdrawals.describe(world.payout_id)).status == "completed"
+    elif name in ("api-deposit", "worker-deposit"):
+        async with world.app.runtime.db.read() as session:
+            assert (await session.scalars(select(Deposit.user_ref))).all() == ["victim"]
     elif name == "telegram":
         await wait_for(lambda: world.bot.texts_to(4242))
     else:
