@@ -35,6 +35,7 @@ from services.clock import Clock
 from services.errors import NotFound, OperatorError, Unauthorized
 from services.forwarding import EVENT_TYPES, webhook_id
 from services.kinds import AccountKind, Channel
+from services.outbox import send_again
 from services.sealing import Sealer
 from storage.db import Database
 from storage.models import Account, ApiNonce, Client, ClientKey, Deposit, OutboxMessage, Payment
@@ -243,14 +244,9 @@ class Clients:
                                                                 Deposit.deposit_id == deposit_id))
             if row is None:
                 raise NotFound(f"client {name} has no deposit {deposit_id!r}")
-            ids = [webhook_id(row, event) for event in EVENT_TYPES]
-            result = await session.execute(
-                update(OutboxMessage).where(OutboxMessage.channel == Channel.WEBHOOK.value,
-                                            OutboxMessage.dedupe_key.in_(ids))
-                # A fresh start: its 3 days of retries count from now.
-                .values(status="pending", attempts=0, next_attempt_at=now, lease_until=None, created_at=now,
-                        last_error=None))
-        return rows_changed(result)
+            # A fresh start: its 3 days of retries count from now.
+            return await send_again(session, Channel.WEBHOOK.value,
+                                    [webhook_id(row, event) for event in EVENT_TYPES], now)
 
     # --- requests from client bots ------------------------------------------------------------------
 

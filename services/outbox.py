@@ -35,7 +35,7 @@ from services.metrics import Metrics
 from services.signals import Signals
 from storage.db import Database
 from storage.models import OutboxMessage, User
-from storage.queries import insert_ignore, insert_or_skip
+from storage.queries import insert_ignore, insert_or_skip, rows_changed
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,14 @@ async def enqueue_many(session: AsyncSession, rows: list[dict[str, Any]], *, now
     if rows:
         await session.execute(insert(OutboxMessage.__table__), [
             notice_row(**row, now=now, priority=priority) for row in rows])
+
+
+async def send_again(session: AsyncSession, channel: str, dedupe_keys: Sequence[str], now: datetime) -> int:
+    """Queue these messages again from now (delivered or given up; their retries start over); how many."""
+    result = await session.execute(
+        update(OutboxMessage).where(OutboxMessage.channel == channel, OutboxMessage.dedupe_key.in_(list(dedupe_keys)))
+        .values(status="pending", attempts=0, next_attempt_at=now, lease_until=None, created_at=now, last_error=None))
+    return rows_changed(result)
 
 
 @dataclass(frozen=True)
@@ -162,6 +170,8 @@ class OutboxSender:
         retries: Retries | None = None,
         on_give_up: GiveUpAlert | None = None,
         hears_failures: bool = True,
+        ordered: bool = True,
+        record_window_s: float = 0.0,
     ) -> None:
         self._metrics = metrics
         self._only = list(channels) if channels is not None else None  # None: every channel of `delivery`
@@ -175,6 +185,12 @@ class OutboxSender:
         self._lease = timedelta(seconds=lease_s)
         self._batch = batch_size
         self._per_destination = per_destination
+        # ordered: a destination with a row in flight anywhere gets no more until it is done (a chat's notices
+        # keep their order). Otherwise (client bots' webhooks, whose order does not matter) up to
+        # per_destination rows of each are in flight here at once, claimed as earlier ones finish.
+        self._ordered = ordered
+        # Results are recorded in one transaction per window (each durable commit is an fsync on SQLite).
+        self._record_window = record_window_s
         self._windows = windows or {}
         # Told after broadcast messages' results are recorded (their charges are settled promptly).
         self._broadcast_recorded = signals.broadcast_recorded
@@ -239,6 +255,8 @@ class OutboxSender:
     async def _record_forever(self) -> None:
         while True:
             batch = [await self._results.get()]
+            if self._record_window:
+                await asyncio.sleep(self._record_window)
             while len(batch) < 500:
                 try:
                     batch.append(self._results.get_nowait())
@@ -308,7 +326,9 @@ class OutboxSender:
             busy.c.lease_until >= now))
         priority = o.c.priority <= Priority.NOTICE if notices else o.c.priority > Priority.NOTICE
         due = [o.c.status == "pending", o.c.next_attempt_at <= now, o.c.channel.in_(channels), priority,
-               or_(o.c.lease_until.is_(None), o.c.lease_until < now), ~in_flight_there]
+               or_(o.c.lease_until.is_(None), o.c.lease_until < now)]
+        if self._ordered:
+            due.append(~in_flight_there)
         if self._held:
             due.append(o.c.id.not_in(list(self._held)))
         ranked = (select(o.c.id, o.c.priority,
@@ -329,6 +349,8 @@ class OutboxSender:
                 .order_by(OutboxMessage.priority, OutboxMessage.id)
                 .with_for_update(skip_locked=True, of=OutboxMessage.__table__)
             )).all()
+            if not self._ordered:
+                rows = self._within_room(rows)
             if not rows:
                 return []
             ids = [r.id for r, _ in rows]
@@ -339,6 +361,19 @@ class OutboxSender:
         for row in claimed:
             self._held[row.id] = row
         return claimed
+
+    def _within_room(self, rows: Sequence[Any]) -> list[Any]:
+        """Unordered destinations: no more than per_destination rows of each in flight here at once."""
+        held: dict[tuple[str, str], int] = {}
+        for row in self._held.values():
+            held[(row.channel, row.chat_id)] = held.get((row.channel, row.chat_id), 0) + 1
+        kept = []
+        for row in rows:
+            where = (row[0].channel, row[0].chat_id)
+            if held.get(where, 0) < self._per_destination:
+                held[where] = held.get(where, 0) + 1
+                kept.append(row)
+        return kept
 
     async def _deliver(self, row: _Claimed) -> _Result:
         try:
