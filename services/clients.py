@@ -22,6 +22,7 @@ import hmac
 import logging
 import re
 import secrets
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -62,6 +63,17 @@ class ClientView:
     max_amount: int | None
     gateways: tuple[str, ...] | None
     disabled: bool
+
+
+@dataclass(frozen=True)
+class _Key:
+    row_id: int
+    client: ClientView
+    key_hash: str | None
+    key_sealed: str | None
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    signing: tuple[tuple[str, datetime | None], ...]  # every generation's sealed signing secret and its expiry
 
 
 @dataclass(frozen=True)
@@ -119,13 +131,16 @@ def request_signature(signing_secret: str, timestamp: str, nonce: str, raw_body:
 
 class Clients:
     def __init__(self, db: Database, clock: Clock, sealer: Sealer | None, *, rotation_grace_hours: float = 24.0,
-                 skew_s: float = 300.0, nonce_window_s: float = 600.0) -> None:
+                 skew_s: float = 300.0, nonce_window_s: float = 600.0, cache_s: float = 1.0) -> None:
         self._db = db
         self._clock = clock
         self._sealer = sealer
         self._grace = timedelta(hours=rotation_grace_hours)
         self._skew = skew_s
         self._nonce_window = timedelta(seconds=nonce_window_s)
+        self._cache_s = cache_s
+        self._keys: dict[str, tuple[float, _Key]] = {}  # key id -> (read at, monotonic; the key)
+        self._used: dict[int, datetime] = {}  # key row -> when this process last recorded its use
 
     def _seal(self) -> Sealer:
         if self._sealer is None:
@@ -185,6 +200,7 @@ class Clients:
                 ClientKey.client_id == client.id, or_(ClientKey.expires_at.is_(None), ClientKey.expires_at > until))
                 .values(expires_at=until))
             credentials = await self._new_key(session, sealer, client, now)
+        self._keys.clear()
         log.info("client %s: credentials rotated; the previous ones expire at %s", name, now + self._grace)
         return credentials
 
@@ -195,6 +211,7 @@ class Clients:
             client = await self._client(session, name)
             changed = rows_changed(await session.execute(update(Client).where(
                 Client.id == client.id, Client.disabled_at.is_(None)).values(disabled_at=self._clock.now())))
+        self._keys.clear()
         return changed == 1
 
     async def summaries(self) -> list[ClientSummary]:
@@ -258,30 +275,25 @@ class Clients:
         if match is None:
             raise Unauthorized("missing or malformed API key")
         now = self._clock.now()
-        async with self._db.read() as session:
-            row = (await session.execute(
-                select(ClientKey, Client).join(Client, Client.id == ClientKey.client_id)
-                .where(ClientKey.key_id == match.group(1)))).first()
-            if row is None:
-                raise Unauthorized("unknown API key")
-            found, client = row
-            if found.expires_at is not None and found.expires_at <= now:
-                raise Unauthorized("expired API key")
-            if not self._same_key(found, key):
-                raise Unauthorized("wrong API key")
-            if creating and client.disabled_at is not None:
-                raise Unauthorized("client disabled")
-            view = _view(client)
-            signed = any(h in headers for h in ("X-Timestamp", "X-Nonce", "X-Signature"))
-            if client.require_signature and not signed:
-                raise Unauthorized("this client must sign its requests")
-            if signed:
-                secrets_now = [self._seal().open(s) for s in (await session.scalars(
-                    select(ClientKey.signing_secret_sealed).where(
-                        ClientKey.client_id == client.id,
-                        or_(ClientKey.expires_at.is_(None), ClientKey.expires_at > now)))).all()]
-                nonce = self._check_signature(secrets_now, headers, raw_body, now)
-            stale_use = found.last_used_at is None or found.last_used_at < now - timedelta(minutes=1)
+        found = await self._key(match.group(1), now)
+        if found is None:
+            raise Unauthorized("unknown API key")
+        if found.expires_at is not None and found.expires_at <= now:
+            raise Unauthorized("expired API key")
+        if not self._same_key(found, key):
+            raise Unauthorized("wrong API key")
+        view = found.client
+        if creating and view.disabled:
+            raise Unauthorized("client disabled")
+        signed = any(h in headers for h in ("X-Timestamp", "X-Nonce", "X-Signature"))
+        if view.require_signature and not signed:
+            raise Unauthorized("this client must sign its requests")
+        nonce = ""
+        if signed:
+            valid = [sealed for sealed, until in found.signing if until is None or until > now]
+            nonce = self._check_signature([self._seal().open(s) for s in valid], headers, raw_body, now)
+        used = self._used.get(found.row_id, found.last_used_at)
+        stale_use = used is None or used < now - timedelta(minutes=1)
         if signed or stale_use:
             async with self._db.write() as session:
                 if signed and (await session.execute(insert_ignore(session, ApiNonce.__table__, {
@@ -289,10 +301,36 @@ class Clients:
                         ).scalar_one_or_none() is None:
                     raise Unauthorized("nonce used before")
                 if stale_use:  # which key a Worker client uses now is the one we forward with
-                    await session.execute(update(ClientKey).where(ClientKey.id == found.id).values(last_used_at=now))
+                    await session.execute(update(ClientKey).where(ClientKey.id == found.row_id)
+                                          .values(last_used_at=now))
+            self._used[found.row_id] = now
         return view
 
-    def _same_key(self, found: ClientKey, key: str) -> bool:
+    async def _key(self, key_id: str, now: datetime) -> _Key | None:
+        """A key and its client as the database has them, read at most once per `cache_s` per process (a busy
+        client would otherwise cost a read transaction per request): a disable or rotation by another process
+        takes effect within that long; in this one, at once."""
+        cached = self._keys.get(key_id)
+        if cached is not None and time.monotonic() - cached[0] < self._cache_s:
+            return cached[1]
+        async with self._db.read() as session:
+            row = (await session.execute(
+                select(ClientKey, Client).join(Client, Client.id == ClientKey.client_id)
+                .where(ClientKey.key_id == key_id))).first()
+            if row is None:
+                return None
+            found, client = row
+            signing = tuple((sealed, until) for sealed, until in (await session.execute(
+                select(ClientKey.signing_secret_sealed, ClientKey.expires_at)
+                .where(ClientKey.client_id == client.id))).all())
+        key = _Key(found.id, _view(client), found.key_hash, found.key_sealed, found.expires_at, found.last_used_at,
+                   signing)
+        if len(self._keys) > 10_000:
+            self._keys.clear()
+        self._keys[key_id] = (time.monotonic(), key)
+        return key
+
+    def _same_key(self, found: _Key, key: str) -> bool:
         if found.key_hash is not None:
             return hmac.compare_digest(found.key_hash, _hash(key))
         return found.key_sealed is not None and hmac.compare_digest(self._seal().open(found.key_sealed).encode(),

@@ -22,9 +22,9 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services import ledger
@@ -45,7 +45,7 @@ from services.payments import PaymentGateway, PaymentRequest
 from services.topups import new_order_id
 from storage.db import Database
 from storage.models import Deposit, OutboxMessage, Payment
-from storage.queries import insert_ignore
+from storage.queries import insert_or_skip, pairs_in
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +132,15 @@ class _Attempt:
 
 @dataclass(frozen=True)
 class _Mark:
+    """An attempt's outcome: pending with its link, or failed with why."""
+
     order_id: str
-    values: dict[str, Any]
+    status: PaymentStatus
+    payment_url: str | None = None
+    gateway_ref: str | None = None
+    qr_string: str | None = None
+    expires_at: datetime | None = None
+    flag_reason: str | None = None
 
 
 _Write = _Open | _Attempt | _Mark
@@ -222,51 +229,76 @@ class Deposits:
                 failures.append(reason)
                 log.warning("deposit %s (client #%d): gateway %s failed (%s)", deposit_id, client.id, gateway.name,
                             reason)
-                await self.batcher.submit(_Mark(order_id, {"status": PaymentStatus.FAILED.value,
-                                                           "flag_reason": f"create failed: {reason}"[:500]}))
+                await self.batcher.submit(_Mark(order_id, PaymentStatus.FAILED,
+                                                flag_reason=f"create failed: {reason}"[:500]))
                 continue
             expires = created.expires_at or expires
-            await self.batcher.submit(_Mark(order_id, {
-                "status": PaymentStatus.PENDING.value, "payment_url": created.payment_url,
-                "gateway_ref": created.gateway_ref, "qr_string": created.qr_string, "expires_at": expires}))
+            await self.batcher.submit(_Mark(order_id, PaymentStatus.PENDING, created.payment_url, created.gateway_ref,
+                                            created.qr_string, expires))
             return DepositView(deposit_id, request.user_ref, request.amount, "pending", PaymentStatus.PENDING,
                                order_id, now, created.payment_url, created.qr_string, expires,
                                gateway_reference=created.gateway_ref, created=True)
         raise AllGatewaysFailed(failures)
 
     async def _write_batch(self, session: AsyncSession, items: Sequence[_Write]) -> list[Any]:
+        """A batch in three set-based statements: the new deposits (one multi-row INSERT … ON CONFLICT DO NOTHING
+        RETURNING: the rows it returns are the new ones), their payments and next attempts (one executemany),
+        and the attempts' outcomes (one executemany UPDATE, guarded by status = created)."""
         now = self._clock.now()
-        results: list[Any] = []
-        for item in items:
-            if isinstance(item, _Mark):
-                await session.execute(update(Payment).where(
-                    Payment.order_id == item.order_id, Payment.status == PaymentStatus.CREATED.value)
-                    .values(updated_at=now, **item.values))
-                results.append(None)
-                continue
-            account = await self._account_id(session, item.client_id, now)
+        results: list[Any] = [None] * len(items)
+        opens = [(i, item) for i, item in enumerate(items) if isinstance(item, _Open)]
+        new: dict[tuple[int, str], int] = {}
+        if opens:
+            table = Deposit.__table__
+            rows = [{"client_id": it.client_id, "deposit_id": it.deposit_id, "user_ref": it.request.user_ref,
+                     "amount": it.request.amount, "description": it.request.description,
+                     "format": it.request.format.value, "created_at": now,
+                     "customer": {k: v for k, v in (("email", it.request.email), ("phone", it.request.phone)) if v}}
+                    for _, it in opens]
+            inserted = await session.execute(insert_or_skip(session, table, ["client_id", "deposit_id"]).values(rows)
+                                              .returning(table.c.id, table.c.client_id, table.c.deposit_id))
+            new = {(client, deposit): row for row, client, deposit in inserted.all()}
+        payments: list[dict[str, Any]] = []
+        taken: set[tuple[int, str]] = set()
+        again: list[tuple[int, tuple[int, str]]] = []
+        for i, item in enumerate(items):
             if isinstance(item, _Open):
-                r = item.request
-                inserted = cast(int | None, (await session.execute(insert_ignore(session, Deposit.__table__, {
-                    "client_id": item.client_id, "deposit_id": item.deposit_id, "user_ref": r.user_ref,
-                    "amount": r.amount, "description": r.description, "format": r.format.value, "created_at": now,
-                    "customer": {k: v for k, v in (("email", r.email), ("phone", r.phone)) if v}},
-                    ["client_id", "deposit_id"]))).scalar_one_or_none())
-                if inserted is None:  # used before: that deposit stands
-                    found = await session.scalar(select(Deposit.id).where(Deposit.client_id == item.client_id,
-                                                                          Deposit.deposit_id == item.deposit_id))
-                    results.append((found, False))
-                    continue
-                amount, deposit_row = r.amount, inserted
-                results.append((deposit_row, True))
-            else:
-                amount, deposit_row = item.amount, item.deposit_row
-                results.append(None)
-            await session.execute(Payment.__table__.insert().values(
-                order_id=item.order_id, user_id=None, deposit_id=deposit_row, gateway=item.gateway, amount=amount,
-                status=PaymentStatus.CREATED.value, purpose=PaymentPurpose.DEPOSIT.value, account_id=account,
-                refunded_amount=0, created_at=now, updated_at=now, expires_at=item.expires_at))
+                key = (item.client_id, item.deposit_id)
+                if key in new and key not in taken:  # (the same id twice in one batch: the first is new)
+                    taken.add(key)
+                    results[i] = (new[key], True)
+                    payments.append(await self._payment_row(session, item, new[key], item.request.amount, now))
+                else:
+                    again.append((i, key))
+            elif isinstance(item, _Attempt):
+                payments.append(await self._payment_row(session, item, item.deposit_row, item.amount, now))
+        if again:  # used before: those deposits stand
+            found = dict(((client, deposit), row) for row, client, deposit in (await session.execute(
+                select(Deposit.id, Deposit.client_id, Deposit.deposit_id).where(
+                    pairs_in(Deposit.client_id, Deposit.deposit_id, [key for _, key in again])))).all())
+            for i, key in again:
+                results[i] = (found[key], False)
+        if payments:
+            await session.execute(Payment.__table__.insert(), payments)
+        marks = [item for item in items if isinstance(item, _Mark)]
+        if marks:
+            table = Payment.__table__
+            await session.execute(
+                update(table).where(table.c.order_id == bindparam("oid"),
+                                    table.c.status == PaymentStatus.CREATED.value)
+                .values(status=bindparam("to"), payment_url=bindparam("url"), gateway_ref=bindparam("ref"),
+                        qr_string=bindparam("qr"), flag_reason=bindparam("flag"), updated_at=now,
+                        expires_at=func.coalesce(bindparam("expires"), table.c.expires_at)),
+                [{"oid": m.order_id, "to": m.status.value, "url": m.payment_url, "ref": m.gateway_ref,
+                  "qr": m.qr_string, "flag": m.flag_reason, "expires": m.expires_at} for m in marks])
         return results
+
+    async def _payment_row(self, session: AsyncSession, item: _Open | _Attempt, deposit_row: int, amount: int,
+                           now: datetime) -> dict[str, Any]:
+        return {"order_id": item.order_id, "user_id": None, "deposit_id": deposit_row, "gateway": item.gateway,
+                "amount": amount, "status": PaymentStatus.CREATED.value, "purpose": PaymentPurpose.DEPOSIT.value,
+                "account_id": await self._account_id(session, item.client_id, now), "refunded_amount": 0,
+                "created_at": now, "updated_at": now, "expires_at": item.expires_at}
 
     async def _account_id(self, session: AsyncSession, client_id: int, now: datetime) -> int:
         if client_id not in self._accounts:
