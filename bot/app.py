@@ -490,8 +490,11 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
                              parallel=256)
         retries = Retries(max_attempts=None, max_age=timedelta(days=a.forward_days), cap_s=3600.0)
         forwarder = OutboxSender(db, delivery, render_message, clock, signals, poll_interval_s=o.poll_interval_s,
-                                 batch_size=max(o.batch_size, 4 * a.forward_in_flight),
-                                 per_destination=2 * a.forward_in_flight,
+                                 # Each client: a deep queue (16 × what it has in flight) keeps its lane busy while
+                                 # claims and records go on; the batch takes 16 such clients stuck at once before
+                                 # one more waits for room.
+                                 batch_size=max(o.batch_size, 256 * a.forward_in_flight),
+                                 per_destination=16 * a.forward_in_flight,
                                  # (a POST in flight keeps its claim: leases of held rows are renewed)
                                  lease_s=o.lease_s, channels=(webhook.channel,),
                                  hears_failures=False, retries=retries, on_give_up=forwarding.give_up_alerts(admins),

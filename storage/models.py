@@ -249,7 +249,7 @@ class OutboxMessage(Base):
     __table_args__ = (
         Index("ix_outbox_due", "status", "next_attempt_at"),
         Index("ix_outbox_provider_message", "channel", "provider_message_id"),
-        Index("ix_outbox_destination", "channel", "chat_id", "status"),
+        Index("ix_outbox_destination", "channel", "chat_id", "status", "lease_until"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -1,7 +1,7 @@
 """Titip as the payment backend of other bots: client bots, their keys, their deposits, the nonces their signed
 requests used; a deposit is a payment with purpose `deposit` and no Titip user (its money is owed to the client
 bot, never to a wallet), which the database enforces; the outbox remembers the HTTP status of a forward's last
-attempt.
+attempt, and finds a destination's row in flight with one index seek.
 
 Revision ID: 0011
 Revises: 0010
@@ -84,9 +84,15 @@ def upgrade() -> None:
             "(purpose <> 'deposit' AND user_id IS NOT NULL AND deposit_id IS NULL)")
     with op.batch_alter_table("outbox") as batch:
         batch.add_column(sa.Column("last_status", sa.SmallInteger))
+    # "Does this destination have a row in flight?" is asked for every due row of a claim: with the lease in the
+    # index it is one seek, not a scan of that destination's backlog (10,000 queued for one client: 17 s a claim).
+    op.drop_index("ix_outbox_destination", table_name="outbox")
+    op.create_index("ix_outbox_destination", "outbox", ["channel", "chat_id", "status", "lease_until"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_outbox_destination", table_name="outbox")
+    op.create_index("ix_outbox_destination", "outbox", ["channel", "chat_id", "status"])
     with op.batch_alter_table("outbox") as batch:
         batch.drop_column("last_status")
     if op.get_bind().execute(sa.text("SELECT 1 FROM payments WHERE purpose = 'deposit' LIMIT 1")).first():
