@@ -5,8 +5,9 @@
 Runs bench/callbacks.py (SQLite; PostgreSQL with 1 and 2 processes; ceilings: bare aiohttp endpoint and the
 database's commit loop), bench/inbound.py (both channels, SQLite), bench/broadcast.py (platform limits on
 and off), bench/fairness.py (a quiet user's reply latency while another floods, next to the same user
-alone), bench/forgery.py (10,000 forged requests per target) and bench/crash.py (200 kill -9 rounds per
-database). --quick shrinks every run (a smoke test of the harness, not figures to quote).
+alone), bench/deposits.py (deposit API creates/s and forwards/s next to bare endpoints), bench/forgery.py
+(10,000 forged requests per target) and bench/crash.py (200 kill -9 rounds per database). --quick shrinks
+every run (a smoke test of the harness, not figures to quote).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def main() -> int:
     report["inbound"], _ = run("inbound.py", *(["--updates", "500"] if q else []))
     report["broadcast"], _ = run("broadcast.py", *(["--recipients", "100"] if q else []))
     report["fairness"], _ = run("fairness.py", *(["--quick"] if q else []))
+    report["deposits"], _ = run("deposits.py", *(["--creates", "500", "--forwards", "1000"] if q else []))
     report["forgery"], _ = run("forgery.py", "--per-target", "200" if q else "10000")
     report["crash"], _ = run("crash.py", "--rounds", "2" if q else str(args.crash_rounds))
 
@@ -93,6 +95,15 @@ def main() -> int:
                      f"{flooded['p50_ms']} / {flooded['p99_ms']} ms",
                      f"alone: {alone['p50_ms']} / {alone['p99_ms']} ms",
                      "-", mark(flooded["p99_ms"] <= alone["p99_ms"] + 1000)))
+    d = report["deposits"]
+    rows.append((f"deposits created/s through the sandbox gateway ({d['database']})",
+                 f"{d['creates']['per_second']:,.0f}", f"bare endpoint {d['bare_creates']['per_second']:,.0f}",
+                 f"{d['creates']['per_second'] / d['bare_creates']['per_second']:.0%}",
+                 mark(d["creates"]["per_second"] >= 500 and d["exact"])))
+    rows.append((f"deposit events forwarded/s to a receiver process ({d['database']})",
+                 f"{d['forwards']['per_second']:,.0f}", f"receiver alone {d['bare_forwards']['per_second']:,.0f}",
+                 f"{d['forwards']['per_second'] / d['bare_forwards']['per_second']:.0%}",
+                 mark(d["forwards"]["per_second"] >= 1000 and d["exact"])))
     forged = report["forgery"]["targets"]
     total = sum(t["requests"] for t in forged.values())
     accepted = sum(t["accepted"] for t in forged.values())
