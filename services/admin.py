@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services import books, ledger
@@ -35,7 +35,19 @@ from services.payout_machine import NEEDS_ADMIN
 from services.settlement import Settlement
 from services.wallet import UserView, user_views
 from storage.db import Database
-from storage.models import Account, AdminAction, Approval, Order, OutboxMessage, Payment, Payout, Transfer, User
+from storage.models import (
+    Account,
+    AdminAction,
+    Approval,
+    Client,
+    Deposit,
+    Order,
+    OutboxMessage,
+    Payment,
+    Payout,
+    Transfer,
+    User,
+)
 from storage.queries import rows_changed
 
 log = logging.getLogger(__name__)
@@ -192,17 +204,17 @@ class Admins:
         """Payments an admin must decide (held, refused) first, then flagged ones; oldest first."""
         async with self._db.read() as session:
             rows = (await session.execute(
-                select(Payment, User).join(User, User.id == Payment.user_id)
+                _cases()
                 .where(or_(Payment.status.in_([s.value for s in ATTENTION]), Payment.flag_reason.is_not(None)))
                 .order_by(Payment.status.in_([s.value for s in ATTENTION]).desc(), Payment.id)
                 .limit(limit))).all()
-        return [_case(p, u) for p, u in rows]
+        return [_case(p, u, client, ref) for p, u, client, ref in rows]
 
     async def payment(self, order_id: str) -> PaymentCase | None:
         async with self._db.read() as session:
-            row = (await session.execute(select(Payment, User).join(User, User.id == Payment.user_id)
+            row = (await session.execute(_cases()
                                          .where(Payment.order_id == order_id))).first()
-        return None if row is None else _case(*row)
+        return None if row is None else _case(row[0], row[1], row[2], row[3])
 
     # --- held payments -------------------------------------------------------------------------------
 
@@ -482,8 +494,17 @@ class Admins:
                                 reason=reason, created_at=now))
 
 
-def _case(p: Payment, u: User) -> PaymentCase:
-    name = u.display_name or (f"@{u.username}" if u.username else "")
-    payer = f"{name} ({who(u)})" if name else who(u)
+def _cases() -> Select[Payment, User, str, str]:
+    """Payments with who paid: a Titip user, or (a deposit) a client bot's user."""
+    return (select(Payment, User, Client.name, Deposit.user_ref).outerjoin(User, User.id == Payment.user_id)
+            .outerjoin(Deposit, Deposit.id == Payment.deposit_id).outerjoin(Client, Client.id == Deposit.client_id))
+
+
+def _case(p: Payment, u: User | None, client: str | None = None, user_ref: str | None = None) -> PaymentCase:
+    if u is None:  # a deposit: the client bot's own user, named as that bot names them
+        payer = f"bot {client} ({user_ref})"
+    else:
+        name = u.display_name or (f"@{u.username}" if u.username else "")
+        payer = f"{name} ({who(u)})" if name else who(u)
     return PaymentCase(p.order_id, p.gateway, p.amount, p.paid_amount, p.refunded_amount, PaymentStatus(p.status),
                        payer, p.created_at, p.flag_reason is not None)

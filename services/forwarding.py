@@ -72,9 +72,14 @@ def compact(body: Mapping[str, Any]) -> str:
 
 
 def deposit_data(facts: DepositFacts, *, status: PaymentStatus, reference: str, paid_at: datetime | None,
-                 gateway: str | None = None) -> dict[str, Any]:
-    data: dict[str, Any] = {"deposit_id": facts.deposit_id, "status": api_status(status), "amount": facts.amount,
-                            "user_ref": facts.user_ref, "reference": reference}
+                 gateway: str | None = None, amount: int | None = None, refunded: int = 0) -> dict[str, Any]:
+    """`amount`: what the deposit brought its client (an admin may credit another amount than asked, when the
+    payer paid another); `refunded`: what the gateway took back of it so far."""
+    data: dict[str, Any] = {"deposit_id": facts.deposit_id, "status": api_status(status),
+                            "amount": facts.amount if amount is None else amount, "user_ref": facts.user_ref,
+                            "reference": reference}
+    if refunded:
+        data["refunded_amount"] = refunded
     if gateway:
         data["gateway"] = gateway
     if paid_at is not None:
@@ -83,17 +88,18 @@ def deposit_data(facts: DepositFacts, *, status: PaymentStatus, reference: str, 
 
 
 def event_row(facts: DepositFacts, event_type: str, *, status: PaymentStatus, reference: str,
-              gateway_reference: str | None, paid_at: datetime | None, gateway: str,
-              now: datetime) -> dict[str, Any] | None:
+              gateway_reference: str | None, paid_at: datetime | None, gateway: str, now: datetime,
+              amount: int | None = None, refunded: int = 0) -> dict[str, Any] | None:
     """The outbox row that forwards `event_type` for this deposit, or None when its format forwards no such event."""
     if facts.format is DepositFormat.WORKER:
         if event_type != "deposit.paid":
             return None
-        body = {"depositId": facts.deposit_id, "userId": facts.user_ref, "amount": facts.amount,
+        body = {"depositId": facts.deposit_id, "userId": facts.user_ref,
+                "amount": facts.amount if amount is None else amount,
                 "reference": gateway_reference or reference, "status": "PAID"}
     else:
         body = {"type": event_type, "data": deposit_data(facts, status=status, reference=reference, paid_at=paid_at,
-                                                         gateway=gateway)}
+                                                         gateway=gateway, amount=amount, refunded=refunded)}
     wid = webhook_id(facts.id, event_type)
     return notice_row(channel=Channel.WEBHOOK.value, chat_id=str(facts.client_id), language="id",
                       template=event_type, params={"webhook_id": wid, "format": facts.format.value,

@@ -297,9 +297,12 @@ class Settlement:
             if deposit is None:
                 return []
             paid_at = deposit.paid_at or (now if state.paid_amount is not None else None)
+            # What reached the client's account: the bill, or what an admin credited of another amount.
+            credited = (state.paid_amount if state.paid_amount is not None else state.amount) \
+                if state.credited else None
             row = forwarding.event_row(deposit.facts, notice.template, status=state.status, reference=state.order_id,
                                        gateway_reference=state.gateway_ref, paid_at=paid_at, gateway=state.gateway,
-                                       now=now)
+                                       now=now, amount=credited, refunded=state.refunded_amount)
             return [row] if row is not None else []
         assert state.user_id is not None, "a payer's notice names its payer"
         payer = loaded.payers[state.user_id]

@@ -69,3 +69,38 @@ def test_serve_without_credentials_starts_serves_health_and_names_disabled_chann
     assert "channel telegram: disabled — set telegram.token (BOT_TELEGRAM__TOKEN)" in output
     assert "channel whatsapp: disabled" in output
     assert process.returncode == 0
+
+
+def test_the_clients_commands_as_an_operator_runs_them(tmp_path):
+    import json
+
+    env = {"BOT_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path}/cli.db", "BOT_API__SECRET_KEY": "c" * 40}
+    added = run_bot(tmp_path, "clients", "add", "shopbot", "--callback-url", "https://shop.example/hook",
+                    "--min-amount", "20000", "--origin", "https://shop.example", env=env)
+    assert added.returncode == 0, added.stderr
+    (line,) = added.stdout.splitlines()  # one JSON line, shown once
+    credentials = json.loads(line)
+    assert set(credentials) == {"client", "api_key", "signing_secret", "webhook_secret"}
+    assert credentials["api_key"].startswith("tk_") and credentials["webhook_secret"].startswith("whsec_")
+    again = run_bot(tmp_path, "clients", "add", "shopbot", "--callback-url", "https://x.example", env=env)
+    assert again.returncode == 1 and "exists already" in again.stderr
+    rotated = json.loads(run_bot(tmp_path, "clients", "rotate", "shopbot", env=env).stdout)
+    assert rotated["api_key"] != credentials["api_key"]
+    listed = [json.loads(x) for x in run_bot(tmp_path, "clients", "list", env=env).stdout.splitlines()]
+    assert [(c["client"], c["owed"], c["disabled"]) for c in listed] == [("shopbot", 0, False)]
+    over = run_bot(tmp_path, "clients", "settle", "shopbot", "--amount", "5000", "--reference", "BCA-1", env=env)
+    assert over.returncode == 1 and "owed only Rp0" in over.stderr
+    missing = run_bot(tmp_path, "clients", "resend", "shopbot", "nope", env=env)
+    assert missing.returncode == 1 and "no deposit" in missing.stderr
+    disabled = run_bot(tmp_path, "clients", "disable", "shopbot", env=env)
+    assert disabled.returncode == 0 and json.loads(disabled.stdout)["changed"] is True
+    assert json.loads(run_bot(tmp_path, "clients", "list", env=env).stdout)["disabled"] is True
+    for secret in (credentials["api_key"], credentials["signing_secret"], credentials["webhook_secret"]):
+        assert secret not in added.stderr  # the log never carries them
+
+
+def test_clients_without_a_secret_key_in_production_say_which_setting_to_set(tmp_path):
+    env = {"BOT_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path}/cli.db",
+           "BOT_SERVER__PUBLIC_URL": "https://titip.example.id"}
+    result = run_bot(tmp_path, "clients", "add", "x1", "--callback-url", "https://x.example/hook", env=env)
+    assert result.returncode == 1 and "api.secret_key" in result.stderr

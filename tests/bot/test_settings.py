@@ -277,3 +277,17 @@ def test_an_unverified_payout_adapter_warns_at_every_start_until_its_trial_is_re
         with caplog.at_level(logging.WARNING, logger="bot.app"):
             build_runtime(settings).log_readiness()
         assert any("payouts.xendit.verified" in r.getMessage() for r in caplog.records) == warned
+
+
+def test_the_deposit_api_is_off_by_default_with_the_contracts_limits(tmp_path):
+    api = load_settings(write(tmp_path, "")).api
+    assert (api.enabled, api.secret_key, api.rate_per_minute, api.rotation_grace_hours) == (False, None, 120, 24)
+
+
+def test_production_with_the_deposit_api_needs_its_secret_key(tmp_path):
+    production = ('[server]\npublic_url = "https://titip.example.id"\n'
+                  '[payments]\ngateways = ["midtrans"]\n[payments.midtrans]\nserver_key = "SB-Mid-server-x"\n'
+                  '[api]\nenabled = true\n')
+    with pytest.raises(ConfigError, match="api.secret_key"):
+        check_startable(load_settings(write(tmp_path, production)))
+    check_startable(load_settings(write(tmp_path, production + 'secret_key = "' + "s" * 40 + '"\n')))

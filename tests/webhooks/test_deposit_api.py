@@ -335,3 +335,47 @@ async def test_a_reversed_deposit_takes_back_what_the_client_is_owed_books_the_r
         read = (await app.http.get("/api/v1/deposits/big", headers=bearer(creds.api_key))).json()
         assert read["status"] == "reversed"
         await assert_books_hold(app.runtime.db)
+
+
+async def test_a_deposit_paid_with_another_amount_is_held_for_admins_and_an_admins_credit_forwards_it(
+        tmp_path, fresh_db_url, midtrans, receiver):
+    from tests.support.midtrans import midtrans_notification
+
+    config = {**api_config(), "payments": {"gateways": ["midtrans"], "midtrans": midtrans.config()}}
+    async with AppUnderTest(tmp_path, fresh_db_url, config) as app:
+        creds = await add_client(app, receiver)
+        assert (await create(app, creds.api_key, deposit_id="odd", amount=50_000)).status_code == 201
+        (order_id,) = list(midtrans.orders)
+        paid_less = midtrans_notification(order_id, 45_000, "settlement", midtrans.server_key)
+        midtrans.orders[order_id].status = paid_less  # the status API says the same
+        assert (await app.http.post("/payments/midtrans/notify", json=paid_less)).status_code == 200
+        admin_service = app.runtime.services.admin
+        (case,) = await admin_service.attention()
+        assert (case.order_id, case.payer, case.paid_amount) == (order_id, "bot shopbot (u-42)", 45_000)
+        assert (await app.http.get("/api/v1/deposits/odd", headers=bearer(creds.api_key))).json()["status"] == "pending"
+        assert receiver.deliveries == []  # nothing is forwarded while it is held
+        admin = (await app.runtime.services.inbound.register(channel="telegram", external_id="999",
+                                                             display_name="Admin", update_key=None)).user
+        assert (await admin_service.credit(admin, order_id, "payer confirmed by phone")).result == "credited"
+        await wait_for(lambda: receiver.accepted())
+        data = receiver.accepted()[0].json["data"]
+        assert (data["status"], data["amount"]) == ("paid", 45_000)  # what reached the client's account
+        assert (await clients_owed(app)) == 45_000
+        await assert_books_hold(app.runtime.db)
+
+
+async def clients_owed(app: AppUnderTest) -> int:
+    return (await app.runtime.api.clients.summaries())[0].owed
+
+
+async def test_client_secrets_are_never_stored_in_the_clear(app):
+    api = await add_client(app)
+    worker = await app.runtime.api.clients.add("legacy", "http://127.0.0.1:9/cb", worker=True)
+    async with app.runtime.db.read() as session:
+        from storage.models import ClientKey
+
+        stored = " ".join(str(value) for row in (await session.execute(select(ClientKey))).scalars()
+                          for value in vars(row).values())
+    for secret in (api.api_key, api.signing_secret, api.webhook_secret, worker.api_key, worker.signing_secret,
+                   worker.webhook_secret):
+        assert secret not in stored and secret.split("_", 1)[1] not in stored
