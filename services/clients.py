@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 NAME = re.compile(r"[a-z0-9][a-z0-9_-]{1,39}")
 _KEY = re.compile(r"tk_([0-9a-f]{12})_[A-Za-z0-9_-]{20,64}")
 _NONCE = re.compile(r"[A-Za-z0-9_-]{8,64}")
-_HEX = re.compile(r"[0-9a-fA-F]{64}")
+_HEX = re.compile(r"[0-9a-f]{64}")  # exactly as hexdigest() writes it
 SETTLED_BY = ledger.provider("manual")  # the operator's own transfer to a client bot, outside any API
 
 
@@ -345,7 +345,7 @@ class Clients:
             raise Unauthorized("nonce missing or malformed")
         if not _HEX.fullmatch(signature):
             raise Unauthorized("signature missing or malformed")
-        if not any(hmac.compare_digest(request_signature(s, timestamp, nonce, raw_body), signature.lower())
+        if not any(hmac.compare_digest(request_signature(s, timestamp, nonce, raw_body), signature)
                    for s in signing_secrets):
             raise Unauthorized("signature mismatch")
         return nonce

@@ -43,6 +43,9 @@ class Target:
     fields: dict[str, bytes] = field(default_factory=dict)  # role -> regex with one group: the value
     bound_headers: tuple[str, ...] = ()  # other headers the signature covers
     signed_prefix: int | None = None  # truncation must cut before this offset to touch signed bytes
+    # Leading bytes of a header that edits leave alone: "Bearer " (HTTP compares the scheme without case, so
+    # "bearer" is the same credential, not a forgery).
+    keep: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,9 @@ def _edit_credential(target: Target, body: bytes, headers: dict[str, bytes], cho
                      edit: Callable[[bytes], bytes]) -> bytes:
     if target.credential_header is not None:
         key = _key(headers, target.credential_header)
-        headers[key] = edit(headers.get(key, b""))
+        value = headers.get(key, b"")
+        kept = target.keep.get(target.credential_header, 0)
+        headers[key] = value[:kept] + edit(value[kept:])
         return body
     span = _credential_span(target, body)
     if span is None:
@@ -138,9 +143,11 @@ def alter_field(target: Target, body: bytes, headers: dict[str, bytes], choose: 
 
 
 def alter_bound_header(target: Target, body: bytes, headers: dict[str, bytes], choose: Choose) -> bytes:
-    name = _key(headers, target.bound_headers[choose(0, len(target.bound_headers) - 1)])
+    bound = target.bound_headers[choose(0, len(target.bound_headers) - 1)]
+    name = _key(headers, bound)
     value = headers.get(name, b"")
-    at = choose(0, max(0, len(value) - 1))
+    kept = min(target.keep.get(bound, 0), max(0, len(value) - 1))
+    at = choose(kept, max(kept, len(value) - 1))
     headers[name] = (value[:at] + _different_byte(value[at], choose) + value[at + 1:]) if value else b"1"
     return body
 
@@ -403,7 +410,7 @@ class ForgeryWorld:
         return Target("api-deposit", "/api/v1/deposits", body, headers, credential_header="X-Signature",
                       fields={"amount": rb'"amount": (\d+)', "user": rb'"user_ref": "([^"]*)"',
                               "deposit": rb'"deposit_id": "([^"]*)"'},
-                      bound_headers=("Authorization", "X-Timestamp", "X-Nonce"))
+                      bound_headers=("Authorization", "X-Timestamp", "X-Nonce"), keep={"Authorization": 7})
 
     def _worker_target(self) -> Target:
         import json as _json
@@ -411,7 +418,7 @@ class ForgeryWorld:
         body = _json.dumps({"userId": "victim", "amount": 60_000, "productDetails": "forged"}).encode()
         return Target("worker-deposit", "/deposit/create", body,
                       {"Content-Type": "application/json", "Authorization": f"Bearer {self.worker.api_key}"},
-                      credential_header="Authorization", binds_body=False)
+                      credential_header="Authorization", binds_body=False, keep={"Authorization": 7})
 
     async def send(self, request: Request) -> int:
         return await send("127.0.0.1", self.app.port, request)
