@@ -498,7 +498,7 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, http: httpx
                                  # (a POST in flight keeps its claim: leases of held rows are renewed)
                                  lease_s=o.lease_s, channels=(webhook.channel,),
                                  hears_failures=False, retries=retries, on_give_up=forwarding.give_up_alerts(admins),
-                                 ordered=False, record_window_s=0.01)
+                                 ordered=False, record_window_s=0.01, claim_interval_s=0.02)
     reconciler = Reconciler(db, settlement, clock, concurrency=r.concurrency, grace_hours=r.grace_hours,
                             lease_s=r.lease_s)
     jobs = Supervisor()

@@ -76,7 +76,8 @@ class WriteBatcher(Generic[Item, Result]):
         """One transaction for `items`; a deadlock or serialization failure is retried, twice."""
         for attempt in range(3):
             try:
-                async with self._db.write() as session:
+                # A batch is a few set-based statements: inline on SQLite (no wait for the loop between them).
+                async with self._db.write(inline=True) as session:
                     return await self._apply(session, items)
             except Exception as exc:
                 if not _retryable(exc):

@@ -172,6 +172,7 @@ class OutboxSender:
         hears_failures: bool = True,
         ordered: bool = True,
         record_window_s: float = 0.0,
+        claim_interval_s: float = 0.05,
     ) -> None:
         self._metrics = metrics
         self._only = list(channels) if channels is not None else None  # None: every channel of `delivery`
@@ -191,6 +192,7 @@ class OutboxSender:
         self._ordered = ordered
         # Results are recorded in one transaction per window (each durable commit is an fsync on SQLite).
         self._record_window = record_window_s
+        self._claim_interval = claim_interval_s
         self._windows = windows or {}
         # Told after broadcast messages' results are recorded (their charges are settled promptly).
         self._broadcast_recorded = signals.broadcast_recorded
@@ -212,9 +214,17 @@ class OutboxSender:
         helpers = [asyncio.create_task(self._record_forever(), name="outbox-record"),
                    asyncio.create_task(self._renew_leases_forever(), name="outbox-leases")]
         sends: set[asyncio.Task[Any]] = set()
+        loop = asyncio.get_running_loop()
+        last = 0.0
         try:
             while True:
+                # A claim reads every due row: woken by each committed batch of a callback storm, it would run
+                # dozens of times a second; a few are enough (a notice waits at most this much longer).
+                pause = last + self._claim_interval - loop.time()
+                if pause > 0:
+                    await asyncio.sleep(pause)
                 self._wake.clear()
+                last = loop.time()
                 try:
                     claimed = await self._claim_room()
                 except asyncio.CancelledError:
@@ -337,27 +347,43 @@ class OutboxSender:
                   .where(*due).subquery())
         chosen = (select(ranked.c.id).where(ranked.c.turn <= self._per_destination)
                   .order_by(ranked.c.priority, ranked.c.id).limit(limit))
-        async with self._db.write() as session:
-            rows = (await session.execute(
-                select(OutboxMessage, User.last_inbound_at)
-                .outerjoin(User, and_(User.channel == OutboxMessage.channel,
-                                      User.external_id == OutboxMessage.chat_id))
-                # The row conditions again, in the locking statement itself: PostgreSQL re-checks these (not
-                # the subquery's) on a row another process claimed and committed meanwhile, so it is skipped.
-                .where(OutboxMessage.id.in_(chosen), OutboxMessage.status == "pending",
-                       or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until < now))
-                .order_by(OutboxMessage.priority, OutboxMessage.id)
-                .with_for_update(skip_locked=True, of=OutboxMessage.__table__)
-            )).all()
+        candidates = (select(OutboxMessage, User.last_inbound_at)
+                      .outerjoin(User, and_(User.channel == OutboxMessage.channel,
+                                            User.external_id == OutboxMessage.chat_id))
+                      # The row conditions again, in the locking statement itself: PostgreSQL re-checks these (not
+                      # the subquery's) on a row another process claimed and committed meanwhile, so it is skipped.
+                      .where(OutboxMessage.id.in_(chosen), OutboxMessage.status == "pending",
+                             or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until < now))
+                      .order_by(OutboxMessage.priority, OutboxMessage.id))
+        if self._db.is_sqlite:
+            # Ranking every due row takes tens of milliseconds under a backlog: on SQLite it is read outside the
+            # one write lock (settlement batches would queue behind it), then the lease is taken only where the
+            # row is still unclaimed; what the UPDATE returns is what this round owns.
+            async with self._db.read() as session:
+                rows = (await session.execute(candidates)).all()
             if not self._ordered:
                 rows = self._within_room(rows)
             if not rows:
                 return []
-            ids = [r.id for r, _ in rows]
-            await session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(ids))
-                                  .values(lease_until=now + self._lease))
-            claimed = [_Claimed(r.id, r.channel, r.chat_id, r.language, r.template, r.params, r.attempts,
-                                r.priority, r.created_at, seen) for r, seen in rows]
+            table = OutboxMessage.__table__
+            async with self._db.write() as session:
+                won = set((await session.execute(
+                    update(table).where(table.c.id.in_([r.id for r, _ in rows]), table.c.status == "pending",
+                                        or_(table.c.lease_until.is_(None), table.c.lease_until < now))
+                    .values(lease_until=now + self._lease).returning(table.c.id))).scalars())
+            rows = [row for row in rows if row[0].id in won]
+        else:
+            async with self._db.write() as session:
+                rows = (await session.execute(
+                    candidates.with_for_update(skip_locked=True, of=OutboxMessage.__table__))).all()
+                if not self._ordered:
+                    rows = self._within_room(rows)
+                if not rows:
+                    return []
+                await session.execute(update(OutboxMessage).where(OutboxMessage.id.in_([r.id for r, _ in rows]))
+                                      .values(lease_until=now + self._lease))
+        claimed = [_Claimed(r.id, r.channel, r.chat_id, r.language, r.template, r.params, r.attempts,
+                            r.priority, r.created_at, seen) for r, seen in rows]
         for row in claimed:
             self._held[row.id] = row
         return claimed

@@ -2,7 +2,12 @@
 
 `Database.read()` opens a read transaction; `Database.write()` a write transaction. On SQLite a write starts
 with BEGIN IMMEDIATE (so a transaction never has to upgrade its lock and fail with SQLITE_BUSY half-way) and
-writers inside one process queue on an asyncio lock instead of in SQLite's sleeping busy handler.
+writers inside one process queue on an asyncio lock instead of in SQLite's sleeping busy handler. On a SQLite
+file, `write(inline=True)` (the write batchers: a few set-based statements each) runs its statements on the
+event loop's thread (storage/inline_sqlite.py: no wait for the loop between statements); when another process
+holds the write lock, that transaction runs on aiosqlite's thread instead, which waits for the lock without
+stopping the loop. Other writes (a claim that ranks every due row, a sweep) stay on aiosqlite's thread, where
+a long statement does not hold up the loop.
 Database exceptions raised inside either block (or by its commit) leave it as the error tree's
 StorageUnavailable / StorageDataError / DataConflict (storage/errors.py).
 """
@@ -19,6 +24,7 @@ from sqlalchemy import Connection, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from storage import inline_sqlite
 from storage.errors import mapped
 
 _WRITE_OPTION = "titip_write"
@@ -31,7 +37,7 @@ def _sqlite_file(url: str) -> Path | None:
     return Path(database)
 
 
-def _install_sqlite_hooks(engine: AsyncEngine) -> None:
+def _install_sqlite_hooks(engine: AsyncEngine, *, busy_timeout_ms: int = 30_000) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:  # pragma: no cover - exercised by every test
         # Take transaction control away from the sqlite3 module so that BEGIN / SAVEPOINT are ours.
@@ -41,7 +47,7 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
         # FULL: a commit survives power loss, so a 200 to a gateway means the credit is durable.
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -57,6 +63,7 @@ class Database:
 
     def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
         self.url = url
+        self._inline_engine: AsyncEngine | None = None
         self.dialect = make_url(url).get_backend_name()
         self.is_sqlite = self.dialect == "sqlite"
         if self.is_sqlite:
@@ -65,6 +72,10 @@ class Database:
                 path.parent.mkdir(parents=True, exist_ok=True)
             self.engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
             _install_sqlite_hooks(self.engine)
+            if path is not None:
+                self._inline_engine = create_async_engine(url, echo=echo,
+                                                          async_creator=inline_sqlite.creator(str(path)))
+                _install_sqlite_hooks(self._inline_engine, busy_timeout_ms=0)
         else:
             self.engine = create_async_engine(
                 url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
@@ -73,6 +84,9 @@ class Database:
         self._write = async_sessionmaker(
             self.engine.execution_options(**{_WRITE_OPTION: True}), expire_on_commit=False
         )
+        self._inline_write = (async_sessionmaker(self._inline_engine.execution_options(**{_WRITE_OPTION: True}),
+                                                 expire_on_commit=False)
+                              if self._inline_engine is not None else None)
         # SQLite has one writer: queue in-process writers here rather than in the busy handler's sleeps.
         self._write_lock: asyncio.Lock | None = asyncio.Lock() if self.is_sqlite else None
 
@@ -83,16 +97,47 @@ class Database:
                 yield session
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncSession]:
-        """A write transaction, committed when the block exits normally, rolled back otherwise."""
+    async def write(self, *, inline: bool = False) -> AsyncIterator[AsyncSession]:
+        """A write transaction, committed when the block exits normally, rolled back otherwise. `inline`: its
+        statements are short (SQLite: they run on the loop's thread)."""
         with mapped():
             if self._write_lock is None:
                 async with self._write() as session, session.begin():
                     yield session
                 return
             async with self._write_lock:
+                if inline and self._inline_write is not None:
+                    session = self._inline_write()
+                    try:
+                        await session.connection()  # BEGIN IMMEDIATE now: if the lock is taken, fail before the body
+                    except Exception as exc:
+                        await session.close()
+                        if not _busy(exc):
+                            raise
+                    else:
+                        async with session, _committing(session):
+                            yield session
+                        return
                 async with self._write() as session, session.begin():
                     yield session
 
     async def close(self) -> None:
+        if self._inline_engine is not None:
+            await self._inline_engine.dispose()
         await self.engine.dispose()
+
+
+def _busy(error: BaseException) -> bool:
+    """SQLITE_BUSY: another process holds the write lock."""
+    return "database is locked" in str(error) or "database is busy" in str(error)
+
+
+@asynccontextmanager
+async def _committing(session: AsyncSession) -> AsyncIterator[None]:
+    """Commit the session's open transaction when the block ends normally, roll it back otherwise."""
+    try:
+        yield
+    except BaseException:
+        await session.rollback()
+        raise
+    await session.commit()
