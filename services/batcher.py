@@ -33,7 +33,14 @@ ApplyBatch = Callable[[AsyncSession, Sequence[Item]], Awaitable[list[Result]]]
 _RETRYABLE_SQLSTATES = {"40001", "40P01"}
 
 
+class RetryBatch(Exception):
+    """The batch met something that changes how it must be applied (its apply function learned what): roll it
+    back and run it again."""
+
+
 def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, RetryBatch):
+        return True
     orig = getattr(exc, "orig", None)
     code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
     return code in _RETRYABLE_SQLSTATES or "deadlock" in str(exc).lower()

@@ -255,8 +255,8 @@ class Deposits:
                      "format": it.request.format.value, "created_at": now,
                      "customer": {k: v for k, v in (("email", it.request.email), ("phone", it.request.phone)) if v}}
                     for _, it in opens]
-            inserted = await session.execute(insert_or_skip(session, table, ["client_id", "deposit_id"]).values(rows)
-                                              .returning(table.c.id, table.c.client_id, table.c.deposit_id))
+            inserted = await session.execute(insert_or_skip(session, table, ["client_id", "deposit_id"])
+                                              .returning(table.c.id, table.c.client_id, table.c.deposit_id), rows)
             new = {(client, deposit): row for row, client, deposit in inserted.all()}
         payments: list[dict[str, Any]] = []
         taken: set[tuple[int, str]] = set()

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -159,10 +160,14 @@ async def _read_accounts(session: AsyncSession, refs: list[Ref], *, lock: bool) 
 
 
 async def post(session: AsyncSession, moves: Sequence[Move], now: datetime,
-               known: dict[Ref, AccountRow] | None = None) -> list[Move]:
+               known: dict[Ref, AccountRow] | None = None, *, expect_new: bool = False) -> list[Move]:
     """Post transfers in the caller's transaction; returns those newly posted (a repeated reference with the same
     accounts and amount is skipped). Raises LedgerConflict, or InsufficientFunds when a tracked account would go
-    below zero (checked here for a clear answer; the database's CHECK refuses it anyway)."""
+    below zero (checked here for a clear answer; the database's CHECK refuses it anyway).
+
+    `expect_new`: the caller's moves come from state changes guarded by a conditional update (settlement), so
+    their references are new: they are inserted at once (ON CONFLICT DO NOTHING … RETURNING) and only a
+    reference the database already had is read back and compared — one statement instead of two."""
     moves = [m for m in moves if m.amount > 0]
     if not moves:
         return []
@@ -171,18 +176,13 @@ async def post(session: AsyncSession, moves: Sequence[Move], now: datetime,
     missing = [r for r in refs if r not in found]
     if missing:
         found.update(await accounts(session, missing, now))
-    existing = {row.reference: row for row in (await session.execute(
-        select(Transfer.reference, Transfer.debit_id, Transfer.credit_id, Transfer.amount)
-        .where(Transfer.reference.in_([m.reference for m in moves])))).all()}
+    existing = {} if expect_new else await _posted(session, [m.reference for m in moves])
     fresh: list[Move] = []
     seen: dict[str, Move] = {}
     for move in moves:
         before = existing.get(move.reference)
-        same = (found[move.debit].id, found[move.credit].id, move.amount)
         if before is not None:
-            if (before.debit_id, before.credit_id, before.amount) != same:
-                raise LedgerConflict(move.reference, f"posted before as {before.debit_id}->{before.credit_id} "
-                                                     f"{before.amount}, now {same[0]}->{same[1]} {same[2]}")
+            _same_or_conflict(before, move, found)
             continue
         if move.reference in seen:
             if seen[move.reference] != move:
@@ -192,25 +192,57 @@ async def post(session: AsyncSession, moves: Sequence[Move], now: datetime,
         fresh.append(move)
     if not fresh:
         return []
-    deltas: dict[int, int] = {}
-    for move in fresh:
-        for ref, side in ((move.debit, "debit"), (move.credit, "credit")):
-            if ref.kind in DERIVED:
-                continue
-            account = found[ref]
-            deltas[account.id] = deltas.get(account.id, 0) + natural_delta(ref.kind, side, move.amount)
+    deltas = _deltas(fresh, found)
     for account in {a.id: a for a in found.values()}.values():
         change = deltas.get(account.id, 0)
         if change < 0 and account.balance + change < 0:
             raise InsufficientFunds(balance=account.balance, needed=-change)
     # The database moves the tracked balances itself when a transfer is inserted (trigger), and refuses one
     # that would go negative whoever inserts it.
-    await session.execute(Transfer.__table__.insert(), [
-        {"reference": m.reference, "debit_id": found[m.debit].id, "credit_id": found[m.credit].id,
-         "amount": m.amount, "kind": m.kind, "payment_id": m.payment_id, "created_at": now} for m in fresh])
+    rows = [{"reference": m.reference, "debit_id": found[m.debit].id, "credit_id": found[m.credit].id,
+             "amount": m.amount, "kind": m.kind, "payment_id": m.payment_id, "created_at": now} for m in fresh]
+    if expect_new:
+        table = Transfer.__table__
+        # executemany with RETURNING (SQLAlchemy's insertmanyvalues: a few multi-row statements, compiled once).
+        inserted = set((await session.execute(insert_or_skip(session, table, ["reference"])
+                                              .returning(table.c.reference), rows)).scalars())
+        if len(inserted) < len(fresh):  # posted before: the same transfer, or a conflict
+            again = [m for m in fresh if m.reference not in inserted]
+            before = await _posted(session, [m.reference for m in again])
+            for move in again:
+                _same_or_conflict(before[move.reference], move, found)
+            fresh = [m for m in fresh if m.reference in inserted]
+            deltas = _deltas(fresh, found)
+    else:
+        await session.execute(Transfer.__table__.insert(), rows)
     for account in {a.id: a for a in found.values()}.values():
         account.balance += deltas.get(account.id, 0)  # as the trigger just wrote it: current for the next post
     return fresh
+
+
+async def _posted(session: AsyncSession, references: list[str]) -> dict[str, Any]:
+    return {row.reference: row for row in (await session.execute(
+        select(Transfer.reference, Transfer.debit_id, Transfer.credit_id, Transfer.amount)
+        .where(Transfer.reference.in_(references)))).all()}
+
+
+def _same_or_conflict(before: Any, move: Move, found: dict[Ref, AccountRow]) -> None:
+    same = (found[move.debit].id, found[move.credit].id, move.amount)
+    if (before.debit_id, before.credit_id, before.amount) != same:
+        raise LedgerConflict(move.reference, f"posted before as {before.debit_id}->{before.credit_id} "
+                                             f"{before.amount}, now {same[0]}->{same[1]} {same[2]}")
+
+
+def _deltas(moves: Sequence[Move], found: dict[Ref, AccountRow]) -> dict[int, int]:
+    """How the moves change each tracked account's balance (derived accounts keep none)."""
+    deltas: dict[int, int] = {}
+    for move in moves:
+        for ref, side in ((move.debit, "debit"), (move.credit, "credit")):
+            if ref.kind in DERIVED:
+                continue
+            account = found[ref]
+            deltas[account.id] = deltas.get(account.id, 0) + natural_delta(ref.kind, side, move.amount)
+    return deltas
 
 
 async def balances(session: AsyncSession, user_ids: Sequence[int]) -> dict[int, tuple[int, int]]:

@@ -24,11 +24,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import String, and_, bindparam, case, cast, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from services import forwarding, ledger
-from services.batcher import WriteBatcher
+from services.batcher import RetryBatch, WriteBatcher
 from services.clock import Clock
 from services.errors import BadSignature, LedgerConflict
 from services.escrow import fund_order
@@ -48,7 +49,7 @@ from services.payment_machine import (
 from services.payments import CallbackAnswer, Notification, PaymentGateway
 from storage.db import Database
 from storage.models import Account, AdminAction, Client, Deposit, GatewayEvent, Payment, User
-from storage.queries import dialect_of, pairs_in
+from storage.queries import dialect_of, insert_or_skip
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +139,8 @@ class Settlement:
         self._admins = admins
         self._on_notice = on_notice
         self.batcher: WriteBatcher[_Item, Outcome] = WriteBatcher(db, self._apply_batch, max_batch=max_batch)
+        self._gateways_seen: dict[str, ledger.AccountRow] = {}  # derived accounts: read once, never locked
+        self._events_stored: set[tuple[str, str]] = set()  # events found stored when a batch was redone
 
     def gateway(self, name: str) -> PaymentGateway | None:
         return self._gateways.get(name)
@@ -230,13 +233,12 @@ class Settlement:
     async def _apply_batch(self, session: AsyncSession, items: Sequence[_Item]) -> list[Outcome]:
         now = self._clock.now()
         loaded = await self._load(session, items, now)
-        keys = {(i.notification.gateway, i.notification.event_key) for i in items}
-        stored = set(
-            (await session.execute(
-                select(GatewayEvent.gateway, GatewayEvent.event_key)
-                .where(pairs_in(GatewayEvent.gateway, GatewayEvent.event_key, keys))
-            )).all()
-        )
+        # Events are not looked up first: the state machine makes a repeat change nothing, and the events' own
+        # INSERT … ON CONFLICT DO NOTHING RETURNING (last in the batch) says which were stored before. Only when
+        # such a repeat did change something (a refund notice that names no running total) is the batch redone,
+        # with those events known as stored.
+        stored = {(i.notification.gateway, i.notification.event_key) for i in items} & self._events_stored
+        effects: list[tuple[tuple[str, str], int, bool]] = []  # (event, its outcome's index, did it change anything)
         moves: list[ledger.Move] = []
         outbox: list[dict[str, Any]] = []
         events: list[dict[str, Any]] = []
@@ -250,6 +252,7 @@ class Settlement:
                 outcomes.append(Outcome("duplicate", n.order_id))
                 continue
             seen.add(key)
+            changed = False
             state = loaded.states.get(n.order_id)
             if state is None:
                 outcome = Outcome("unknown_order", n.order_id)
@@ -259,18 +262,39 @@ class Settlement:
                 step = transition(state, item.event or event_of(n), loaded.funds[state.account])
                 self._take(step, loaded, moves, outbox, now)
                 outcome = Outcome(step.outcome, n.order_id, state.id, state.user_id)
+                changed = bool(step.moves or step.notices) or step.state != state
                 if item.audit is not None and step.outcome != "no_change":
                     amount = sum(m.amount for m in step.moves if m.payment_id == state.id and m.kind != "repay")
                     audits.append({**item.audit, "amount": amount or None, "created_at": now})
+            effects.append((key, len(outcomes), changed))
             outcomes.append(outcome)
             events.append({"gateway": n.gateway, "event_key": n.event_key, "order_id": n.order_id[:100],
                            "status": n.raw_status[:32], "source": item.source, "outcome": outcome.result,
                            "payload": n.payload, "received_at": now})
-        await self._write(session, loaded, moves, outbox, events, now)
+        await self._write(session, loaded, moves, outbox, now)
         await self._fund_orders(session, loaded, now)
         if audits:
             await session.execute(insert(AdminAction.__table__), audits)
+        new = await self._store_events(session, events)
+        before = [(key, index, changed) for key, index, changed in effects if key not in new]
+        if any(changed for _, _, changed in before):
+            if len(self._events_stored) > 100_000:
+                self._events_stored.clear()
+            self._events_stored.update(key for key, _, _ in before)
+            raise RetryBatch(f"{len(before)} event(s) of this batch were applied before")
+        for _, index, _ in before:
+            outcomes[index] = Outcome("duplicate", outcomes[index].order_id)
         return outcomes
+
+    @staticmethod
+    async def _store_events(session: AsyncSession, events: list[dict[str, Any]]) -> set[tuple[str, str]]:
+        """Store the batch's events; the ones that were new (a unique key decides, across processes)."""
+        if not events:
+            return set()
+        table = GatewayEvent.__table__
+        inserted = await session.execute(insert_or_skip(session, table, ["gateway", "event_key"])
+                                         .returning(table.c.gateway, table.c.event_key), events)
+        return {(gateway, key) for gateway, key in inserted.all()}
 
     def _take(self, step: Step, loaded: _Loaded, moves: list[ledger.Move], outbox: list[dict[str, Any]],
               now: datetime) -> None:
@@ -316,7 +340,13 @@ class Settlement:
         order_ids = list({i.notification.order_id for i in items})
         # Plain rows, not ORM objects: a batch reads a hundred payments, and hydrating entities it never changes
         # through the ORM cost more than the query (the writes below are set-based statements).
-        query = (select(*_PAYMENT_COLUMNS, Account.kind, Account.key, Account.user_id.label("owner"), User.channel,
+        owes = aliased(Account)  # the receivable of whoever the money belongs to (read here: no statement of its own)
+        owes_key = case((Payment.deposit_id.is_not(None), literal("client:") + cast(Deposit.client_id, String)),
+                        else_=cast(Payment.user_id, String))
+        query = (select(*_PAYMENT_COLUMNS, Account.kind, Account.key, Account.user_id.label("owner"),
+                        Account.id.label("account_row"), Account.balance.label("account_balance"),
+                        Account.status.label("account_status"), owes.id.label("owes_row"),
+                        owes.balance.label("owes_balance"), owes.status.label("owes_status"), User.channel,
                         User.external_id, User.language, Deposit.id.label("deposit_row"), Deposit.client_id,
                         Deposit.deposit_id.label("client_deposit_id"), Deposit.user_ref,
                         Deposit.amount.label("deposit_amount"), Deposit.format,
@@ -325,6 +355,7 @@ class Settlement:
                  .outerjoin(Account, Account.id == Payment.account_id)
                  .outerjoin(Deposit, Deposit.id == Payment.deposit_id)
                  .outerjoin(Client, Client.id == Deposit.client_id)
+                 .outerjoin(owes, and_(owes.kind == AccountKind.RECEIVABLE.value, owes.key == owes_key))
                  .where(Payment.order_id.in_(order_ids))
                  .order_by(Payment.id))
         rows = (await session.execute(query)).all()
@@ -340,11 +371,21 @@ class Settlement:
             if row.jastip_order_id is not None:
                 orders[row.id] = row.jastip_order_id
                 refs.add(ledger.escrow(row.jastip_order_id, row.user_id))
-        accounts = await ledger.accounts(session, refs, now)
+        if dialect_of(session) == "sqlite":
+            # One writer and no row locks: the accounts the payments query joined are current; only the others
+            # (a first receivable, suspense, an escrow, a gateway not seen yet) cost a statement.
+            accounts = self._joined(rows)
+            missing = [ref for ref in refs if ref not in accounts]
+            if missing:
+                found = await ledger.accounts(session, missing, now)
+                accounts.update(found)
+                self._gateways_seen.update({r.key: a for r, a in found.items() if r.kind is AccountKind.GATEWAY})
+        else:
+            accounts = await ledger.accounts(session, refs, now)  # locked, in id order, before the payments
         if dialect_of(session) != "sqlite" and rows:
-            await session.execute(select(Payment.id).where(Payment.order_id.in_(order_ids))
-                                  .order_by(Payment.id).with_for_update())
-            rows = (await session.execute(query)).all()  # as the lock saw them
+            # Locked in id order (the query's), each row as the lock saw it (PostgreSQL re-reads a locked row
+            # that another writer changed meanwhile); the joined rows are static or read locked above.
+            rows = (await session.execute(query.with_for_update(of=Payment.__table__))).all()
         states: dict[str, PaymentState] = {}
         payers: dict[int, _Payer] = {}
         funds: dict[ledger.Ref, Funds] = {}
@@ -365,6 +406,23 @@ class Settlement:
                 deposits[row.id] = _ClientDeposit(facts, row.paid_at)
             funds[account] = Funds(accounts[account].balance, accounts[receivable].balance)
         return _Loaded(states, {st.id: st for st in states.values()}, payers, funds, accounts, orders, deposits)
+
+    def _joined(self, rows: Sequence[Any]) -> dict[ledger.Ref, ledger.AccountRow]:
+        """The accounts the payments query read along (each payment's own and its owner's receivable), and the
+        gateways' (derived: their id is all a transfer needs, and it never changes)."""
+        found: dict[ledger.Ref, ledger.AccountRow] = {}
+        for row in rows:
+            if row.account_row is not None:
+                found[_account_of(row)] = ledger.AccountRow(row.account_row, row.kind, row.key, row.owner,
+                                                            row.account_balance, row.account_status)
+            if row.owes_row is not None:
+                owes = _receivable_of(row)
+                found[owes] = ledger.AccountRow(row.owes_row, owes.kind.value, owes.key, owes.user_id,
+                                                row.owes_balance, row.owes_status)
+            seen = self._gateways_seen.get(row.gateway)
+            if seen is not None:
+                found[ledger.gateway(row.gateway)] = seen
+        return found
 
     async def _fund_orders(self, session: AsyncSession, loaded: _Loaded, now: datetime) -> None:
         """Order payments credited in this batch: their money, now in the buyer's wallet, moves on into the order's
@@ -396,7 +454,7 @@ class Settlement:
         return False
 
     async def _write(self, session: AsyncSession, loaded: _Loaded, moves: list[ledger.Move],
-                     outbox: list[dict[str, Any]], events: list[dict[str, Any]], now: datetime) -> None:
+                     outbox: list[dict[str, Any]], now: datetime) -> None:
         changed = [st for st in loaded.states.values() if st != loaded.original[st.id]]
         if changed:
             table = Payment.__table__
@@ -416,11 +474,10 @@ class Settlement:
                   "ref": st.gateway_ref, "flag": st.flag_reason, "paid_amount": st.paid_amount,
                   "refunded": st.refunded_amount, "method": st.method} for st in changed],
             )
-        await ledger.post(session, moves, now, known=loaded.accounts)
+        # Every move is a state change the conditional UPDATE above just made: its reference is new.
+        await ledger.post(session, moves, now, known=loaded.accounts, expect_new=True)
         if outbox:
             await queue_notices(session, outbox)
-        if events:
-            await session.execute(insert(GatewayEvent.__table__), events)
 
 
 def _account_of(row: Any) -> ledger.Ref:
