@@ -59,6 +59,28 @@ _PAYMENT_COLUMNS = (Payment.id, Payment.order_id, Payment.user_id, Payment.gatew
                     Payment.gateway_ref, Payment.flag_reason, Payment.method, Payment.jastip_order_id,
                     Payment.paid_at)
 
+# A batch's payments with everything settling them needs, built once (a statement per batch otherwise costs its
+# construction in Python): the payer, the payment's account and the receivable of whoever the money belongs to,
+# and for a deposit its client bot.
+_OWES = aliased(Account)
+_OWES_KEY = case((Payment.deposit_id.is_not(None), literal("client:") + cast(Deposit.client_id, String)),
+                 else_=cast(Payment.user_id, String))
+_PAYMENTS_WITH_OWNERS = (
+    select(*_PAYMENT_COLUMNS, Account.kind, Account.key, Account.user_id.label("owner"),
+           Account.id.label("account_row"), Account.balance.label("account_balance"),
+           Account.status.label("account_status"), _OWES.id.label("owes_row"), _OWES.balance.label("owes_balance"),
+           _OWES.status.label("owes_status"), User.channel, User.external_id, User.language,
+           Deposit.id.label("deposit_row"), Deposit.client_id, Deposit.deposit_id.label("client_deposit_id"),
+           Deposit.user_ref, Deposit.amount.label("deposit_amount"), Deposit.format, Client.name.label("client_name"))
+    .outerjoin(User, User.id == Payment.user_id)
+    .outerjoin(Account, Account.id == Payment.account_id)
+    .outerjoin(Deposit, Deposit.id == Payment.deposit_id)
+    .outerjoin(Client, Client.id == Deposit.client_id)
+    .outerjoin(_OWES, and_(_OWES.kind == AccountKind.RECEIVABLE.value, _OWES.key == _OWES_KEY))
+    .where(Payment.order_id.in_(bindparam("orders", expanding=True)))
+    .order_by(Payment.id))
+_PAYMENTS_LOCKED = _PAYMENTS_WITH_OWNERS.with_for_update(of=Payment.__table__)
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -340,25 +362,7 @@ class Settlement:
         order_ids = list({i.notification.order_id for i in items})
         # Plain rows, not ORM objects: a batch reads a hundred payments, and hydrating entities it never changes
         # through the ORM cost more than the query (the writes below are set-based statements).
-        owes = aliased(Account)  # the receivable of whoever the money belongs to (read here: no statement of its own)
-        owes_key = case((Payment.deposit_id.is_not(None), literal("client:") + cast(Deposit.client_id, String)),
-                        else_=cast(Payment.user_id, String))
-        query = (select(*_PAYMENT_COLUMNS, Account.kind, Account.key, Account.user_id.label("owner"),
-                        Account.id.label("account_row"), Account.balance.label("account_balance"),
-                        Account.status.label("account_status"), owes.id.label("owes_row"),
-                        owes.balance.label("owes_balance"), owes.status.label("owes_status"), User.channel,
-                        User.external_id, User.language, Deposit.id.label("deposit_row"), Deposit.client_id,
-                        Deposit.deposit_id.label("client_deposit_id"), Deposit.user_ref,
-                        Deposit.amount.label("deposit_amount"), Deposit.format,
-                        Client.name.label("client_name"))
-                 .outerjoin(User, User.id == Payment.user_id)
-                 .outerjoin(Account, Account.id == Payment.account_id)
-                 .outerjoin(Deposit, Deposit.id == Payment.deposit_id)
-                 .outerjoin(Client, Client.id == Deposit.client_id)
-                 .outerjoin(owes, and_(owes.kind == AccountKind.RECEIVABLE.value, owes.key == owes_key))
-                 .where(Payment.order_id.in_(order_ids))
-                 .order_by(Payment.id))
-        rows = (await session.execute(query)).all()
+        rows = (await session.execute(_PAYMENTS_WITH_OWNERS, {"orders": order_ids})).all()
         refs: set[ledger.Ref] = set()
         if self._may_touch_suspense(items, {row.order_id: row for row in rows}):
             refs.add(ledger.SUSPENSE)  # locked only when needed: every settling batch would queue on it
@@ -385,7 +389,7 @@ class Settlement:
         if dialect_of(session) != "sqlite" and rows:
             # Locked in id order (the query's), each row as the lock saw it (PostgreSQL re-reads a locked row
             # that another writer changed meanwhile); the joined rows are static or read locked above.
-            rows = (await session.execute(query.with_for_update(of=Payment.__table__))).all()
+            rows = (await session.execute(_PAYMENTS_LOCKED, {"orders": order_ids})).all()
         states: dict[str, PaymentState] = {}
         payers: dict[int, _Payer] = {}
         funds: dict[ledger.Ref, Funds] = {}
