@@ -20,7 +20,7 @@ import logging
 import re
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -108,6 +108,7 @@ class DepositView:
     forwarding: ForwardingView = field(default_factory=lambda: ForwardingView(False, 0))
     events: tuple[ForwardingView, ...] = ()
     created: bool = False  # made by this request (201), not found again (200)
+    attempt_started_at: datetime | None = None  # when its payment (the newest attempt) was written
 
 
 @dataclass(frozen=True)
@@ -197,6 +198,14 @@ class Deposits:
                 raise IdempotencyConflict(f"deposit {deposit_id} exists with another amount or user_ref")
             if view.payment_status is not PaymentStatus.CREATED:
                 break
+            started = view.attempt_started_at
+            if started is not None and self._clock.now() - started > timedelta(seconds=self._timeout + 5):
+                # Older than any gateway call may take: the process that asked died before writing the answer.
+                # That attempt is given up (if the gateway made it and it is paid, it still credits this deposit).
+                await self.batcher.submit(_Mark(view.reference, PaymentStatus.FAILED,
+                                                flag_reason="create interrupted (the server stopped)"))
+                view = replace(view, payment_status=PaymentStatus.FAILED, payment_url=None)
+                break
             if asyncio.get_running_loop().time() > deadline:  # a concurrent request is still asking a gateway
                 raise IdempotencyConflict(f"deposit {deposit_id} is being created; retry in a moment")
             await asyncio.sleep(0.05)
@@ -206,7 +215,8 @@ class Deposits:
             order_id = new_order_id(now)
             await self.batcher.submit(_Attempt(row, client.id, request.amount, order_id, gateways[0].name,
                                                now + self._expiry))
-            return await self._open_link(client, request, deposit_id, row, order_id, gateways, now)
+            made = await self._open_link(client, request, deposit_id, row, order_id, gateways, now)
+            return replace(made, created=False)  # the deposit existed: 200, with its new link
         return view
 
     async def _open_link(self, client: ClientView, request: DepositRequest, deposit_id: str, row: int,
@@ -339,4 +349,5 @@ class Deposits:
             deposit.created_at, payment.payment_url, payment.qr_string, payment.expires_at, payment.paid_at,
             payment.gateway_ref, gateway_said=payment.paid_at is not None or status not in (
                 PaymentStatus.CREATED, PaymentStatus.PENDING),
-            forwarding=events[-1] if events else ForwardingView(False, 0), events=events)
+            forwarding=events[-1] if events else ForwardingView(False, 0), events=events,
+            attempt_started_at=payment.created_at)

@@ -379,3 +379,23 @@ async def test_client_secrets_are_never_stored_in_the_clear(app):
     for secret in (api.api_key, api.signing_secret, api.webhook_secret, worker.api_key, worker.signing_secret,
                    worker.webhook_secret):
         assert secret not in stored and secret.split("_", 1)[1] not in stored
+
+
+async def test_a_deposit_whose_creation_was_cut_off_by_a_crash_is_created_again_on_retry(tmp_path, fresh_db_url):
+    clock = FrozenClock()
+    async with AppUnderTest(tmp_path, fresh_db_url, api_config(), clock=clock) as app:
+        creds = await add_client(app)
+        first = await create(app, creds.api_key, deposit_id="cut")
+        assert first.status_code == 201
+        # As a server killed between asking the gateway and writing its answer leaves it.
+        async with app.runtime.db.write() as session:
+            from sqlalchemy import update
+
+            await session.execute(update(Payment).values(status="created", payment_url=None))
+        clock.advance(seconds=30)
+        again = await create(app, creds.api_key, deposit_id="cut")
+        assert again.status_code == 200 and again.json()["payment_url"]
+        async with app.runtime.db.read() as session:
+            statuses = (await session.scalars(select(Payment.status).order_by(Payment.id))).all()
+            flags = (await session.scalars(select(Payment.flag_reason).order_by(Payment.id))).all()
+        assert statuses == ["failed", "pending"] and "interrupted" in flags[0]
