@@ -3,6 +3,12 @@
 Turns inbound messages, button taps and list selections into neutral `Incoming` messages for the shared
 conversation, and neutral `OutgoingMessage`s into Graph API calls (the `Messenger` port). Updates are
 acknowledged at once and processed in tracked background tasks that are drained at shutdown.
+
+Text messages (with reply buttons, a list or a link button) — nearly every reply — are posted by a thin client
+on aiohttp in the exact JSON pywa writes (tests/support/whatsapp.py compares them); templates, images and
+documents go through pywa. pywa's httpx session cost more CPU per reply than the reply itself (the same was
+measured for Telegram, bot/telegram_request.py); Meta's errors are still pywa's error classes
+(`WhatsAppError.from_dict`) and mapped by the one table below.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import json
 import logging
 import weakref
 
+import aiohttp
 import httpx
 from pywa.errors import (
     AuthorizationError,
@@ -75,6 +82,31 @@ def _buttons(message: OutgoingMessage):
     return None
 
 
+def text_body(chat_id: str, message: OutgoingMessage) -> dict:
+    """A text message as the Cloud API takes it (and as pywa writes it): plain, reply buttons, a list, or a
+    call-to-action link."""
+    text = message.text[:4096]
+    base = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": chat_id}
+    buttons = _buttons(message)
+    if buttons is None:
+        return {**base, "type": "text", "text": {"body": text, "preview_url": "://" in text}}
+    if isinstance(buttons, wa_types.SectionList):
+        action = {"button": buttons.button_title, "sections": [
+            {"title": section.title, "rows": [
+                {"id": row.callback_data, "title": row.title, **({"description": row.description}
+                                                                if row.description else {})}
+                for row in section.rows]} for section in buttons.sections]}
+        kind = "list"
+    elif isinstance(buttons, wa_types.URLButton):
+        action = {"name": "cta_url", "parameters": {"display_text": buttons.title, "url": buttons.url}}
+        kind = "cta_url"
+    else:
+        action = {"buttons": [{"type": "reply", "reply": {"id": b.callback_data, "title": b.title}}
+                              for b in buttons]}
+        kind = "button"
+    return {**base, "type": "interactive", "interactive": {"type": kind, "action": action, "body": {"text": text}}}
+
+
 def map_error(exc: WhatsAppError) -> Exception:
     """Meta error codes to our delivery errors (pywa has no retry and no rate limiting of its own)."""
     if isinstance(exc, ReEngagementMessage):  # 131047: outside the 24-hour window
@@ -121,6 +153,12 @@ class WhatsAppChannel:
             # Duplicates are recognised in our database (wamid), which survives restarts.
             skip_duplicate_updates=False,
         )
+        # The thin text client: the same host, API version and token as pywa's session.
+        version = self._http.base_url.path.rstrip("/") if self._http.base_url else ""
+        root = api_base_url.rstrip("/") if api_base_url.rstrip("/") != GRAPH else GRAPH
+        self._messages_url = f"{root}{version}/{phone_id}/messages"
+        self._auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        self._session: aiohttp.ClientSession | None = None
         self.client.add_handlers(
             wa_handlers.MessageHandler(self._on_message),
             wa_handlers.CallbackButtonHandler(self._on_button),
@@ -178,6 +216,30 @@ class WhatsAppChannel:
     async def close(self) -> None:
         await self.drain()
         await self._http.aclose()  # pywa has no close(); the client is ours
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+
+    async def _send_text(self, chat_id: str, message: OutgoingMessage) -> SentMessage:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=64),
+                timeout=aiohttp.ClientTimeout(total=15.0, connect=5.0))
+        try:
+            async with self._session.post(self._messages_url, data=json.dumps(text_body(chat_id, message)),
+                                          headers=self._auth) as response:
+                status, raw = response.status, await response.read()
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise RetryLater(f"whatsapp unreachable: {type(exc).__name__}") from exc
+        try:
+            answer = json.loads(raw)
+        except ValueError:
+            answer = None
+        if status == 200 and isinstance(answer, dict) and answer.get("messages"):
+            return SentMessage(provider_message_id=str(answer["messages"][0].get("id")))
+        error = answer.get("error") if isinstance(answer, dict) else None
+        if isinstance(error, dict) and "code" in error and "message" in error:
+            raise map_error(WhatsAppError.from_dict(error))
+        raise RetryLater(f"whatsapp answered HTTP {status}")
 
     # --- updates ------------------------------------------------------------------------------------
 
@@ -248,9 +310,7 @@ class WhatsAppChannel:
                                                        filename=message.document_name, caption=message.text[:1024])
             else:
                 # A link in plain text (a trip page, a profile) shows as a rich preview from the page's tags.
-                buttons = _buttons(message)
-                sent = await self.client.send_message(to=chat_id, text=message.text[:4096], buttons=buttons,
-                                                      preview_url=buttons is None and "://" in message.text)
+                return await self._send_text(chat_id, message)
         except WhatsAppError as exc:
             raise map_error(exc) from exc
         except httpx.HTTPError as exc:
