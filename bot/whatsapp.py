@@ -42,6 +42,7 @@ from services.signals import Signal
 
 log = logging.getLogger(__name__)
 GRAPH = "https://graph.facebook.com"
+SKIP = object()  # an update that needs nothing done (a delivery receipt)
 
 
 class _Rebase(httpx.AsyncBaseTransport):
@@ -147,6 +148,7 @@ class WhatsAppChannel:
         # first queue on that sender's own lock, so one person's flood holds one slot, not all of them.
         self._concurrency = asyncio.Semaphore(concurrent_updates)
         self._sender_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._phone_id = str(phone_id)
         self.client = WhatsApp(
             phone_id=phone_id, token=token, session=self._http, server=None, app_secret=app_secret,
             verify_token=verify_token, filter_updates=True, validate_updates=True,
@@ -204,9 +206,50 @@ class WhatsAppChannel:
             lock = self._sender_locks[sender] = asyncio.Lock()
         async with lock, self._concurrency:
             try:
+                lean = self._lean(raw_body)
+                if lean is SKIP:
+                    return
+                if lean is not None:
+                    await self._conversation.respond(lean)
+                    return
                 await self.client.webhook_update_handler(raw_body)
             except Exception:
                 log.exception("WhatsApp update failed")
+
+    def _lean(self, raw_body: bytes) -> Incoming | object | None:
+        """The common updates read straight from the (already verified) JSON: a text message, a reply-button or
+        list tap, a delivery receipt that is not a failure (SKIP). None: anything else (media, a failed status,
+        several messages, another number's) goes through pywa's parsing and handlers."""
+        try:
+            data = json.loads(raw_body)
+            (entry,) = data["entry"]
+            (change,) = entry["changes"]
+            value = change["value"]
+            if change.get("field") != "messages" or value["metadata"]["phone_number_id"] != self._phone_id:
+                return None
+            if "statuses" in value and "messages" not in value:
+                statuses = value["statuses"]
+                return SKIP if all(st.get("status") != "failed" for st in statuses) else None
+            (message,) = value["messages"]
+            (contact,) = value["contacts"]
+            kind = message["type"]
+            bsuid = contact.get("user_id")
+            chat_id = contact.get("wa_id") or message.get("from") or bsuid
+            name = (contact.get("profile") or {}).get("name")
+            quoted = (message.get("context") or {}).get("id")
+            if kind == "text":
+                return Incoming(channel=self.channel, chat_id=chat_id, user_id=chat_id, display_name=name,
+                                text=message["text"]["body"], update_key=message["id"], alt_id=bsuid,
+                                reply_to=quoted)
+            if kind == "interactive":
+                reply = message["interactive"].get("button_reply") or message["interactive"].get("list_reply")
+                if reply is None:
+                    return None
+                return Incoming(channel=self.channel, chat_id=chat_id, user_id=chat_id, display_name=name,
+                                callback_data=str(reply["id"]), update_key=message["id"], alt_id=bsuid)
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+            pass
+        return None
 
     async def drain(self) -> None:
         """Let in-flight updates finish (shutdown)."""
