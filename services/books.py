@@ -7,9 +7,10 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import aliased
 
 from services.kinds import CREDIT_NORMAL, DERIVED, AccountKind, HoldStatus, PaymentStatus
@@ -20,9 +21,25 @@ WIB = timezone(timedelta(hours=7))
 SETTLING = ("topup", "deposit", "held-credit")  # transfers that put a paid payment's money where it belongs
 
 
+@dataclass(frozen=True, slots=True)
+class Audit:
+    """What one pass over the whole ledger found: the violated invariants and the money totals /metrics shows
+    (read here, where every transfer is summed anyway, rather than by a second scan on every metrics refresh)."""
+
+    problems: list[str]
+    wallets_balance: int  # Σ the wallets' stored balances
+    wallets_ledger: int  # what the wallets' transfers add up to (equals the balances)
+    credited: int  # Σ top-up credits
+
+
 async def check(db: Database) -> list[str]:
     """Every violated invariant, one line each; [] when the books hold."""
+    return (await audit(db)).problems
+
+
+async def audit(db: Database) -> Audit:
     problems: list[str] = []
+    wallets_balance = wallets_ledger = 0
     async with db.read() as session:
         debits = dict((await session.execute(
             select(Transfer.debit_id, func.sum(Transfer.amount)).group_by(Transfer.debit_id))).all())
@@ -36,6 +53,9 @@ async def check(db: Database) -> list[str]:
             moved_in, moved_out = int(credits.get(account.id, 0)), int(debits.get(account.id, 0))
             natural = moved_in - moved_out if kind in CREDIT_NORMAL else moved_out - moved_in
             name = f"{kind.value}:{account.key or '-'} (#{account.id})"
+            if kind is AccountKind.WALLET:
+                wallets_balance += account.balance
+                wallets_ledger += natural
             if kind not in DERIVED and account.balance != natural:
                 problems.append(f"{name}: stored balance {account.balance} ≠ its transfers {natural}")
             if kind in CREDIT_NORMAL and natural < 0:
@@ -48,9 +68,14 @@ async def check(db: Database) -> list[str]:
                 problems.append(f"{name}: resolved ({account.status}) but holds {natural}")
             if kind is AccountKind.ESCROW and account.status == "closed" and natural:
                 problems.append(f"{name}: closed but holds {natural}")
-        settled = dict((await session.execute(
-            select(Transfer.payment_id, func.count()).where(Transfer.kind.in_(SETTLING))
-            .group_by(Transfer.payment_id))).all())
+        settled: dict[int, int] = {}
+        credited = 0
+        for payment_id, times, topups in (await session.execute(
+                select(Transfer.payment_id, func.count(),
+                       func.sum(case((Transfer.kind == "topup", Transfer.amount), else_=0)))
+                .where(Transfer.kind.in_(SETTLING)).group_by(Transfer.payment_id))).all():
+            settled[payment_id] = times
+            credited += int(topups or 0)
         held = dict((await session.execute(
             select(Transfer.payment_id, func.count()).where(Transfer.kind == "held")
             .group_by(Transfer.payment_id))).all())
@@ -63,7 +88,7 @@ async def check(db: Database) -> list[str]:
                 problems.append(f"payment {order_id} ({status}): not credited, yet settled {times} times")
             if status in (PaymentStatus.HELD.value, PaymentStatus.REFUSED.value) and int(held.get(payment_id, 0)) != 1:
                 problems.append(f"payment {order_id}: held, its money in suspense {held.get(payment_id, 0)} times")
-    return problems
+    return Audit(problems, wallets_balance, wallets_ledger, credited)
 
 
 async def money_by_kind(db: Database, since: datetime | None = None) -> dict[AccountKind, int]:

@@ -8,9 +8,8 @@ from sqlalchemy import func, select, text
 
 from services.clock import Clock
 from services.errors import StorageUnavailable
-from services.kinds import AccountKind
 from storage.db import Database
-from storage.models import Account, OutboxMessage, Payment, Payout, Transfer, User
+from storage.models import OutboxMessage, Payment, Payout, User
 
 
 @dataclass(frozen=True)
@@ -18,9 +17,6 @@ class Snapshot:
     payments_by_status: dict[tuple[str, str], int]  # (gateway, status) -> count
     outbox_by_status: dict[tuple[str, str], int]  # (channel, status) -> count
     users: int
-    balance_total: int
-    ledger_total: int
-    credited_total: int
     oldest_pending_s: float = 0.0  # how long the oldest notice still waiting has waited
     payouts_by_status: dict[tuple[str, str], int] | None = None  # (provider, status) -> count
 
@@ -50,17 +46,6 @@ class Stats:
                     )
                 )
                 users = await session.scalar(select(func.count()).select_from(User))
-                wallets = select(Account.id).where(Account.kind == AccountKind.WALLET.value).scalar_subquery()
-                balance = await session.scalar(select(func.coalesce(func.sum(Account.balance), 0)).where(
-                    Account.kind == AccountKind.WALLET.value))
-                into = await session.scalar(select(func.coalesce(func.sum(Transfer.amount), 0)).where(
-                    Transfer.credit_id.in_(wallets)))
-                out = await session.scalar(select(func.coalesce(func.sum(Transfer.amount), 0)).where(
-                    Transfer.debit_id.in_(wallets)))
-                ledger = int(into or 0) - int(out or 0)
-                credited = await session.scalar(
-                    select(func.coalesce(func.sum(Transfer.amount), 0)).where(Transfer.kind == "topup")
-                )
                 oldest = await session.scalar(select(func.min(OutboxMessage.created_at)).where(
                     OutboxMessage.status == "pending"))
                 payouts = await session.execute(
@@ -69,9 +54,6 @@ class Stats:
                     payments_by_status={(g, s): n for g, s, n in payments},
                     outbox_by_status={(c, s): n for c, s, n in outbox},
                     users=int(users or 0),
-                    balance_total=int(balance or 0),
-                    ledger_total=int(ledger or 0),
-                    credited_total=int(credited or 0),
                     oldest_pending_s=max(0.0, (self._clock.now() - oldest).total_seconds()) if oldest else 0.0,
                     payouts_by_status={(p, s): n for p, s, n in payouts},
                 )

@@ -178,9 +178,11 @@ async def test_metrics_expose_payments_outbox_and_request_counts(tmp_path, fresh
         before = (await app.http.get("/metrics")).text  # the figures of the last snapshot, not of the scrape
         assert 'titip_payments{gateway="midtrans",status="paid"}' not in before
         await app.runtime.jobs.run_once("metrics")  # the periodic job reads the database
+        await app.runtime.jobs.run_once("ledger-check")  # ... and the ledger check sums the money
         text = (await app.http.get("/metrics")).text
         assert 'titip_payments{gateway="midtrans",status="paid"} 1.0' in text
         assert "titip_credited_rupiah 50000.0" in text
+        assert "titip_balance_rupiah 50000.0" in text and "titip_ledger_rupiah 50000.0" in text
         assert 'titip_http_requests_total{method="POST",route="/payments/{gateway}/notify",status="200"} 1.0' in text
         assert 'titip_http_request_duration_seconds_count{method="POST",route="/payments/{gateway}/notify"} 1.0' \
             in text
