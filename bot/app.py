@@ -10,7 +10,7 @@ import asyncio
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
@@ -75,6 +75,21 @@ from webhooks.app import create_app
 from webhooks.deps import ApiHook, PlaygroundHook, TelegramHook, WebDeps, WhatsAppHook
 
 log = logging.getLogger(__name__)
+STOP_STAGE_S = 15.0  # the longest one shutdown stage may take (every stage's own waits are shorter)
+
+
+async def _within(stage: str, step: Awaitable[object]) -> None:
+    """One shutdown stage, bounded: a stop that never ends would keep a deploy waiting until it is killed,
+    without saying why. What was still running is logged so the cause can be found. (Everything that matters
+    is committed before a stage runs: stopping late loses nothing.)"""
+    try:
+        async with asyncio.timeout(STOP_STAGE_S):
+            await step
+    except TimeoutError:
+        running = sorted({task.get_name() + ": " + repr(task.get_coro())[:160] for task in asyncio.all_tasks()
+                          if task is not asyncio.current_task()})
+        log.error("shutdown: %s did not stop within %.0f s; going on. Still running: %s", stage, STOP_STAGE_S,
+                  "; ".join(running))
 PAYOUTS_EVERY_S = 1.0  # how often the payouts job looks for requested payouts (one indexed query)
 ADMIN_SUMMARY_EVERY_S = 300.0  # how often the summary job looks whether today's summary is due
 NONCES_EVERY_S = 300.0  # how often client bots' expired request nonces are forgotten
@@ -313,27 +328,27 @@ class Runtime:
             await self.jobs.stop()
             for task in reversed(self.tasks):
                 task.cancel()
-            await asyncio.gather(*self.tasks, return_exceptions=True)
+            await _within("background tasks", asyncio.gather(*self.tasks, return_exceptions=True))
             self.tasks.clear()
             await self.progress.drain()
             # Nothing new goes out from here; handlers waiting for a send are released first, so that the
             # channels can stop without waiting for replies that will never be sent.
-            await self.delivery.close()
+            await _within("deliveries", self.delivery.close())
             await self.conversation.drain()
             for signal in (self.signals.delivery_failed, self.signals.broadcast_recorded):
                 await signal.drain()
             if self.telegram is not None:
-                await self.telegram.stop()
+                await _within("Telegram", self.telegram.stop())
             if self.whatsapp is not None:
-                await self.whatsapp.close()
+                await _within("WhatsApp", self.whatsapp.close())
             if self.playground is not None:
-                await self.playground.drain()
+                await _within("playground", self.playground.drain())
             if self.webhook is not None:
-                await self.webhook.close()
-            await self.services.inbound.batcher.stop()
+                await _within("client webhooks", self.webhook.close())
+            await _within("inbound writer", self.services.inbound.batcher.stop())
             if self.api is not None:
-                await self.api.deposits.batcher.stop()
-            await self.settlement.batcher.stop()
+                await _within("deposit writer", self.api.deposits.batcher.stop())
+            await _within("settlement writer", self.settlement.batcher.stop())
             await self.http.aclose()
             await self.db.close()
 

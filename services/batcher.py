@@ -67,7 +67,8 @@ class WriteBatcher(Generic[Item, Result]):
 
     async def stop(self) -> None:
         """Finish what is queued, then stop the writers."""
-        while not self._queue.empty() and self._tasks:  # noqa: ASYNC110 - shutdown only, a few ms at most
+        # (Only while a writer is alive: one that died cannot drain the queue, and waiting for it would never end.)
+        while not self._queue.empty() and any(not task.done() for task in self._tasks):  # noqa: ASYNC110
             await asyncio.sleep(0.01)
         for task in self._tasks:
             task.cancel()
