@@ -75,6 +75,10 @@ from webhooks.app import create_app
 from webhooks.deps import ApiHook, PlaygroundHook, TelegramHook, WebDeps, WhatsAppHook
 
 log = logging.getLogger(__name__)
+PAYOUTS_EVERY_S = 1.0  # how often the payouts job looks for requested payouts (one indexed query)
+ADMIN_SUMMARY_EVERY_S = 300.0  # how often the summary job looks whether today's summary is due
+NONCES_EVERY_S = 300.0  # how often client bots' expired request nonces are forgotten
+CHAT_CHANNELS = ("telegram", "whatsapp", "playground")  # what the notice sender claims (not "webhook")
 STOP_STAGE_S = 15.0  # the longest one shutdown stage may take (every stage's own waits are shorter)
 
 
@@ -90,10 +94,6 @@ async def _within(stage: str, step: Awaitable[object]) -> None:
                           if task is not asyncio.current_task()})
         log.error("shutdown: %s did not stop within %.0f s; going on. Still running: %s", stage, STOP_STAGE_S,
                   "; ".join(running))
-PAYOUTS_EVERY_S = 1.0  # how often the payouts job looks for requested payouts (one indexed query)
-ADMIN_SUMMARY_EVERY_S = 300.0  # how often the summary job looks whether today's summary is due
-NONCES_EVERY_S = 300.0  # how often client bots' expired request nonces are forgotten
-CHAT_CHANNELS = ("telegram", "whatsapp", "playground")  # what the notice sender claims (not "webhook")
 
 
 def api_secret(settings: Settings) -> str | None:
